@@ -1,0 +1,113 @@
+import pytest
+import torch
+
+import zoo
+from zoo.errors import ZooError
+from zoo.models import PAPER_MATRIX, create_model, list_models, list_pairs, register_model
+from zoo.models.stats import macs_per_image, num_params
+
+PAPER_PAIRS = list(PAPER_MATRIX)
+
+
+def test_paper_matrix_has_16_pairs():
+    assert len(PAPER_PAIRS) == 16
+    assert list_pairs(paper=True) == PAPER_PAIRS
+    assert {d for _, d in PAPER_PAIRS} == {"mnist", "kmnist", "cifar10", "cifar100"}
+
+
+@pytest.mark.parametrize("arch,dataset", PAPER_PAIRS, ids=[f"{a}.{d}" for a, d in PAPER_PAIRS])
+def test_seed_pair_builds_and_runs(arch, dataset):
+    spec = zoo.get_dataset_spec(dataset)
+    model = create_model(arch, dataset).eval()
+    with torch.no_grad():
+        out = model(torch.randn(3, *spec.input_shape))
+    assert out.shape == (3, spec.num_classes)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("arch,dataset,expected", [
+    ("mlp", "mnist", 238_510),  # 784*300+300 + 300*10+10
+    ("mlp", "cifar10", 795_242),  # 3072*256+256 + 256*32+32 + 32*10+10
+    ("lenet5", "mnist", 61_706),  # LeCun 1998 with full C3
+    ("resnet20", "cifar10", 269_722),  # He et al. 2015: 0.27 M
+    ("resnet18", "cifar10", 11_173_962),  # CIFAR ResNet-18: 11.2 M
+    ("cnn", "mnist", 80_602),  # ~300 KB as in the paper
+])
+def test_param_counts(arch, dataset, expected):
+    assert num_params(create_model(arch, dataset)) == expected
+
+
+def test_mnist_cnn_is_about_300_kb():
+    assert 250_000 < num_params(create_model("cnn", "mnist")) * 4 < 350_000
+
+
+def test_no_conv_bias_before_batchnorm():
+    for arch in ("cnn", "resnet20", "resnet18"):
+        model = create_model(arch, "cifar10")
+        mods = list(model.modules())
+        for m, nxt in zip(mods, mods[1:]):
+            if isinstance(m, torch.nn.Conv2d) and isinstance(nxt, torch.nn.BatchNorm2d):
+                assert m.bias is None, arch
+
+
+def test_no_dropout_with_batchnorm():
+    for arch, ds in PAPER_PAIRS:
+        kinds = {type(m) for m in create_model(arch, ds).modules()}
+        assert not ({torch.nn.Dropout, torch.nn.BatchNorm2d} <= kinds), arch
+
+
+def test_macs_resnet20():
+    # He et al.: ResNet-20 is ~41 M multiply-adds at 32x32.
+    assert 40e6 < macs_per_image(create_model("resnet20", "cifar10"), (3, 32, 32)) < 42e6
+
+
+def test_list_models_wildcards():
+    assert list_models("resnet*") == ["resnet20", "resnet18"]
+    assert "timm/resnet18" in list_models("timm/*")
+    assert "timm/resnet18" not in list_models(exclude="timm/*")
+    assert set(list_models(dataset="mnist")) >= {"mlp", "cnn", "lenet5"}
+
+
+def test_unknown_model_lists_close_names():
+    with pytest.raises(ZooError, match="did you mean resnet20, resnet18"):
+        create_model("resnet2", "cifar10")
+
+
+def test_unknown_dataset_lists_close_names():
+    with pytest.raises(ZooError, match="cifar10, cifar100"):
+        create_model("mlp", "cifar")
+
+
+def test_duplicate_registration_raises():
+    with pytest.raises(ValueError, match="already registered"):
+        register_model("mlp")(lambda spec: None)
+
+
+def test_shape_comes_from_spec_not_caller():
+    with pytest.raises(ZooError, match="dataset spec"):
+        create_model("mlp", "mnist", num_classes=5)
+
+
+def test_unsupported_shape_is_a_clear_error():
+    tiny = zoo.DatasetSpec("tiny8", "MNIST", 1, 8, tuple("abcd"), (0.5,), (0.5,), "mnist", 10, 10)
+    with pytest.raises(ZooError, match="resnet18 needs images of at least 16x16"):
+        create_model("resnet18", tiny)
+    with pytest.raises(ZooError, match="lenet5 takes 28x28 or 32x32"):
+        create_model("lenet5", tiny)
+    assert create_model("mlp", tiny)(torch.randn(2, 1, 8, 8)).shape == (2, 4)
+
+
+@pytest.mark.parametrize("name", ["timm/resnet18", "timm/mobilenetv3_small_100"])
+@pytest.mark.parametrize("dataset", ["mnist", "cifar10"])
+def test_timm_models_forward_backward(name, dataset):
+    spec = zoo.get_dataset_spec(dataset)
+    model = create_model(name, dataset).train()
+    out = model(torch.randn(4, *spec.input_shape))
+    assert out.shape == (4, spec.num_classes)
+    out.logsumexp(1).mean().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_unknown_timm_model():
+    with pytest.raises(ZooError, match="unknown timm model 'resnet1'"):
+        create_model("timm/resnet1", "cifar10")

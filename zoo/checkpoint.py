@@ -1,0 +1,30 @@
+"""State-dict loading with errors that say which shapes differ."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from zoo.errors import ZooError
+
+
+def load_state_dict_checked(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load `state` strictly; a mismatch names the first differing tensors and their shapes."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        arch = getattr(model, "zoo_name", type(model).__name__)
+        ds = getattr(model, "zoo_dataset", "?")
+        parts = []
+        if shapes:
+            parts.append("shapes differ: " + "; ".join(shapes[:3]) + (" ..." if len(shapes) > 3 else ""))
+        if missing:
+            parts.append(f"{len(missing)} tensors missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        raise ZooError(f"{source} does not fit {arch} for {ds}: {'; '.join(parts)}; "
+                       f"use a checkpoint trained for this model and dataset")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})

@@ -1,0 +1,112 @@
+"""`zoo` command line: a thin layer over the Python API. Heavy imports happen inside each command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from zoo.errors import ZooError
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="dataset root (default: $ZOO_DATA, else ~/.cache/zoo/data)")
+    p.add_argument("--download", action="store_true", help="download missing datasets (needs internet)")
+    p.add_argument("--no-verify", dest="verify", action="store_false", default=None,
+                   help="skip torchvision's md5 check of CIFAR files (known-good re-encodings); also ZOO_VERIFY=0")
+
+
+# ---------------------------------------------------------------- list
+def list_rows(pattern: str | None, dataset: str | None, paper: bool) -> list[dict]:
+    from zoo.models import PAPER_MATRIX, create_model, list_pairs
+    from zoo.models.stats import fp32_size_mb, macs_per_image, num_params
+    from zoo.data import get_dataset_spec
+    from zoo.weights import get_card, no_weights_reason
+
+    if dataset:
+        get_dataset_spec(dataset)  # unknown dataset -> ZooError with close names
+    pairs = list_pairs(include=pattern, dataset=dataset, paper=paper)
+    if pattern and not pairs:
+        from zoo.models import get_model_entry
+        get_model_entry(pattern)  # a plain unknown name -> error with close matches
+    rows = []
+    for arch, ds in pairs:
+        model = create_model(arch, ds)
+        card = get_card(arch, ds)
+        rows.append({
+            "model": arch, "dataset": ds, "paper": (arch, ds) in PAPER_MATRIX,
+            "paper_top1": PAPER_MATRIX.get((arch, ds)),
+            "params": num_params(model), "size_mb": round(fp32_size_mb(model), 3),
+            "macs": macs_per_image(model, get_dataset_spec(ds).input_shape),
+            "pretrained": card is not None,
+            "top1": card.metrics.get("top1") if card else None,
+            "weights_note": "" if card else no_weights_reason(arch, ds),
+        })
+    return rows
+
+
+def cmd_list(args) -> int:
+    rows = list_rows(args.pattern, args.dataset, args.paper)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"zoo models ({len(rows)})")
+    for col, just in [("model", "left"), ("dataset", "left"), ("paper %", "right"), ("params", "right"),
+                      ("MB fp32", "right"), ("MMAC/img", "right"), ("weights top-1 %", "right")]:
+        table.add_column(col, justify=just, no_wrap=True)
+    for r in rows:
+        table.add_row(r["model"], r["dataset"], f"{r['paper_top1']:.1f}" if r["paper"] else "",
+                      f"{r['params']:,}", f"{r['size_mb']:.2f}", f"{r['macs'] / 1e6:.2f}",
+                      f"{r['top1']:.2f}" if r["top1"] is not None else
+                      "[dim]no data offline[/dim]" if "offline" in r["weights_note"] else "[dim]-[/dim]")
+    table.caption = "paper %: the paper's test accuracy; weights: shipped pretrained weights (top-1 by onnxruntime)"
+    console()(table)
+    return 0
+
+
+def console():
+    """rich's print, 120 columns wide when the output is not a terminal (pipes, CI logs)."""
+    from rich.console import Console
+
+    c = Console()
+    if not c.is_terminal:
+        c = Console(width=120)
+    return c.print
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    from zoo import __version__
+
+    parser = argparse.ArgumentParser(prog="zoo", description="Small image classifiers: train, export to ONNX, "
+                                     "benchmark in onnxruntime.")
+    parser.add_argument("--version", action="version", version=f"zoo {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="the model registry: params, size, MACs, pretrained accuracy")
+    p.add_argument("pattern", nargs="?", help="model name or shell wildcard, e.g. 'resnet*'")
+    p.add_argument("--dataset", help="only models that build for this dataset")
+    p.add_argument("--paper", action="store_true", help="only the paper's 16 seed pairs")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except ZooError as e:
+        print(f"zoo: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("zoo: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

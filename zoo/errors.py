@@ -1,0 +1,22 @@
+"""One exception type for every user-facing failure: the CLI prints its message on one line."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class ZooError(Exception):
+    """A bad input or state the user can fix; the message says what was wrong and what to do."""
+
+
+def close_matches(name: str, choices: Iterable[str], n: int = 4) -> str:
+    """'; did you mean a, b?' for the nearest choices, or the full list when nothing is close."""
+    choices = sorted(set(choices))
+    close = difflib.get_close_matches(name, choices, n=n, cutoff=0.5)
+    if not close:  # prefix/substring matches catch 'resnet' -> resnet18, resnet20
+        close = [c for c in choices if name.lower() in c.lower() or c.lower().startswith(name.lower())][:n]
+    if close:
+        return f"; did you mean {', '.join(close)}?"
+    shown = ", ".join(choices[:12]) + (", ..." if len(choices) > 12 else "")
+    return f"; choose from {shown}"

@@ -1,0 +1,148 @@
+"""Architecture registry. create_model(arch, dataset) takes channels, size and classes from the dataset spec.
+
+Every builder has the signature ``builder(spec: DatasetSpec, **overrides) -> nn.Module`` and raises
+ZooError for a dataset shape it cannot handle.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from torch import nn
+
+from zoo.data.specs import DatasetSpec, get_dataset_spec, list_datasets
+from zoo.errors import ZooError, close_matches
+
+# The paper's matrix: 16 (arch, dataset) pairs and the test accuracy (%) it reports for each.
+PAPER_MATRIX: dict[tuple[str, str], float] = {
+    ("mlp", "mnist"): 97.5, ("cnn", "mnist"): 99.0, ("lenet5", "mnist"): 98.5,
+    ("mlp", "kmnist"): 90.5, ("cnn", "kmnist"): 95.0, ("lenet5", "kmnist"): 93.5,
+    ("mlp", "cifar10"): 40.0, ("cnn", "cifar10"): 75.0, ("alexnet", "cifar10"): 75.0,
+    ("resnet20", "cifar10"): 89.0, ("resnet18", "cifar10"): 91.0,
+    ("mlp", "cifar100"): 15.0, ("cnn", "cifar100"): 40.0, ("alexnet", "cifar100"): 40.0,
+    ("resnet20", "cifar100"): 70.0, ("resnet18", "cifar100"): 70.0,
+}
+
+# Arguments that come from the dataset spec and must never be passed by the caller.
+_SPEC_KWARGS = {"num_classes", "in_chans", "in_channels", "img_size", "input_size"}
+
+TIMM_PREFIX = "timm/"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: Callable[..., nn.Module]
+    description: str
+    paper: bool = False  # one of the paper's seed architectures
+
+
+_MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str | None = None, *, description: str = "", paper: bool = False):
+    """Decorator: register a builder under `name` (default: the function's name). Duplicates raise."""
+    def wrap(fn):
+        key = name or fn.__name__
+        if key in _MODELS:
+            raise ValueError(f"model {key!r} is already registered")
+        doc = description or ((fn.__doc__ or "").strip().splitlines() or [""])[0]
+        _MODELS[key] = ModelEntry(key, fn, doc, paper)
+        return fn
+    return wrap
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    if name in _MODELS:
+        return _MODELS[name]
+    if name.startswith(TIMM_PREFIX):
+        from zoo.models.timm_models import timm_entry
+        return timm_entry(name)
+    raise ZooError(f"unknown model {name!r}{close_matches(name, _MODELS)}")
+
+
+def _matches(name: str, patterns: str | Iterable[str] | None) -> bool:
+    if patterns is None:
+        return True
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def list_models(include: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None,
+                dataset: str | None = None) -> list[str]:
+    """Registered architecture names matching shell wildcards; with `dataset`, only those that build for it."""
+    names = [n for n in _MODELS if _matches(n, include) and not (exclude and _matches(n, exclude))]
+    if dataset is not None:
+        spec = get_dataset_spec(dataset)
+        names = [n for n in names if supports(n, spec.name)]
+    return names
+
+
+def list_pairs(include=None, exclude=None, dataset: str | None = None, paper: bool = False) -> list[tuple[str, str]]:
+    """(arch, dataset) pairs the registry can build; paper=True keeps only the seed matrix."""
+    datasets = [dataset] if dataset else list_datasets()
+    if paper:
+        return [(a, d) for (a, d) in PAPER_MATRIX if d in datasets and _matches(a, include)
+                and not (exclude and _matches(a, exclude))]
+    return [(a, d) for d in datasets for a in list_models(include, exclude, dataset=d)]
+
+
+def is_paper_pair(arch: str, dataset: str) -> bool:
+    return (arch, dataset) in PAPER_MATRIX
+
+
+def supports(name: str, dataset: str) -> bool:
+    try:
+        check_supported(name, dataset)
+    except ZooError:
+        return False
+    return True
+
+
+def check_supported(name: str, dataset: str) -> None:
+    entry = get_model_entry(name)
+    spec = get_dataset_spec(dataset)
+    check = getattr(entry.builder, "check", None)
+    if check is not None:
+        check(spec)
+
+
+def create_model(name: str, dataset: str | DatasetSpec, *, pretrained: bool = False, **overrides) -> nn.Module:
+    """Build architecture `name` for `dataset` (channels, size, classes from its spec).
+
+    pretrained=True loads the shipped weights `name.dataset` (sha256-checked safetensors).
+    """
+    spec = dataset if isinstance(dataset, DatasetSpec) else get_dataset_spec(dataset)
+    bad = _SPEC_KWARGS & set(overrides)
+    if bad:
+        raise ZooError(f"{', '.join(sorted(bad))} come(s) from the dataset spec of {spec.name!r}; "
+                       f"register a DatasetSpec instead of overriding")
+    entry = get_model_entry(name)
+    check = getattr(entry.builder, "check", None)
+    if check is not None:
+        check(spec)
+    model = entry.builder(spec, **overrides)
+    model.zoo_name = name  # type: ignore[attr-defined]  # read by export/bench
+    model.zoo_dataset = spec.name  # type: ignore[attr-defined]
+    if pretrained:
+        from zoo.weights import load_pretrained_into
+        load_pretrained_into(model, name, spec.name)
+    return model
+
+
+def requires(check: Callable[[DatasetSpec], None]):
+    """Attach a shape check to a builder: check(spec) raises ZooError when the dataset is unsupported."""
+    def wrap(fn):
+        fn.check = check
+        return fn
+    return wrap
+
+
+def min_size_check(arch: str, min_size: int):
+    def check(spec: DatasetSpec) -> None:
+        if spec.size < min_size:
+            raise ZooError(f"{arch} needs images of at least {min_size}x{min_size} pixels; "
+                           f"{spec.name} has {spec.size}x{spec.size}")
+    return check
