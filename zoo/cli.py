@@ -77,6 +77,63 @@ def console():
     return 0
 
 
+# ---------------------------------------------------------------- train
+def cmd_train(args) -> int:
+    from zoo.train import train
+    from zoo.train.loop import Interrupted
+
+    if args.matrix:
+        return _train_matrix(args)
+    if not (args.model and args.dataset):
+        raise ZooError("zoo train needs MODEL DATASET (e.g. zoo train resnet20 cifar10) or --matrix paper")
+    try:
+        s = train(args.model, args.dataset, **_train_kwargs(args), out=args.out, resume=args.resume)
+    except Interrupted as e:
+        print(f"zoo: {e}", file=sys.stderr)
+        return 130
+    print(f"{s['model']}.{s['dataset']}: best test accuracy {s['best_test_acc']:.2f}% -> {s['out']}")
+    return 0
+
+
+def _train_kwargs(args) -> dict:
+    return dict(recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                device=args.device, precision=args.precision, compile=args.compile, data_dir=args.data_dir,
+                download=args.download, verify=args.verify)
+
+
+def _train_matrix(args) -> int:
+    """Train every pair of the matrix in turn: skip finished ones, resume an interrupted one."""
+    from pathlib import Path
+
+    from zoo.data import dataset_available
+    from zoo.models import list_pairs
+    from zoo.train import get_recipe, train
+    from zoo.train.checkpoint import read_last
+    from zoo.train.loop import Interrupted
+    from zoo.train.runner import default_out
+    from zoo.data import get_dataset_spec
+
+    if args.matrix != "paper":
+        raise ZooError(f"unknown matrix {args.matrix!r}; choose paper")
+    for arch, ds in list_pairs(paper=True, include=args.model, dataset=args.dataset):
+        cfg = get_recipe(args.recipe, get_dataset_spec(ds), epochs=args.epochs)
+        out = Path(args.out or "runs") / default_out(arch, ds, args.recipe).name
+        last = read_last(out)
+        if last and last["epoch"] >= cfg.epochs and last["step"] == 0:
+            print(f"{arch}.{ds}: done ({last['metrics'].get('test_acc', float('nan')):.2f}%), skipping")
+            continue
+        if not dataset_available(ds, args.data_dir, verify=args.verify):
+            print(f"{arch}.{ds}: skipped, dataset not found (see `zoo train {arch} {ds}` for where it looks)")
+            continue
+        try:
+            s = train(arch, ds, **_train_kwargs(args), out=out, resume=last is not None)
+        except Interrupted as e:
+            print(f"zoo: {e}", file=sys.stderr)
+            return 130
+        print(f"{arch}.{ds}: best test accuracy {s['best_test_acc']:.2f}% -> {s['out']}")
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from zoo import __version__
@@ -92,6 +149,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paper", action="store_true", help="only the paper's 16 seed pairs")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("train", help="train a model on a dataset (the paper's recipe by default)")
+    p.add_argument("model", nargs="?", help="architecture, e.g. resnet20 (see zoo list)")
+    p.add_argument("dataset", nargs="?", help="mnist, kmnist, cifar10 or cifar100")
+    p.add_argument("--matrix", help="train a whole matrix: 'paper' = the 16 seed pairs (skips finished ones)")
+    p.add_argument("--recipe", default="paper", help="paper (default) or fast")
+    p.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    p.add_argument("--batch-size", type=int, help="override the recipe's batch size (global, all processes)")
+    p.add_argument("--lr", type=float, help="override the recipe's peak learning rate")
+    p.add_argument("--seed", type=int, help="override the recipe's seed (default 0)")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--precision", default="auto", help="auto (measured per model, remembered), fp32 or bf16")
+    p.add_argument("--compile", default="auto", help="torch.compile: auto, on or off")
+    p.add_argument("--out", help="run folder (default runs/MODEL.DATASET.RECIPE; with --matrix, the parent)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    _add_data_args(p)
+    p.set_defaults(func=cmd_train)
     return parser
 
 

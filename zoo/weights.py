@@ -61,6 +61,10 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def no_weights_reason(arch: str, dataset: str) -> str:
     if dataset in OFFLINE_UNAVAILABLE:
         return "no weights: dataset not offline"

@@ -1,0 +1,192 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from zoo.errors import ZooError
+from zoo.train import get_recipe, lr_at, train
+from zoo.train.checkpoint import load_checkpoint, run_lock
+from zoo.train.loop import Interrupted
+from zoo.data import get_dataset_spec
+
+FAST = dict(device="cpu", precision="fp32", compile="off", progress=False, verify=False)
+
+
+def weights(out: Path) -> dict:
+    return load_file(str(Path(out) / json.loads((Path(out) / "last.json").read_text())["path"] / "model.safetensors"))
+
+
+def same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_paper_recipes_match_spec():
+    mn = get_recipe("paper", get_dataset_spec("mnist"))
+    assert (mn.lr, mn.batch_size, mn.epochs, mn.schedule) == (0.01, 500, 50, "constant")
+    cf = get_recipe("paper", get_dataset_spec("cifar10"))
+    assert [lr_at(cf, e) for e in (0, 13.9, 14, 28.9, 29, 38.9, 39, 49.9)] == pytest.approx(
+        [0.1, 0.1, 0.02, 0.02, 0.004, 0.004, 0.0008, 0.0008])
+    assert set(cf.augment) == {"crop", "flip", "rotate"}
+    fast = get_recipe("fast", get_dataset_spec("cifar10"))
+    assert lr_at(fast, 0) < lr_at(fast, fast.warmup * fast.epochs) == pytest.approx(fast.lr)
+    assert lr_at(fast, fast.epochs) == 0
+
+
+def test_loss_goes_down_and_checkpoint_is_valid(fake_root, tmp_path):
+    out = tmp_path / "run"
+    s = train("cnn", "mnist", recipe="fast", epochs=4, batch_size=50, data_dir=fake_root, out=out, **FAST)
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in lines] == [1, 2, 3, 4]
+    assert lines[-1]["train_loss"] < lines[0]["train_loss"]
+    assert s["best_test_acc"] > 50  # class templates + noise: learnable
+    w, card, state = load_checkpoint(out)
+    assert card["model"] == "cnn" and card["dataset"] == "mnist" and card["epoch"] == 4
+    assert card["recipe"]["recipe"] == "fast" and card["torch"] == torch.__version__
+    assert set(state) >= {"optimizer", "torch_rng", "epoch"}
+    assert (out / "best.safetensors").is_file() and json.loads((out / "best.json").read_text())["sha256"]
+    assert json.loads((out / "config.json").read_text())["recipe"]["epochs"] == 4
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_resume_mid_epoch_is_bit_identical(fake_root, tmp_path, monkeypatch):
+    # alexnet has Dropout, so the torch RNG state must be restored too; cifar10 exercises augmentation.
+    kw = dict(recipe="fast", epochs=2, batch_size=40, data_dir=fake_root, **FAST)
+    train("alexnet", "cifar10", out=tmp_path / "a", **kw)
+    monkeypatch.setenv("ZOO_INTERRUPT_AT_STEP", "7")  # epoch 1, step 2 of 5
+    with pytest.raises(Interrupted, match="--resume"):
+        train("alexnet", "cifar10", out=tmp_path / "b", **kw)
+    assert json.loads((tmp_path / "b" / "last.json").read_text())["step"] == 2
+    monkeypatch.delenv("ZOO_INTERRUPT_AT_STEP")
+    train("alexnet", "cifar10", out=tmp_path / "b", resume=True, **kw)
+    assert same(weights(tmp_path / "a"), weights(tmp_path / "b"))
+    a = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
+    b = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    strip = [{k: v for k, v in json.loads(x).items() if k not in ("images_per_s", "wall_s")} for x in a + b]
+    assert strip[:2] == strip[2:]
+
+
+def _spawn(fake_root, out, *extra):
+    env = {**os.environ, "ZOO_DATA": str(fake_root), "ZOO_VERIFY": "0"}
+    cmd = [sys.executable, "-m", "zoo.cli", "train", "mlp", "mnist", "--recipe", "fast", "--batch-size", "20",
+           "--precision", "fp32", "--compile", "off", "--out", str(out), *extra]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_checkpoint(out: Path, proc, timeout=60):
+    t = time.time()
+    while not (out / "last.json").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() - t < timeout
+        time.sleep(0.05)
+
+
+def test_kill_9_loses_at_most_the_epoch_in_flight(fake_root, tmp_path):
+    ref = tmp_path / "ref"
+    train("mlp", "mnist", recipe="fast", epochs=12, batch_size=20, data_dir=fake_root, out=ref, **FAST)
+    out = tmp_path / "killed"
+    proc = _spawn(fake_root, out, "--epochs", "12")
+    _wait_for_checkpoint(out, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = json.loads((out / "last.json").read_text())["epoch"]
+    assert 1 <= done <= 12
+    train("mlp", "mnist", recipe="fast", epochs=12, batch_size=20, data_dir=fake_root, out=out, resume=True, **FAST)
+    assert same(weights(ref), weights(out))
+
+
+def test_ctrl_c_saves_and_exits_cleanly(fake_root, tmp_path):
+    out = tmp_path / "run"
+    proc = _spawn(fake_root, out, "--epochs", "2000")
+    _wait_for_checkpoint(out, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted at epoch" in err and "--resume" in err and "Traceback" not in err
+    w, card, _ = load_checkpoint(out)  # a valid, hash-checked checkpoint
+    assert card["epoch"] >= 1
+
+
+def test_second_trainer_is_refused(fake_root, tmp_path):
+    out = tmp_path / "run"
+    with run_lock(out):
+        with pytest.raises(ZooError, match="in use by another trainer"):
+            train("mlp", "mnist", epochs=1, data_dir=fake_root, out=out, **FAST)
+
+
+def test_existing_run_needs_resume(fake_root, tmp_path):
+    train("mlp", "mnist", epochs=1, data_dir=fake_root, out=tmp_path, **FAST)
+    with pytest.raises(ZooError, match="--resume"):
+        train("mlp", "mnist", epochs=1, data_dir=fake_root, out=tmp_path, **FAST)
+    with pytest.raises(ZooError, match="different recipe"):
+        train("mlp", "mnist", epochs=2, data_dir=fake_root, out=tmp_path, resume=True, **FAST)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good(fake_root, tmp_path, monkeypatch):
+    import zoo.train.loop as loop
+
+    orig, calls = loop.F.cross_entropy, []
+
+    def poisoned(*a, **k):  # 4 steps per epoch: the loss turns NaN in the second epoch
+        calls.append(1)
+        return orig(*a, **k) * (float("nan") if len(calls) > 6 else 1.0)
+
+    monkeypatch.setattr(loop.F, "cross_entropy", poisoned)
+    out = tmp_path / "run"
+    with pytest.raises(ZooError, match="loss became nan at epoch 1 step 1"):
+        train("mlp", "mnist", epochs=3, batch_size=50, data_dir=fake_root, out=out, **FAST)
+    w, card, _ = load_checkpoint(out)
+    assert card["epoch"] == 1 and all(torch.isfinite(t).all() for t in w.values())
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--recipe", "papr"], "unknown recipe 'papr'; did you mean paper"),
+    (["--epochs", "-3"], "epochs must be >= 1"),
+    (["--lr", "0"], "learning rate must be a positive number"),
+    (["--precision", "fp8"], "unknown precision 'fp8'"),
+])
+def test_bad_options_one_line(fake_root, tmp_path, args, msg):
+    r = subprocess.run([sys.executable, "-m", "zoo.cli", "train", "mlp", "mnist", "--data-dir", str(fake_root),
+                        "--out", str(tmp_path / "x"), *args], capture_output=True, text=True)
+    assert r.returncode == 2 and msg in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_missing_dataset_writes_nothing(tmp_path):
+    with pytest.raises(ZooError, match="not found in"):
+        train("mlp", "mnist", epochs=1, data_dir=tmp_path / "none", out=tmp_path / "run", **FAST)
+    assert not (tmp_path / "run").exists()
+
+
+DDP_SCRIPT = """
+import json, sys, zoo
+s = zoo.train("cnn", "cifar10", recipe="fast", epochs=2, batch_size=40, device="cpu", precision="fp32",
+              compile="off", out=sys.argv[1], progress=False, verify=False)
+print("SUMMARY", json.dumps(s))
+"""
+
+
+def test_two_process_gloo_run(fake_root, tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    env = {**os.environ, "ZOO_DATA": str(fake_root), "OMP_NUM_THREADS": "1"}
+    import socket
+
+    with socket.socket() as sock:  # a free port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", port,
+                        str(script), str(tmp_path / "run")], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summaries = [json.loads(line.split(" ", 1)[1]) for line in r.stdout.splitlines() if line.startswith("SUMMARY")]
+    assert sorted(s["rank"] for s in summaries) == [0, 1]
+    assert summaries[0]["weights_sha256"] == summaries[1]["weights_sha256"]
+    ckpts = list((tmp_path / "run" / "checkpoints").iterdir())
+    assert len(ckpts) == 2 and json.loads((tmp_path / "run" / "last.json").read_text())["epoch"] == 2
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2

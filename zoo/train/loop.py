@@ -1,0 +1,104 @@
+"""The inner loops: optimizer, one training epoch, evaluation. Small, explicit, no global state."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo.errors import ZooError
+from zoo.train.recipes import TrainConfig, lr_at
+
+
+class NonFiniteLoss(ZooError):
+    pass
+
+
+class Interrupted(Exception):
+    """Raised after a Ctrl-C once the current step is finished and saved."""
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """SGD; weight decay on conv/linear weights only (biases and BatchNorm are not decayed)."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@dataclass
+class EpochSums:
+    """Running sums over an epoch; saved in mid-epoch checkpoints so a resumed epoch reports the same."""
+    loss: float = 0.0  # sum of per-image losses
+    correct: int = 0
+    seen: int = 0
+    step: int = 0  # optimizer steps done this epoch
+    seconds: float = 0.0  # time spent in training steps
+    extra: dict = field(default_factory=dict)
+
+    def as_tensor(self) -> torch.Tensor:
+        return torch.tensor([self.loss, self.correct, self.seen], dtype=torch.float64)
+
+
+def train_one_epoch(model: nn.Module, loader, opt: torch.optim.Optimizer, cfg: TrainConfig, epoch: int, *,
+                    precision: str, sums: EpochSums, generator_state=None,
+                    should_stop: Callable[[], bool] = lambda: False,
+                    on_step: Callable[[EpochSums, float], None] = lambda s, lr: None,
+                    all_finite: Callable[[torch.Tensor], bool] = lambda t: bool(torch.isfinite(t))) -> EpochSums:
+    """Train from step `sums.step` to the end of the epoch (or until should_stop() after a step)."""
+    model.train()
+    steps = len(loader)
+    device = loader.device
+    for x, y in loader.iterate(sums.step, generator_state):
+        t0 = time.perf_counter()
+        lr = lr_at(cfg, epoch + sums.step / steps)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        with autocast(device, precision):
+            logits = model(x)  # [B, classes]
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+        if not all_finite(loss.detach()):
+            raise NonFiniteLoss(f"loss became {loss.item()} at epoch {epoch} step {sums.step} (lr {lr:.4g})")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        n = len(y)
+        sums.loss += loss.item() * n
+        sums.correct += int((logits.argmax(1) == y).sum())
+        sums.seen += n
+        sums.step += 1
+        sums.seconds += time.perf_counter() - t0
+        on_step(sums, lr)
+        if should_stop() and sums.step < steps:
+            raise Interrupted
+    return sums
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, precision: str = "fp32") -> tuple[float, int, int]:
+    """(sum of losses, correct, count) over the loader; caller divides (after all-reduce under DDP)."""
+    model.eval()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for x, y in loader:
+        with autocast(loader.device, precision):
+            logits = model(x).float()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += int((logits.argmax(1) == y).sum())
+        seen += len(y)
+    return loss_sum, correct, seen
+
+
+def pct(correct: float, seen: float) -> float:
+    return 100.0 * correct / seen if seen else math.nan

@@ -1,0 +1,53 @@
+"""Per-epoch progress: a rich bar (loss, accuracy, images/s, ETA) on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class EpochProgress:
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self._progress = None
+        self._task = None
+        self._tty = enabled and sys.stderr.isatty()
+
+    def __enter__(self):
+        if self._tty:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
+            self._progress = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                                      transient=False)
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def start_epoch(self, epoch: int, epochs: int, steps: int, done: int) -> None:
+        self._t0, self._label = time.perf_counter(), f"{epoch + 1}/{epochs}"
+        if self._progress is not None:
+            if self._task is not None:
+                self._progress.remove_task(self._task)
+            self._task = self._progress.add_task("train", total=steps, completed=done, epoch=self._label, info="")
+
+    def step(self, sums, lr: float, world: int) -> None:
+        if self._progress is None or not sums.seen:
+            return
+        info = (f"loss {sums.loss / sums.seen:.4f} acc {100 * sums.correct / sums.seen:5.2f}% "
+                f"lr {lr:.4g} {world * sums.seen / max(sums.seconds, 1e-9):.0f} img/s")
+        self._progress.update(self._task, completed=sums.step, info=info)
+
+    def end_epoch(self, m: dict) -> None:
+        if not self.enabled:
+            return
+        line = (f"epoch {self._label}  lr {m['lr']:.4g}  train loss {m['train_loss']:.4f} acc {m['train_acc']:.2f}%  "
+                f"test loss {m['test_loss']:.4f} acc {m['test_acc']:.2f}%  {m['images_per_s']:.0f} img/s  "
+                f"{m['wall_s']:.1f} s")
+        if self._progress is not None:
+            self._progress.console.print(line)
+        else:
+            print(line, file=sys.stderr, flush=True)

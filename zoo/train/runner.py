@@ -1,0 +1,284 @@
+"""`zoo train`: one run = model + dataset + recipe -> checkpoints, metrics.jsonl, best weights.
+
+    zoo train resnet20 cifar10                      # paper recipe, fastest path for this machine
+    torchrun --nproc-per-node 2 -m zoo.cli train resnet20 cifar10 --out runs/r20   # data-parallel
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from zoo.errors import ZooError
+from zoo.train import checkpoint as ck
+from zoo.train.loop import EpochSums, Interrupted, build_optimizer, evaluate, pct, train_one_epoch
+from zoo.train.recipes import TrainConfig, get_recipe, lr_at
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: str = "cpu"  # cpu | cuda
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    compile: bool = False  # torch.compile the model (tens of seconds of compile time on CPU)
+    channels_last: bool = False  # NHWC memory layout for conv nets
+    world_size: int = 1  # data-parallel processes (torchrun)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def all_sum(self, t: torch.Tensor) -> torch.Tensor:
+        if self.world_size > 1:
+            import torch.distributed as dist
+            t = t.clone()
+            dist.all_reduce(t)
+        return t
+
+
+def default_out(arch: str, dataset: str, recipe: str) -> Path:
+    return Path("runs") / f"{arch.replace('/', '_')}.{dataset}.{recipe}"
+
+
+def _init_dist(device: str) -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size())
+
+
+@contextmanager
+def _sigint_flag():
+    """First Ctrl-C sets a flag (the step finishes and is saved); a second one interrupts at once."""
+    flag = {"stop": False}
+    if os.environ.get("ZOO_INTERRUPT_AT_STEP"):  # test hook: simulate Ctrl-C after that global step
+        flag["at"] = int(os.environ["ZOO_INTERRUPT_AT_STEP"])
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if flag["stop"]:
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        flag["stop"] = True
+
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread (notebooks' workers): no handler
+        pass
+    try:
+        yield flag
+    finally:
+        try:
+            signal.signal(signal.SIGINT, previous)
+        except ValueError:
+            pass
+
+
+def _resolve_runtime(device: str, precision: str, compile: str | bool, channels_last: bool | None,
+                     arch: str, dataset: str, cfg: TrainConfig, world: int) -> Runtime:
+    if device not in ("cpu", "cuda"):
+        raise ZooError(f"unknown device {device!r}; choose cpu or cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ZooError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ZooError(f"unknown precision {precision!r}; choose auto, fp32 or bf16")
+    if str(compile) not in ("auto", "on", "off", "True", "False"):
+        raise ZooError(f"unknown compile setting {compile!r}; choose auto, on or off")
+    from zoo.train.fastpath import choose
+
+    from zoo.data import get_dataset_spec
+
+    total = cfg.epochs * get_dataset_spec(dataset).train_size
+    auto = choose(arch, dataset, device, cfg.batch_size // world, total) if "auto" in (precision, str(compile)) \
+        else None
+    prec = auto.precision if precision == "auto" else precision
+    comp = auto.compile if str(compile) == "auto" else str(compile) in ("on", "True")
+    cl = (auto.channels_last if auto else device == "cuda") if channels_last is None else channels_last
+    return Runtime(device, prec, comp, cl, world)
+
+
+def _progress(show: bool | None, dist: Dist):
+    from zoo.train.progress import EpochProgress
+    return EpochProgress(enabled=dist.main and (show is None or show))
+
+
+def train(arch: str, dataset: str, *, recipe: str = "paper", epochs: int | None = None,
+          batch_size: int | None = None, lr: float | None = None, seed: int | None = None,
+          device: str = "cpu", precision: str = "auto", compile: str | bool = "auto",
+          channels_last: bool | None = None, out: str | os.PathLike | None = None, resume: bool = False,
+          data_dir=None, download: bool = False, verify: bool | None = None,
+          progress: bool | None = None) -> dict:
+    """Train `arch` on `dataset`; returns the final summary (also written to OUT/summary.json).
+
+    With resume=True continues from OUT's newest checkpoint (same recipe and seed required).
+    """
+    from zoo.data import get_dataset_spec, load_split
+    from zoo.models import create_model
+
+    spec = get_dataset_spec(dataset)
+    cfg = get_recipe(recipe, spec, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    create_model(arch, spec)  # unknown / unsupported model -> one-line error before anything is written
+    dist = _init_dist(device)
+    if cfg.batch_size % dist.world_size:
+        raise ZooError(f"batch size {cfg.batch_size} does not split over {dist.world_size} processes")
+    rt = _resolve_runtime(device, precision, compile, channels_last, arch, dataset, cfg, dist.world_size)
+    out = Path(out) if out else default_out(arch, dataset, cfg.recipe)
+    if not resume and ck.read_last(out) is not None:
+        raise ZooError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    # Load data before taking the lock: a missing dataset leaves nothing behind.
+    train_xy = load_split(dataset, "train", data_dir, download=download and dist.main, verify=verify)
+    test_xy = load_split(dataset, "test", data_dir, download=download and dist.main, verify=verify)
+    lock = ck.run_lock(out) if dist.main else _nullctx()
+    with lock:
+        return _run(arch, spec, cfg, rt, dist, out, resume, train_xy, test_xy, progress)
+
+
+@contextmanager
+def _nullctx():
+    yield
+
+
+def _run(arch, spec, cfg: TrainConfig, rt: Runtime, dist: Dist, out: Path, resume: bool, train_xy, test_xy,
+         show_progress) -> dict:
+    from zoo.checkpoint import load_state_dict_checked
+    from zoo.data import BatchLoader
+    from zoo.models import create_model
+    from zoo.models.stats import num_params
+
+    torch.manual_seed(cfg.seed)
+    dev = torch.device(rt.device)
+    model = create_model(arch, spec).to(dev)
+    if rt.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = build_optimizer(model, cfg)
+    start_epoch, sums, gen_state, best = 0, EpochSums(), None, -1.0
+    if resume and ck.read_last(out) is not None:
+        weights, card, state = ck.load_checkpoint(out)
+        if card["recipe"] != cfg.to_dict():
+            diff = {k: (card["recipe"].get(k), v) for k, v in cfg.to_dict().items() if card["recipe"].get(k) != v}
+            raise ZooError(f"--resume with a different recipe than {out} was started with: {diff}; "
+                           f"use the same options or another --out")
+        load_state_dict_checked(model, weights, source=str(out))
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch, best = state["epoch"], state["best"]
+        sums = EpochSums(**state["sums"])
+        gen_state = state.get("loader_generator")
+        _truncate_metrics(out, start_epoch)
+    if dist.main:
+        ck.atomic_write_json(out / "config.json", {"model": arch, "dataset": spec.name, "recipe": cfg.to_dict(),
+                                                   "runtime": rt.to_dict()})
+    net = model
+    if dist.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        net = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    if rt.compile:
+        net = torch.compile(net)
+    per_rank = cfg.batch_size // dist.world_size
+    common = dict(mean=spec.mean, std=spec.std, device=dev, channels_last=rt.channels_last,
+                  rank=dist.rank, world_size=dist.world_size)
+    train_loader = BatchLoader(*train_xy, per_rank, shuffle=True, augment=cfg.augment, seed=cfg.seed, **common)
+    test_loader = BatchLoader(*test_xy, 1000, **common)
+    n_params = num_params(model)
+    bar = _progress(show_progress, dist)
+    t_run = time.perf_counter()
+    last_metrics: dict = {}
+    with _sigint_flag() as flag, bar:
+        for epoch in range(start_epoch, cfg.epochs):
+            train_loader.set_epoch(epoch)
+            t_epoch = time.perf_counter()
+            bar.start_epoch(epoch, cfg.epochs, len(train_loader), sums.step)
+            steps_before = epoch * len(train_loader)
+
+            def should_stop() -> bool:
+                at = flag.get("at")
+                stop = flag["stop"] or (at is not None and steps_before + sums.step >= at)
+                if dist.world_size > 1:  # all ranks stop at the same step
+                    stop = bool(dist.all_sum(torch.tensor([float(stop)])).item())
+                return stop
+
+            try:
+                train_one_epoch(net, train_loader, opt, cfg, epoch, precision=rt.precision, sums=sums,
+                                generator_state=gen_state, should_stop=should_stop,
+                                on_step=lambda s, lr: bar.step(s, lr, dist.world_size),
+                                all_finite=lambda t: bool(dist.all_sum(torch.isfinite(t).float().reshape(1)).item()
+                                                          == dist.world_size))
+            except Interrupted:
+                if dist.main:
+                    _save(out, arch, spec, cfg, rt, model, opt, epoch, sums, train_loader.generator.get_state(),
+                          best, {}, n_params, tag=f"epoch-{epoch:04d}-step{sums.step:06d}")
+                raise Interrupted(f"interrupted at epoch {epoch} step {sums.step}; saved; "
+                                  f"continue with --resume --out {out}") from None
+            gen_state = None
+            tl, tc, tn = dist.all_sum(sums.as_tensor()).tolist()
+            el, ec, en = dist.all_sum(torch.tensor(evaluate(net, test_loader, rt.precision),
+                                                   dtype=torch.float64)).tolist()
+            metrics = {"epoch": epoch + 1, "lr": lr_at(cfg, epoch), "train_loss": tl / tn, "train_acc": pct(tc, tn),
+                       "test_loss": el / en, "test_acc": pct(ec, en),
+                       "images_per_s": tn / max(sums.seconds, 1e-9) if dist.world_size == 1 else
+                       tn / max(time.perf_counter() - t_epoch, 1e-9),
+                       "wall_s": time.perf_counter() - t_epoch}
+            is_best = metrics["test_acc"] > best
+            best = max(best, metrics["test_acc"])
+            sums = EpochSums()
+            if dist.main:
+                _append_metrics(out, metrics)  # first: a kill before the checkpoint leaves a line resume drops
+                d = _save(out, arch, spec, cfg, rt, model, opt, epoch + 1, sums, None, best, metrics, n_params,
+                          tag=f"epoch-{epoch + 1:04d}")
+                if is_best:
+                    ck.save_best(out, d)
+            bar.end_epoch(metrics)
+            last_metrics = metrics
+    from zoo.weights import sha256_bytes
+    from safetensors.torch import save as st_save
+
+    final_sha = sha256_bytes(st_save(ck.state_dict_of(model)))  # every rank: DDP keeps them identical
+    summary = {"model": arch, "dataset": spec.name, "out": str(out), "epochs": cfg.epochs, "best_test_acc": best,
+               "weights_sha256": final_sha, "rank": dist.rank, "world_size": dist.world_size,
+               "final": last_metrics, "wall_s_this_process": time.perf_counter() - t_run, "runtime": rt.to_dict()}
+    if dist.main:
+        ck.atomic_write_json(out / "summary.json", summary)
+    return summary
+
+
+def _save(out, arch, spec, cfg, rt, model, opt, epoch, sums, gen_state, best, metrics, n_params, tag):
+    card = ck.make_card(arch, spec.name, epoch, sums.step, cfg.to_dict(), rt.to_dict(), metrics, "", n_params)
+    state = {"optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(), "epoch": epoch, "best": best,
+             "sums": {k: v for k, v in sums.__dict__.items()}}
+    if gen_state is not None:
+        state["loader_generator"] = gen_state
+    return ck.save_checkpoint(out, tag, ck.state_dict_of(model), card, state)
+
+
+def _append_metrics(out: Path, metrics: dict) -> None:
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(metrics) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _truncate_metrics(out: Path, epochs_done: int) -> None:
+    """Drop lines for epochs after the checkpoint (a kill between checkpoint and log can leave one)."""
+    path = out / "metrics.jsonl"
+    if path.is_file():
+        lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+        keep = [ln for ln in lines if json.loads(ln)["epoch"] <= epochs_done]
+        ck.atomic_write_bytes(path, "".join(ln + "\n" for ln in keep).encode())
