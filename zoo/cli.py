@@ -115,7 +115,12 @@ def _train_matrix(args) -> int:
 
     if args.matrix != "paper":
         raise ZooError(f"unknown matrix {args.matrix!r}; choose paper")
-    for arch, ds in list_pairs(paper=True, include=args.model, dataset=args.dataset):
+    import fnmatch
+
+    pairs = [(a, d) for a, d in list_pairs(paper=True) if fnmatch.fnmatchcase(f"{a}.{d}", args.only or "*")]
+    if not pairs:
+        raise ZooError(f"--only {args.only!r} matches none of the paper's pairs (names like resnet20.cifar10)")
+    for arch, ds in pairs:
         cfg = get_recipe(args.recipe, get_dataset_spec(ds), epochs=args.epochs)
         out = Path(args.out or "runs") / default_out(arch, ds, args.recipe).name
         last = read_last(out)
@@ -132,6 +137,62 @@ def _train_matrix(args) -> int:
             return 130
         print(f"{arch}.{ds}: best test accuracy {s['best_test_acc']:.2f}% -> {s['out']}")
     return 0
+
+
+# ---------------------------------------------------------------- export
+def cmd_export(args) -> int:
+    from zoo.export import export
+
+    kw = dict(out=args.out, opset=args.opset, precision=args.precision, calib_size=args.calib_size,
+              exporter=args.exporter, eval_images=args.eval_images, int8_max_drop=args.int8_max_drop,
+              data_dir=args.data_dir, verify=args.verify)
+    if args.matrix:
+        jobs = _export_matrix_jobs(args)
+    elif args.model and args.dataset:
+        if not (args.weights or args.pretrained or args.random):
+            raise ZooError("say which weights to export: --weights RUN_OR_FILE, --pretrained, or --random")
+        jobs = [(args.model, args.dataset, args.weights, args.pretrained)]
+    else:
+        raise ZooError("zoo export needs MODEL DATASET (e.g. zoo export resnet20 cifar10 --pretrained) "
+                       "or --matrix paper")
+    for arch, ds, weights, pretrained in jobs:
+        r = export(arch, ds, weights=weights, pretrained=pretrained, **kw)
+        p = r.parity
+        extra = f", int8 accuracy change {p['acc_change']:+.2f} pt" if "acc_change" in p else ""
+        print(f"{r.path}  {r.size_bytes / 1e6:.3f} MB  {r.seconds:.1f} s  max|diff| {p['max_abs_diff']:.2e}  "
+              f"top-1 agreement {p['top1_agreement']:.2f}% on {p['eval_set']}{extra}")
+    return 0
+
+
+def _export_matrix_jobs(args) -> list:
+    """Every paper pair with a trained run (best test accuracy across recipes) or shipped weights."""
+    from zoo.models import list_pairs
+    from zoo.weights import get_card
+
+    if args.matrix != "paper":
+        raise ZooError(f"unknown matrix {args.matrix!r}; choose paper")
+    jobs = []
+    for arch, ds in list_pairs(paper=True):
+        run = best_run(args.runs, arch, ds)
+        if run is not None:
+            jobs.append((arch, ds, str(run), False))
+        elif get_card(arch, ds) is not None:
+            jobs.append((arch, ds, None, True))
+        else:
+            print(f"{arch}.{ds}: no trained run in {args.runs} and no shipped weights, skipping")
+    return jobs
+
+
+def best_run(runs_dir, arch: str, dataset: str):
+    """The run folder under runs_dir for arch.dataset (any recipe) with the best test accuracy."""
+    from pathlib import Path
+
+    best, best_acc = None, -1.0
+    for card in Path(runs_dir).glob(f"{arch.replace('/', '_')}.{dataset}.*/best.json"):
+        acc = json.loads(card.read_text()).get("metrics", {}).get("test_acc", -1.0)
+        if acc > best_acc:
+            best, best_acc = card.parent, acc
+    return best
 
 
 # ---------------------------------------------------------------- parser
@@ -154,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", nargs="?", help="architecture, e.g. resnet20 (see zoo list)")
     p.add_argument("dataset", nargs="?", help="mnist, kmnist, cifar10 or cifar100")
     p.add_argument("--matrix", help="train a whole matrix: 'paper' = the 16 seed pairs (skips finished ones)")
+    p.add_argument("--only", help="with --matrix: a wildcard over MODEL.DATASET names, e.g. '*.mnist'")
     p.add_argument("--recipe", default="paper", help="paper (default) or fast")
     p.add_argument("--epochs", type=int, help="override the recipe's epochs")
     p.add_argument("--batch-size", type=int, help="override the recipe's batch size (global, all processes)")
@@ -166,6 +228,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     _add_data_args(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="export to ONNX (fp32/fp16/int8), gated on parity with PyTorch")
+    p.add_argument("model", nargs="?")
+    p.add_argument("dataset", nargs="?")
+    p.add_argument("--weights", help="a run folder written by zoo train, a checkpoint folder or a .safetensors file")
+    p.add_argument("--pretrained", action="store_true", help="the weights shipped with zoo")
+    p.add_argument("--random", action="store_true", help="random initialization (for latency and tests)")
+    p.add_argument("--matrix", help="'paper': every seed pair that has a trained run (see --runs) or shipped weights")
+    p.add_argument("--runs", default="runs", help="where --matrix looks for trained runs (default runs/)")
+    p.add_argument("--out", default="exports", help="output folder (default exports/)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    p.add_argument("--precision", default="fp32", help="fp32 (default), fp16 (GPUs) or int8 (static QDQ, CPUs)")
+    p.add_argument("--calib-size", type=int, default=256, help="training images used to calibrate int8")
+    p.add_argument("--exporter", default="dynamo", help="dynamo (default) or torchscript")
+    p.add_argument("--eval-images", type=int, default=1000, help="images in the top-1 agreement check (>= 1000)")
+    p.add_argument("--int8-max-drop", type=float, default=1.0,
+                   help="int8 gate: most top-1 points int8 may lose against fp32 (default 1.0)")
+    _add_data_args(p)
+    p.set_defaults(func=cmd_export)
     return parser
 
 

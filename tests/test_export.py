@@ -1,0 +1,159 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from zoo.errors import ZooError
+from zoo.export import export, ort_session, read_metadata
+from zoo.models import PAPER_MATRIX, create_model, register_model
+from zoo.train import train
+
+PAIRS = list(PAPER_MATRIX) + [("timm/resnet18", "cifar10"), ("timm/mobilenetv3_small_100", "mnist")]
+
+
+@pytest.mark.parametrize("arch,dataset", PAIRS, ids=[f"{a}.{d}" for a, d in PAIRS])
+def test_random_weights_pass_fp32_gate(arch, dataset, tmp_path, fake_root):
+    r = export(arch, dataset, out=tmp_path, data_dir=fake_root, verify=False)
+    assert r.path.is_file() and r.path.suffix == ".onnx"
+    assert list(tmp_path.iterdir()) == [r.path]  # one self-contained file: no .onnx.data, no temp folder
+    assert r.parity["passed"] and r.parity["top1_agreement"] >= 99.9 and r.parity["images"] >= 1000
+    assert r.parity["max_abs_diff_rel"] <= 1e-4
+
+
+@pytest.fixture(scope="module")
+def trained(fake_root, tmp_path_factory):
+    """Two small checkpoints trained on the fake data, so predictions are confident (int8 is meaningful)."""
+    runs = tmp_path_factory.mktemp("runs")
+    for arch, ds in (("cnn", "mnist"), ("resnet20", "cifar10")):
+        train(arch, ds, recipe="fast", epochs=3, batch_size=25, data_dir=fake_root, out=runs / f"{arch}.{ds}",
+              precision="fp32", compile="off", progress=False, verify=False)
+    return runs
+
+
+@pytest.mark.parametrize("arch,dataset", [("cnn", "mnist"), ("resnet20", "cifar10")])
+def test_int8_and_fp16(arch, dataset, trained, tmp_path, fake_root):
+    kw = dict(weights=trained / f"{arch}.{dataset}", out=tmp_path, data_dir=fake_root, verify=False)
+    fp32 = export(arch, dataset, **kw)
+    # Synthetic images make a poor calibration set (real MNIST loses 0.3 pt, see README): looser drop bound.
+    int8 = export(arch, dataset, precision="int8", calib_size=200, int8_max_drop=10.0, **kw)
+    fp16 = export(arch, dataset, precision="fp16", **kw)
+    assert int8.path.name == f"{arch}.{dataset}-int8.onnx" and "acc_change" in int8.parity
+    assert int8.size_bytes < fp32.size_bytes / 2.5  # int8 weights
+    assert fp16.size_bytes < fp32.size_bytes * 0.6
+    assert fp16.parity["top1_agreement"] >= 99.0
+    import onnx
+    ops = {n.op_type for n in onnx.load(str(int8.path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    sess = ort_session(fp16.path)  # fp16 inside, fp32 at the edges
+    assert sess.get_inputs()[0].type == "tensor(float)" and sess.get_outputs()[0].type == "tensor(float)"
+
+
+def test_metadata_round_trips(trained, tmp_path, fake_root):
+    r = export("cnn", "mnist", weights=trained / "cnn.mnist", out=tmp_path, data_dir=fake_root, verify=False)
+    meta = read_metadata(r.path)
+    card = json.loads((trained / "cnn.mnist" / "best.json").read_text())
+    assert meta["model"] == "cnn" and meta["dataset"] == "mnist" and meta["layout"] == "NCHW"
+    assert meta["class_names"] == [str(i) for i in range(10)] and meta["input_shape"] == ["batch", 1, 28, 28]
+    assert meta["mean"] == [0.1307] and meta["std"] == [0.3081]
+    assert meta["weights_sha256"] == card["sha256"] and meta["recipe"]["recipe"] == "fast"
+    assert meta["train_top1"] == card["metrics"]["test_acc"]
+    assert meta["parity"]["passed"] and meta["torch_version"] == torch.__version__
+    assert {"onnx_version", "onnxruntime_version", "zoo_version", "opset"} <= set(meta)
+
+
+def test_dynamic_batch_and_names(tmp_path, fake_root):
+    r = export("mlp", "mnist", out=tmp_path, data_dir=fake_root, verify=False)
+    sess = ort_session(r.path)
+    assert [i.name for i in sess.get_inputs()] == ["input"] and [o.name for o in sess.get_outputs()] == ["logits"]
+    for b in (1, 5, 64):
+        assert sess.run(None, {"input": np.zeros((b, 1, 28, 28), np.float32)})[0].shape == (b, 10)
+
+
+def test_torchscript_exporter(tmp_path, fake_root):
+    r = export("resnet20", "cifar10", exporter="torchscript", out=tmp_path, data_dir=fake_root, verify=False)
+    assert r.parity["passed"]
+
+
+def test_second_consumer_onnx_reference(trained, tmp_path, fake_root):
+    """onnx's own reference evaluator (pure Python, independent of onnxruntime) agrees with onnxruntime."""
+    from onnx.reference import ReferenceEvaluator
+
+    from zoo.export import eval_data
+    from zoo.data import get_dataset_spec
+
+    r = export("cnn", "mnist", weights=trained / "cnn.mnist", out=tmp_path, data_dir=fake_root, verify=False)
+    x, _, _ = eval_data(get_dataset_spec("mnist"), 1000, fake_root, verify=False)
+    x = x[:64]
+    ref = ReferenceEvaluator(str(r.path)).run(None, {"input": x})[0]
+    ort = ort_session(r.path).run(None, {"input": x})[0]
+    assert np.abs(ref - ort).max() < 1e-4 and (ref.argmax(1) == ort.argmax(1)).all()
+
+
+# ---------------------------------------------------------------- bad input
+def test_checkpoint_of_another_model_names_it(trained, tmp_path):
+    with pytest.raises(ZooError, match="trained as cnn.mnist, not resnet20.cifar10"):
+        export("resnet20", "cifar10", weights=trained / "cnn.mnist", out=tmp_path)
+
+
+def test_card_less_checkpoint_of_another_shape_says_which_shapes(trained, tmp_path):
+    src = trained / "cnn.mnist" / "best.safetensors"
+    bare = tmp_path / "w.safetensors"
+    bare.write_bytes(src.read_bytes())
+    with pytest.raises(ZooError, match=r"shapes differ: .*file .* vs model"):
+        export("cnn", "cifar10", weights=bare, out=tmp_path / "o")
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
+
+
+def test_corrupt_and_truncated_checkpoints(trained, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    data = (trained / "cnn.mnist" / "best.safetensors").read_bytes()
+    (run / "best.json").write_text((trained / "cnn.mnist" / "best.json").read_text())
+    (run / "best.safetensors").write_bytes(data[:-1000])
+    with pytest.raises(ZooError, match="does not match the sha256"):
+        export("cnn", "mnist", weights=run, out=tmp_path / "o")
+    bare = tmp_path / "t.safetensors"
+    bare.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ZooError, match="not a valid safetensors file"):
+        export("cnn", "mnist", weights=bare, out=tmp_path / "o")
+
+
+def test_unwritable_output(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ZooError, match="cannot write to output folder"):
+        export("mlp", "mnist", out=blocker / "sub")
+
+
+def test_unsupported_op_is_one_line_and_leaves_nothing(tmp_path, fake_root):
+    class Eig(torch.nn.Module):
+        def forward(self, x):
+            return torch.linalg.eigvals(x[:, 0, :10, :10]).real
+
+    register_model("test_eig")(lambda spec: Eig())
+    with pytest.raises(ZooError, match="unsupported operator aten::linalg_eig"):
+        export("test_eig", "mnist", out=tmp_path, data_dir=fake_root, verify=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_gate_prints_figures_and_leaves_nothing(tmp_path, fake_root, monkeypatch):
+    import zoo.export.exporter as ex
+    monkeypatch.setitem(ex.GATES, "fp32", {"atol": 0.0, "min_agree": 100.1})
+    with pytest.raises(ZooError, match=r"parity gate failed for fp32: .*figures: .*top1_agreement"):
+        export("mlp", "mnist", out=tmp_path, data_dir=fake_root, verify=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["export", "resnet2", "cifar10", "--random"], "did you mean resnet20"),
+    (["export", "mlp", "cifr10", "--random"], "did you mean cifar10"),
+    (["export", "mlp", "mnist"], "say which weights"),
+    (["export", "mlp", "mnist", "--random", "--precision", "int4"], "unknown precision"),
+])
+def test_cli_bad_input(args, msg, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "zoo.cli", *args, "--out", str(tmp_path)], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and msg in r.stderr and r.stderr.count("\n") == 1, r.stderr
