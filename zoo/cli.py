@@ -195,6 +195,96 @@ def best_run(runs_dir, arch: str, dataset: str):
     return best
 
 
+# ---------------------------------------------------------------- bench / report
+def _split(v: str | None) -> tuple[str, ...]:
+    return tuple(x for x in (v or "").replace(" ", "").split(",") if x)
+
+
+def bench_targets(args) -> list:
+    from pathlib import Path
+
+    from zoo.bench.api import Target
+    from zoo.models import list_pairs
+    from zoo.weights import get_card, manifest
+
+    if args.onnx:
+        from zoo.bench.api import check_onnx
+        targets = []
+        for f in args.onnx:
+            meta = check_onnx(Path(f))
+            targets.append(Target(meta["model"], meta["dataset"], onnx=f))
+        return targets
+    if args.model or args.dataset:
+        if not (args.model and args.dataset):
+            raise ZooError("zoo bench takes MODEL DATASET together (e.g. zoo bench resnet20 cifar10)")
+        if not (args.weights or args.random) and get_card(args.model, args.dataset) is None:
+            run = best_run(args.runs, args.model, args.dataset)
+            if run is None:
+                raise ZooError(f"no shipped weights or trained run ({args.runs}/) for {args.model}.{args.dataset}; "
+                               f"pass --weights, --random, or train it with zoo train")
+            return [Target(args.model, args.dataset, str(run))]
+        return [Target(args.model, args.dataset, args.weights, not (args.weights or args.random))]
+    if args.matrix and args.matrix != "paper":
+        raise ZooError(f"unknown matrix {args.matrix!r}; choose paper")
+    targets = []
+    for arch, ds in list_pairs(paper=True):
+        run = best_run(args.runs, arch, ds) if args.matrix else None
+        if run is not None:
+            targets.append(Target(arch, ds, str(run)))
+        elif get_card(arch, ds) is not None:
+            targets.append(Target(arch, ds, None, True))
+        elif args.random:
+            targets.append(Target(arch, ds))
+    if not targets:
+        where = f"shipped weights ({len(manifest())}) or trained runs in {args.runs}/"
+        raise ZooError(f"nothing to bench: no {where}; train with `zoo train`, or pass --random "
+                       f"to bench latency and size with random weights")
+    return targets
+
+
+def cmd_bench(args) -> int:
+    from pathlib import Path
+
+    from zoo.bench.api import BenchConfig, bench_target, environment, resolve_providers
+    from zoo.bench.plots import render_plots
+    from zoo.bench.report import print_table, write_reports
+    from zoo.export.exporter import _writable_dir
+
+    out = _writable_dir(Path(args.out))
+    cfg = BenchConfig(precisions=_split(args.precision) or ("fp32",), providers=_split(args.provider),
+                      threads=args.threads or BenchConfig.threads, warmup=args.warmup, runs=args.repeat,
+                      batch=args.batch, eager=not args.no_eager, null=args.null)
+    for p in cfg.precisions:
+        if p not in ("fp32", "fp16", "int8"):
+            raise ZooError(f"unknown precision {p!r}; choose from fp32, fp16, int8")
+    targets = bench_targets(args)
+    providers, notes = resolve_providers(cfg)
+    if "fp16" in cfg.precisions and "cuda" not in providers:
+        notes.append("fp16 not measured: it is a GPU precision and no CUDA provider runs here")
+    rows = []
+    for t in targets:
+        rows += bench_target(t, cfg, providers, data_dir=args.data_dir, verify=args.verify)
+    report = {"environment": environment(cfg, providers), "rows": rows, "notes": notes}
+    paths = write_reports(report, out) + render_plots(report, out, Path(args.runs))
+    print_table(report)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from pathlib import Path
+
+    from zoo.bench.plots import render_plots
+    from zoo.bench.report import load_report, print_table, write_reports
+
+    report = load_report(Path(args.report))
+    out = Path(args.out or (args.report if Path(args.report).is_dir() else Path(args.report).parent))
+    paths = write_reports(report, out) + render_plots(report, out, Path(args.runs))
+    print_table(report)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from zoo import __version__
@@ -247,6 +337,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="int8 gate: most top-1 points int8 may lose against fp32 (default 1.0)")
     _add_data_args(p)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("bench", help="accuracy, size and latency in onnxruntime (default: the shipped weights)")
+    p.add_argument("model", nargs="?")
+    p.add_argument("dataset", nargs="?")
+    p.add_argument("--matrix", help="'paper': the 16 seed pairs, trained runs first, then shipped weights")
+    p.add_argument("--weights", help="a run folder or .safetensors file (with MODEL DATASET)")
+    p.add_argument("--random", action="store_true", help="random weights: latency and size only make sense")
+    p.add_argument("--onnx", nargs="+", help="bench these files written by zoo export, as they are")
+    p.add_argument("--runs", default="runs", help="folder of training runs (default runs/)")
+    p.add_argument("--precision", default="fp32", help="comma list of fp32, int8 (CPU), fp16 (CUDA)")
+    p.add_argument("--provider", help="comma list of cpu, cuda (default: cpu, plus cuda when usable)")
+    p.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")
+    p.add_argument("--warmup", type=int, default=20, help="untimed batch-1 calls")
+    p.add_argument("--repeat", type=int, default=200, help="timed batch-1 calls")
+    p.add_argument("--batch", type=int, default=256, help="batch size for throughput")
+    p.add_argument("--no-eager", action="store_true", help="skip the PyTorch eager comparison")
+    p.add_argument("--null", action="store_true", help="add the null backend (harness overhead)")
+    p.add_argument("--out", default="bench", help="report folder (default bench/)")
+    _add_data_args(p)
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("report", help="re-render tables and plots from a saved report.json (no measuring)")
+    p.add_argument("report", nargs="?", default="bench", help="report.json or its folder (default bench/)")
+    p.add_argument("--runs", default="runs", help="training runs for the curves (default runs/)")
+    p.add_argument("--out", help="where to write (default: beside the report)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

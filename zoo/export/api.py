@@ -67,7 +67,7 @@ def build(arch: str, dataset: str, src: sources.Source) -> torch.nn.Module:
     from zoo.models import create_model
 
     model = create_model(arch, dataset)
-    if src.state is not None:
+    if src is not None and src.state is not None:
         load_state_dict_checked(model, src.state, source=src.origin)
     return model.eval()
 
@@ -112,7 +112,7 @@ def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, o
             path = tmp / "int8.onnx"
             to_int8(fp32, path, calib, tmp)
         fig = parity(model, path, precision, images, labels, fp32_path=fp32 if precision == "int8" else None,
-                     max_acc_drop=int8_max_drop)
+                     max_acc_drop=int8_max_drop, random_weights=src.state is None)
         fig["eval_set"] = eval_src
         card = src.card
         meta = {

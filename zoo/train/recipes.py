@@ -65,18 +65,22 @@ def lr_at(cfg: TrainConfig, progress: float) -> float:
     return cfg.lr * max(0.0, (1 - t) / (1 - cfg.warmup))
 
 
-# The paper says "SGD" without momentum or weight decay. Plain SGD at its constant lr 0.01 leaves the MNIST
-# cnn at 98.33% after 50 epochs (best epoch 98.48%; measured, see README), short of the paper's ~99%; momentum 0.9,
-# the PyTorch tutorials' default that the study most likely used, reproduces it. No weight decay (none stated).
+# The paper says "SGD" and gives no momentum or weight decay. Measured on the MNIST cnn, 50 epochs at its
+# constant lr 0.01: plain SGD ends at 98.33% (best epoch 98.48%), momentum 0.9 at 98.89% (best 98.98%) with
+# train accuracy 99.92%, overfitting; the paper reports ~99%. We fill the unstated values with the standard
+# SGD settings of the period (He et al. 2015's CIFAR recipe): momentum 0.9, weight decay 5e-4.
 PAPER_MOMENTUM = 0.9
+PAPER_WEIGHT_DECAY = 5e-4
 
 
 def _paper(spec: DatasetSpec) -> TrainConfig:
     if spec.family == "mnist":  # SGD, constant lr 0.01, batch 500, 50 epochs
-        return TrainConfig("paper", epochs=50, batch_size=500, lr=0.01, momentum=PAPER_MOMENTUM)
+        return TrainConfig("paper", epochs=50, batch_size=500, lr=0.01, momentum=PAPER_MOMENTUM,
+                           weight_decay=PAPER_WEIGHT_DECAY)
     # lr 0.1 for epochs 0-13, 0.02 for 14-28, 0.004 for 29-38, 0.0008 for 39-49; the paper gives no
     # batch size for the CIFARs: we use 128.
-    return TrainConfig("paper", epochs=50, batch_size=128, lr=0.1, momentum=PAPER_MOMENTUM, schedule="step",
+    return TrainConfig("paper", epochs=50, batch_size=128, lr=0.1, momentum=PAPER_MOMENTUM,
+                       weight_decay=PAPER_WEIGHT_DECAY, schedule="step",
                        milestones=(14, 29, 39), gamma=0.2, augment=("crop", "flip", "rotate"))
 
 

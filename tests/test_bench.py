@@ -1,0 +1,128 @@
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from zoo.bench.report import load_report, validate
+from zoo.cli import main
+from zoo.errors import ZooError
+
+QUICK = ["--warmup", "2", "--repeat", "5", "--batch", "16"]
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # export cache per test
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory, fake_root):
+    out = tmp_path_factory.mktemp("bench")
+    import os
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(out / "cache")
+    try:
+        assert main(["bench", "mlp", "mnist", "--random", "--precision", "fp32,int8", "--null", "--data-dir",
+                     str(fake_root), "--out", str(out / "r"), *QUICK]) == 0
+    finally:
+        os.environ.pop("XDG_CACHE_HOME") if old is None else os.environ.__setitem__("XDG_CACHE_HOME", old)
+    return out / "r"
+
+
+def test_report_schema(report_dir):
+    report = validate(json.loads((report_dir / "report.json").read_text()))
+    env = report["environment"]
+    assert {"cpu", "threads", "onnxruntime", "torch", "git_sha", "date", "providers"} <= set(env)
+    rows = report["rows"]
+    assert {(r["precision"], r["provider"]) for r in rows} == {("fp32", "cpu"), ("int8", "cpu"), ("-", "null")}
+    fp32 = next(r for r in rows if r["precision"] == "fp32")
+    assert fp32["params"] == 238_510 and fp32["onnx_mb"] > 0.9 and fp32["top1"] is not None
+    assert fp32["latency_ms_p50"] <= fp32["latency_ms_p90"] <= fp32["latency_ms_p99"]
+    assert fp32["eager_latency_ms_p50"] > 0 and fp32["speedup_vs_eager"] > 0
+    assert fp32["eval_set"].startswith("test split")
+    int8 = next(r for r in rows if r["precision"] == "int8")
+    assert int8["top1_change"] == pytest.approx(int8["top1"] - fp32["top1"])
+    null = next(r for r in rows if r["provider"] == "null")
+    assert null["latency_ms_p50"] < fp32["latency_ms_p50"]  # the harness costs less than the model
+
+
+def test_rendered_files(report_dir):
+    md = (report_dir / "report.md").read_text()
+    assert "| model | dataset |" in md and "CPU:" in md
+    rows = list(csv.DictReader((report_dir / "report.csv").open()))
+    assert len(rows) == 3 and rows[0]["model"] == "mlp"
+    for png in ("accuracy_vs_latency.png", "accuracy_vs_size.png"):
+        assert (report_dir / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_rerenders_without_measuring(report_dir, tmp_path, monkeypatch, capsys):
+    import zoo.bench.api as api
+    monkeypatch.setattr(api, "bench_target", lambda *a, **k: pytest.fail("zoo report must not measure"))
+    assert main(["report", str(report_dir), "--out", str(tmp_path), "--runs", str(tmp_path / "none")]) == 0
+    assert (tmp_path / "report.md").read_text() == (report_dir / "report.md").read_text()
+    assert "mlp" in capsys.readouterr().out
+
+
+def test_report_rejects_foreign_json(tmp_path):
+    (tmp_path / "report.json").write_text('{"rows": []}')
+    with pytest.raises(ZooError, match="not a zoo report"):
+        load_report(tmp_path)
+
+
+def test_dataset_absent_measures_latency_and_says_why(tmp_path):
+    assert main(["bench", "mlp", "mnist", "--random", "--data-dir", str(tmp_path / "nodata"), "--out",
+                 str(tmp_path / "r"), *QUICK]) == 0
+    row = json.loads((tmp_path / "r" / "report.json").read_text())["rows"][0]
+    assert row["top1"] is None and row["latency_ms_p50"] > 0
+    assert row["eval_set"].startswith("not measured: mnist not found in")
+
+
+def test_demanded_cuda_without_gpu_is_an_error(tmp_path, fake_root):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    r = subprocess.run([sys.executable, "-m", "zoo.cli", "bench", "mlp", "mnist", "--random", "--provider", "cuda",
+                        "--out", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 2 and "no CUDA device is usable" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_corrupt_onnx_is_one_line(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    r = subprocess.run([sys.executable, "-m", "zoo.cli", "bench", "--onnx", str(bad), "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "is not a valid ONNX model" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_damaged_cache_is_rebuilt(tmp_path, fake_root):
+    args = ["bench", "mlp", "mnist", "--random", "--no-eager", "--data-dir", str(fake_root), *QUICK]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    cached = next((tmp_path / "cache" / "zoo" / "exports").rglob("*.onnx"))
+    cached.write_bytes(b"broken")
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert cached.stat().st_size > 1000
+
+
+def test_bench_an_exported_file(tmp_path, fake_root):
+    from zoo.export import export
+    r = export("lenet5", "mnist", out=tmp_path / "e", data_dir=fake_root, verify=False)
+    assert main(["bench", "--onnx", str(r.path), "--data-dir", str(fake_root), "--out", str(tmp_path / "o"),
+                 *QUICK]) == 0
+    row = json.loads((tmp_path / "o" / "report.json").read_text())["rows"][0]
+    assert row["model"] == "lenet5" and row["precision"] == "fp32" and "eager_latency_ms_p50" not in row
+
+
+def test_unwritable_output(tmp_path, capsys):
+    (tmp_path / "f").write_text("")
+    assert main(["bench", "mlp", "mnist", "--random", "--out", str(tmp_path / "f" / "x")]) == 2
+    assert "cannot write to output folder" in capsys.readouterr().err
+
+
+def test_nothing_to_bench_says_what_to_do(tmp_path, monkeypatch, capsys):
+    import zoo.weights
+    monkeypatch.setattr(zoo.weights, "manifest", lambda: {})
+    assert main(["bench", "--runs", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "nothing to bench" in err and "--random" in err

@@ -1,0 +1,130 @@
+"""PNG plots from a report and from training runs (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+DATASETS = ("mnist", "kmnist", "cifar10", "cifar100")
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
+    os.close(fd)
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    _plt().close(fig)
+    return path
+
+
+def _scatter(rows: list[dict], xkey: str, xlabel: str, title: str, path: Path, logx: bool) -> Path | None:
+    rows = [r for r in rows if r["precision"] == "fp32" and r["provider"] == "cpu" and r.get("top1") is not None
+            and r.get(xkey) is not None]
+    if not rows:
+        return None
+    plt = _plt()
+    present = [d for d in DATASETS if any(r["dataset"] == d for r in rows)]
+    fig, axes = plt.subplots(1, len(present), figsize=(4.5 * len(present), 4), squeeze=False)
+    for ax, ds in zip(axes[0], present):
+        for r in (r for r in rows if r["dataset"] == ds):
+            ax.scatter(r[xkey], r["top1"], s=40)
+            ax.annotate(r["model"], (r[xkey], r["top1"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set_title(ds)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test top-1 % (onnxruntime)")
+        if logx:
+            ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def training_curves(runs_dir: Path, out: Path) -> list[Path]:
+    """Test accuracy per epoch for each architecture, one figure per dataset (the paper's figs. 4, 5, 10, 11)."""
+    curves: dict[str, dict[str, list]] = {}
+    for metrics in sorted(Path(runs_dir).glob("*/metrics.jsonl")):
+        name = metrics.parent.name  # arch.dataset.recipe
+        parts = name.split(".")
+        if len(parts) < 3:
+            continue
+        arch, ds, recipe = parts[0], parts[1], ".".join(parts[2:])
+        lines = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+        if lines:
+            curves.setdefault(ds, {})[f"{arch} ({recipe})"] = lines
+    plt = _plt()
+    paths = []
+    for ds, by_arch in curves.items():
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for label, lines in sorted(by_arch.items()):
+            ax.plot([m["epoch"] for m in lines], [m["test_acc"] for m in lines], label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy %")
+        ax.set_title(f"{ds}: test accuracy per epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        paths.append(_save(fig, out / f"curves_{ds}.png"))
+    return paths
+
+
+def first_layer_filters(state: dict, title: str, path: Path) -> Path | None:
+    """The first convolution's kernels as images (the paper's fig. 12)."""
+    conv = next((v for k, v in state.items() if v.ndim == 4), None)
+    if conv is None:
+        return None
+    plt = _plt()
+    n = conv.shape[0]
+    cols = min(8, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.2 * rows + 0.4), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            k = conv[i].float()
+            img = k[0] if k.shape[0] == 1 else ((k - k.min()) / (k.max() - k.min() + 1e-8)).permute(1, 2, 0)
+            ax.imshow(img.numpy(), cmap="gray" if k.shape[0] == 1 else None, interpolation="nearest")
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def render_plots(report: dict, out: Path, runs_dir: Path | None = None) -> list[Path]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = report["rows"]
+    paths = [p for p in (
+        _scatter(rows, "latency_ms_p50", "batch-1 latency p50, ms (CPU, onnxruntime)", "accuracy vs latency",
+                 out / "accuracy_vs_latency.png", logx=True),
+        _scatter(rows, "onnx_mb", "ONNX file size, MB", "accuracy vs size", out / "accuracy_vs_size.png", logx=True),
+    ) if p]
+    if runs_dir and Path(runs_dir).is_dir():
+        paths += training_curves(Path(runs_dir), out)
+    state, title = _trained_cnn(runs_dir)
+    if state is not None:
+        p = first_layer_filters(state, title, out / "filters_cnn_mnist.png")
+        if p:
+            paths.append(p)
+    return paths
+
+
+def _trained_cnn(runs_dir):
+    """Weights of a trained MNIST cnn: a run's best, else the shipped ones."""
+    from safetensors.torch import load_file
+
+    if runs_dir:
+        for p in sorted(Path(runs_dir).glob("cnn.mnist.*/best.safetensors")):
+            return load_file(str(p)), f"cnn.mnist first-layer filters ({p.parent.name})"
+    from zoo.weights import get_card, weights_dir
+
+    card = get_card("cnn", "mnist")
+    if card:
+        return load_file(str(weights_dir() / card.file)), "cnn.mnist first-layer filters (shipped weights)"
+    return None, ""
