@@ -72,11 +72,19 @@ def test_report_rejects_foreign_json(tmp_path):
 
 
 def test_dataset_absent_measures_latency_and_says_why(tmp_path):
-    assert main(["bench", "mlp", "mnist", "--random", "--data-dir", str(tmp_path / "nodata"), "--out",
+    # KMNIST ships no evaluation sample, so without its files accuracy cannot be measured
+    assert main(["bench", "mlp", "kmnist", "--random", "--data-dir", str(tmp_path / "nodata"), "--out",
                  str(tmp_path / "r"), *QUICK]) == 0
     row = json.loads((tmp_path / "r" / "report.json").read_text())["rows"][0]
     assert row["top1"] is None and row["latency_ms_p50"] > 0
-    assert row["eval_set"].startswith("not measured: mnist not found in")
+    assert row["eval_set"].startswith("not measured: kmnist not found in")
+
+
+def test_dataset_absent_uses_the_shipped_sample(tmp_path):
+    assert main(["bench", "mlp", "mnist", "--random", "--no-eager", "--data-dir", str(tmp_path / "nodata"),
+                 "--out", str(tmp_path / "r"), *QUICK]) == 0
+    row = json.loads((tmp_path / "r" / "report.json").read_text())["rows"][0]
+    assert row["eval_set"] == "shipped sample (1000)" and row["top1"] is not None
 
 
 def test_demanded_cuda_without_gpu_is_an_error(tmp_path, fake_root):

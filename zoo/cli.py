@@ -285,6 +285,24 @@ def cmd_report(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- publish
+def cmd_publish(args) -> int:
+    from pathlib import Path
+
+    from zoo.publish import publish, write_eval_samples
+
+    dest = Path(args.dest) if args.dest else None
+    if args.eval_samples:
+        from zoo.weights import weights_dir
+        write_eval_samples(dest or weights_dir(), {"mnist": 100, "cifar10": 100, "cifar100": 10},
+                           data_dir=args.data_dir, verify=args.verify)
+    for run in args.runs:
+        publish(run, dest, data_dir=args.data_dir, verify=args.verify)
+    if not (args.runs or args.eval_samples):
+        raise ZooError("zoo publish needs run folders (e.g. runs/resnet20.cifar10.paper) or --eval-samples")
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from zoo import __version__
@@ -357,6 +375,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="bench", help="report folder (default bench/)")
     _add_data_args(p)
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("publish", help="(maintainers) ship a trained run's weights in weights/, accuracy by ORT")
+    p.add_argument("runs", nargs="*", help="run folders written by zoo train")
+    p.add_argument("--eval-samples", action="store_true",
+                   help="also write the shipped evaluation samples (1000 stratified test images per dataset)")
+    p.add_argument("--dest", help="weights folder (default: the package's, i.e. weights/ in a checkout)")
+    _add_data_args(p)
+    p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("report", help="re-render tables and plots from a saved report.json (no measuring)")
     p.add_argument("report", nargs="?", default="bench", help="report.json or its folder (default bench/)")

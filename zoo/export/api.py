@@ -25,7 +25,8 @@ def normalize(images_u8: torch.Tensor, spec) -> np.ndarray:
 
 
 def eval_data(spec, n: int, data_dir=None, verify=None, split: str = "test") -> tuple[np.ndarray, np.ndarray, str]:
-    """n images (+ labels) of the split when the dataset is present, else generated ones.
+    """n images (+ labels) of the split when the dataset is present, else (test) the shipped sample, else
+    generated ones.
 
     The test split is used from its start; a training subset is drawn with a fixed seed. A split smaller
     than n is topped up with generated images (and the description says how many).
@@ -33,16 +34,22 @@ def eval_data(spec, n: int, data_dir=None, verify=None, split: str = "test") -> 
     from zoo.data import load_split
     from zoo.data.fake import _images
 
+    from zoo.weights import eval_sample
+
     try:
         x, y = load_split(spec.name, split, data_dir, verify=verify)
     except ZooError:
-        x, y = _images(n, spec.channels, spec.size, spec.num_classes, np.random.default_rng(0))
-        return normalize(torch.from_numpy(x), spec), y, f"generated ({n} images: dataset not found)"
+        sample = eval_sample(spec.name) if split == "test" else None
+        if sample is None:
+            x, y = _images(n, spec.channels, spec.size, spec.num_classes, np.random.default_rng(0))
+            return normalize(torch.from_numpy(x), spec), y, f"generated ({n} images: dataset not found)"
+        x, y = sample  # the test-split sample shipped with zoo
+        split = "shipped test sample"
     if split == "train":
         idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))[:n]
         x, y = x[idx], y[idx]
     x, y = x[:n], y[:n].numpy()
-    src = f"{spec.name} {split} split ({len(y)} images)"
+    src = f"{spec.name} {split}{'' if split.startswith('shipped') else ' split'} ({len(y)} images)"
     if len(y) < n:
         gx, gy = _images(n - len(y), spec.channels, spec.size, spec.num_classes, np.random.default_rng(0))
         x, y = torch.cat([x, torch.from_numpy(gx)]), np.concatenate([y, gy])
