@@ -52,6 +52,8 @@ def cmd_list(args) -> int:
         return 0
     from rich.table import Table
 
+    from zoo.ui import console
+
     table = Table(title=f"zoo models ({len(rows)})")
     for col, just in [("model", "left"), ("dataset", "left"), ("paper %", "right"), ("params", "right"),
                       ("MB fp32", "right"), ("MMAC/img", "right"), ("weights top-1 %", "right")]:
@@ -66,28 +68,24 @@ def cmd_list(args) -> int:
     return 0
 
 
-def console():
-    """rich's print, 120 columns wide when the output is not a terminal (pipes, CI logs)."""
-    from rich.console import Console
-
-    c = Console()
-    if not c.is_terminal:
-        c = Console(width=120)
-    return c.print
-    return 0
-
-
 # ---------------------------------------------------------------- train
 def cmd_train(args) -> int:
-    from zoo.train import train
-    from zoo.train.loop import Interrupted
-
     if args.matrix:
         return _train_matrix(args)
     if not (args.model and args.dataset):
         raise ZooError("zoo train needs MODEL DATASET (e.g. zoo train resnet20 cifar10) or --matrix paper")
+    return _train_one(args, args.model, args.dataset, args.out, args.resume)
+
+
+def _train_one(args, arch: str, dataset: str, out, resume: bool) -> int:
+    """Train one pair; 130 after a Ctrl-C (the step was saved), else 0."""
+    from zoo.train import train
+    from zoo.train.loop import Interrupted
+
     try:
-        s = train(args.model, args.dataset, **_train_kwargs(args), out=args.out, resume=args.resume)
+        s = train(arch, dataset, recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                  seed=args.seed, device=args.device, precision=args.precision, compile=args.compile,
+                  data_dir=args.data_dir, download=args.download, verify=args.verify, out=out, resume=resume)
     except Interrupted as e:
         print(f"zoo: {e}", file=sys.stderr)
         return 130
@@ -95,28 +93,19 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _train_kwargs(args) -> dict:
-    return dict(recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                device=args.device, precision=args.precision, compile=args.compile, data_dir=args.data_dir,
-                download=args.download, verify=args.verify)
-
-
 def _train_matrix(args) -> int:
     """Train every pair of the matrix in turn: skip finished ones, resume an interrupted one."""
+    import fnmatch
     from pathlib import Path
 
-    from zoo.data import dataset_available
+    from zoo.data import dataset_available, get_dataset_spec
     from zoo.models import list_pairs
-    from zoo.train import get_recipe, train
+    from zoo.train import get_recipe
     from zoo.train.checkpoint import read_last
-    from zoo.train.loop import Interrupted
     from zoo.train.runner import default_out
-    from zoo.data import get_dataset_spec
 
     if args.matrix != "paper":
         raise ZooError(f"unknown matrix {args.matrix!r}; choose paper")
-    import fnmatch
-
     pairs = [(a, d) for a, d in list_pairs(paper=True) if fnmatch.fnmatchcase(f"{a}.{d}", args.only or "*")]
     if not pairs:
         raise ZooError(f"--only {args.only!r} matches none of the paper's pairs (names like resnet20.cifar10)")
@@ -130,12 +119,8 @@ def _train_matrix(args) -> int:
         if not dataset_available(ds, args.data_dir, verify=args.verify):
             print(f"{arch}.{ds}: skipped, dataset not found (see `zoo train {arch} {ds}` for where it looks)")
             continue
-        try:
-            s = train(arch, ds, **_train_kwargs(args), out=out, resume=last is not None)
-        except Interrupted as e:
-            print(f"zoo: {e}", file=sys.stderr)
+        if _train_one(args, arch, ds, out, resume=last is not None):
             return 130
-        print(f"{arch}.{ds}: best test accuracy {s['best_test_acc']:.2f}% -> {s['out']}")
     return 0
 
 

@@ -70,7 +70,7 @@ def to_csv(report: dict) -> str:
 def print_table(report: dict) -> None:
     from rich.table import Table
 
-    from zoo.cli import console
+    from zoo.ui import console
 
     env = report["environment"]
     t = Table(title=f"zoo bench — {env['cpu']}, {env['threads']} threads, onnxruntime {env['onnxruntime']}")

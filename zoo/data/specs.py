@@ -1,0 +1,84 @@
+"""Dataset registry: everything a model or an exporter needs to know about a dataset's tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from zoo.errors import ZooError, close_matches
+
+CIFAR100_CLASSES = (
+    "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly "
+    "camel can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup "
+    "dinosaur dolphin elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower "
+    "leopard lion lizard lobster man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid "
+    "otter palm_tree pear pickup_truck pine_tree plain plate poppy porcupine possum rabbit raccoon ray road "
+    "rocket rose sea seal shark shrew skunk skyscraper snail snake spider squirrel streetcar sunflower "
+    "sweet_pepper table tank telephone television tiger tractor train trout tulip turtle wardrobe whale "
+    "willow_tree wolf woman worm"
+).split()
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    tv_class: str  # torchvision.datasets class that reads (and downloads) the on-disk format
+    channels: int
+    size: int  # square images: size x size pixels
+    class_names: tuple[str, ...]
+    mean: tuple[float, ...]  # per channel, on [0, 1] pixels (training split)
+    std: tuple[float, ...]
+    family: str  # "mnist" (1x28x28 digits/characters) or "cifar" (3x32x32 photos): picks the paper's variant
+    train_size: int
+    test_size: int
+    augment: tuple[str, ...] = field(default=())  # default train-time augmentations for this family
+    folder: str = ""  # sub-folder of the data root torchvision reads
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        return (self.channels, self.size, self.size)
+
+
+_DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    if spec.name in _DATASETS:
+        raise ValueError(f"dataset {spec.name!r} is already registered")
+    _DATASETS[spec.name] = spec
+    return spec
+
+
+def get_dataset_spec(name: str) -> DatasetSpec:
+    try:
+        return _DATASETS[name]
+    except KeyError:
+        raise ZooError(f"unknown dataset {name!r}{close_matches(name, _DATASETS)}") from None
+
+
+def list_datasets() -> list[str]:
+    return list(_DATASETS)
+
+
+_MNIST_AUG = ()  # the paper trains the MNISTs without augmentation
+_CIFAR_AUG = ("crop", "flip", "rotate")  # the paper: random crop, flip and rotation
+
+register_dataset(DatasetSpec(
+    "mnist", "MNIST", 1, 28, tuple(str(i) for i in range(10)), (0.1307,), (0.3081,), "mnist",
+    60_000, 10_000, _MNIST_AUG, "MNIST"))
+register_dataset(DatasetSpec(
+    "kmnist", "KMNIST", 1, 28, ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+    (0.1918,), (0.3483,), "mnist", 60_000, 10_000, _MNIST_AUG, "KMNIST"))
+register_dataset(DatasetSpec(
+    "cifar10", "CIFAR10", 3, 32,
+    ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+    (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "cifar", 50_000, 10_000, _CIFAR_AUG,
+    "cifar-10-batches-py"))
+register_dataset(DatasetSpec(
+    "cifar100", "CIFAR100", 3, 32, tuple(CIFAR100_CLASSES),
+    (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), "cifar", 50_000, 10_000, _CIFAR_AUG,
+    "cifar-100-python"))
