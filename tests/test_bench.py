@@ -134,3 +134,18 @@ def test_nothing_to_bench_says_what_to_do(tmp_path, monkeypatch, capsys):
     assert main(["bench", "--runs", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "nothing to bench" in err and "--random" in err
+
+
+def test_failed_gate_is_a_note_not_a_crash(tmp_path, fake_root, monkeypatch):
+    import zoo.export.exporter as ex
+    monkeypatch.setitem(ex.GATES, "int8", {"atol": 0.0, "min_agree": 100.1})
+    (tmp_path / "w").mkdir()
+    import torch
+    from safetensors.torch import save_file
+    from zoo.models import create_model
+    save_file(create_model("mlp", "mnist").state_dict(), str(tmp_path / "w" / "m.safetensors"))
+    assert main(["bench", "mlp", "mnist", "--weights", str(tmp_path / "w" / "m.safetensors"), "--precision",
+                 "fp32,int8", "--no-eager", "--data-dir", str(fake_root), "--out", str(tmp_path / "r"), *QUICK]) == 0
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert [r["precision"] for r in report["rows"]] == ["fp32"]
+    assert any("mlp.mnist int8: not measured: parity gate failed" in n for n in report["notes"])

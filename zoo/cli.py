@@ -248,7 +248,7 @@ def cmd_bench(args) -> int:
         notes.append("fp16 not measured: it is a GPU precision and no CUDA provider runs here")
     rows = []
     for t in targets:
-        rows += bench_target(t, cfg, providers, data_dir=args.data_dir, verify=args.verify)
+        rows += bench_target(t, cfg, providers, data_dir=args.data_dir, verify=args.verify, notes=notes)
     report = {"environment": environment(cfg, providers), "rows": rows, "notes": notes}
     paths = write_reports(report, out) + render_plots(report, out, Path(args.runs))
     print_table(report)

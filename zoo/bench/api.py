@@ -131,7 +131,8 @@ def eval_set(spec, data_dir, verify) -> tuple[np.ndarray | None, np.ndarray | No
 
 
 def bench_target(target: Target, cfg: BenchConfig, providers: list[str], data_dir=None, verify=None,
-                 log=print) -> list[dict]:
+                 log=print, notes: list[str] | None = None) -> list[dict]:
+    """Rows for one target; with `notes`, a precision whose export fails its gate is noted and skipped."""
     from zoo.bench.backends import NullBackend, OrtBackend, TorchBackend
     from zoo.bench.measure import latency_ms, throughput, top1
     from zoo.data import get_dataset_spec
@@ -158,7 +159,14 @@ def bench_target(target: Target, cfg: BenchConfig, providers: list[str], data_di
         for prec in cfg.precisions if not target.onnx else (None,):
             if prec is not None and prov not in PRECISION_PROVIDERS[prec]:
                 continue
-            path, meta = exported(target, prec, data_dir, verify, log)
+            try:
+                path, meta = exported(target, prec, data_dir, verify, log)
+            except ZooError as e:  # one pair's failed gate must not sink the whole report
+                if notes is None:
+                    raise
+                notes.append(f"{target.arch}.{target.dataset} {prec}: not measured: {e}")
+                log(notes[-1])
+                continue
             prec = prec or meta.get("precision", "fp32")
             be = OrtBackend(PROVIDERS[prov], cfg.threads).load(path)
             lat = latency_ms(be, x1, cfg.warmup, cfg.runs)

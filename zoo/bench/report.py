@@ -80,7 +80,7 @@ def print_table(report: dict) -> None:
     for r in sort_rows(report["rows"]):
         t.add_row(*(cell(r, k, f) for k, _, f in cols))
     sets = sorted({r["eval_set"] for r in report["rows"]})
-    t.caption = "top-1 by onnxruntime on: " + "; ".join(sets) + "".join(f"\n{n}" for n in report.get("notes", []))
+    t.caption = "top-1 by onnxruntime on: " + "; ".join(sets) + "".join(f"\n{n.split('; figures:')[0]}" for n in report.get("notes", []))
     console()(t)
 
 
