@@ -43,7 +43,11 @@ def _scatter(rows: list[dict], xkey: str, xlabel: str, title: str, path: Path, l
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test top-1 % (onnxruntime)")
         if logx:
+            from matplotlib.ticker import FuncFormatter
             ax.set_xscale("log")
+            plain = FuncFormatter(lambda v, _: f"{v:g}")  # 0.3, not 3x10^-1
+            ax.xaxis.set_major_formatter(plain)
+            ax.xaxis.set_minor_formatter(plain)
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     return _save(fig, path)
