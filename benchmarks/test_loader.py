@@ -3,7 +3,6 @@
 import time
 
 import pytest
-import torch
 
 
 def fast_pass(name, root, batch):

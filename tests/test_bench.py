@@ -140,7 +140,6 @@ def test_failed_gate_is_a_note_not_a_crash(tmp_path, fake_root, monkeypatch):
     import zoo.export.exporter as ex
     monkeypatch.setitem(ex.GATES, "int8", {"atol": 0.0, "min_agree": 100.1})
     (tmp_path / "w").mkdir()
-    import torch
     from safetensors.torch import save_file
     from zoo.models import create_model
     save_file(create_model("mlp", "mnist").state_dict(), str(tmp_path / "w" / "m.safetensors"))

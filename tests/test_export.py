@@ -8,7 +8,7 @@ import torch
 
 from zoo.errors import ZooError
 from zoo.export import export, ort_session, read_metadata
-from zoo.models import PAPER_MATRIX, create_model, register_model
+from zoo.models import PAPER_MATRIX, register_model
 from zoo.train import train
 
 PAIRS = list(PAPER_MATRIX) + [("timm/resnet18", "cifar10"), ("timm/mobilenetv3_small_100", "mnist")]

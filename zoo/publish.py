@@ -17,7 +17,6 @@ from zoo.errors import ZooError
 def publish(run: str | Path, dest: Path | None = None, data_dir=None, verify=None, log=print) -> dict:
     import tempfile
 
-    import numpy as np
 
     from zoo.bench.api import eval_set
     from zoo.bench.backends import OrtBackend

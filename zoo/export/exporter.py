@@ -11,10 +11,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import re
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 

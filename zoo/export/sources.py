@@ -19,7 +19,6 @@ class Source:
 
 
 def _read_safetensors(path: Path, expect_sha: str | None) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
     from safetensors.torch import load
 
     from zoo.weights import sha256_bytes
@@ -33,7 +32,7 @@ def _read_safetensors(path: Path, expect_sha: str | None) -> dict[str, torch.Ten
                        f"re-copy it or export another checkpoint")
     try:
         return load(blob)
-    except (SafetensorError, Exception) as e:  # safetensors raises several types on garbage
+    except Exception as e:  # safetensors raises SafetensorError, OSError or others on garbage
         raise ZooError(f"{path} is not a valid safetensors file ({str(e).splitlines()[0][:80]}); "
                        f"is it truncated?") from None
 
