@@ -45,8 +45,14 @@ def test_int8_and_fp16(arch, dataset, trained, tmp_path, fake_root):
     assert fp16.size_bytes < fp32.size_bytes * 0.6
     assert fp16.parity["top1_agreement"] >= 99.0
     import onnx
-    ops = {n.op_type for n in onnx.load(str(int8.path)).graph.node}
-    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    graph = onnx.load(str(int8.path)).graph
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in graph.node}
+    # The first and last layers stay float: their weights come straight from an initializer, not from a
+    # DequantizeLinear; every layer between is quantized.
+    dq_out = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    compute = [n for n in graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
+    assert sorted(int8.parity["float_nodes"]) == sorted({compute[0].name, compute[-1].name})
+    assert [n.input[1] in dq_out for n in compute] == [False] + [True] * (len(compute) - 2) + [False]
     sess = ort_session(fp16.path)  # fp16 inside, fp32 at the edges
     assert sess.get_inputs()[0].type == "tensor(float)" and sess.get_outputs()[0].type == "tensor(float)"
 

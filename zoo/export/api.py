@@ -119,9 +119,11 @@ def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, o
         elif precision == "int8":
             calib, _, _ = eval_data(spec, calib_size, data_dir, verify, split="train")
             path = tmp / "int8.onnx"
-            to_int8(fp32, path, calib, tmp)
+            kept_float = to_int8(fp32, path, calib, tmp)
         fig = parity(model, path, precision, images, labels, fp32_path=fp32 if precision == "int8" else None,
                      max_acc_drop=int8_max_drop, random_weights=src.state is None)
+        if precision == "int8":
+            fig["float_nodes"] = kept_float  # first and last layer stay in float (see exporter.float_ends)
         fig["eval_set"] = eval_src
         card = src.card
         meta = {

@@ -107,8 +107,11 @@ def to_fp16(src: Path, dst: Path) -> None:
     onnx.save(ir.to_proto(model), str(dst))
 
 
-def to_int8(src: Path, dst: Path, calib: np.ndarray, work: Path) -> None:
-    """Static QDQ quantization, per-channel int8 weights, uint8 activations, calibrated on `calib`."""
+def to_int8(src: Path, dst: Path, calib: np.ndarray, work: Path) -> list[str]:
+    """Static QDQ quantization, per-channel int8 weights, uint8 activations, calibrated on `calib`.
+
+    Returns the nodes left in float (see float_ends).
+    """
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -121,9 +124,31 @@ def to_int8(src: Path, dst: Path, calib: np.ndarray, work: Path) -> None:
 
     pre = work / "pre.onnx"
     quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    keep = float_ends(pre)
     batches = [{"input": calib[i:i + 32]} for i in range(0, len(calib), 32)]
     quantize_static(str(pre), str(dst), Reader(batches), quant_format=QuantFormat.QDQ, per_channel=True,
-                    weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+                    weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8, nodes_to_exclude=keep)
+    return keep
+
+
+# Measured on the full MNIST test split (lenet5, 99.01% fp32): all layers int8 loses 1.71 pt (MinMax and
+# Entropy calibration alike, Percentile 2.13); keeping only the first conv in float loses 0.03, only the last
+# layer 1.67, both 0.01 (cnn.mnist: 0.45 pt -> 0.00). The standard practice, first and last layer in higher
+# precision, costs a few KB for convnets. A first layer that is a wide Gemm (an MLP's) holds most of the
+# weights and quantizes well (mlp.mnist -0.01 pt): it is quantized, and a 2-layer net keeps nothing float.
+def float_ends(path: Path) -> list[str]:
+    """Names of the nodes int8 quantization leaves in float: the first layer if it is a Conv, the last
+    Conv/Gemm/MatMul if there are at least three."""
+    import onnx
+
+    nodes = [n for n in onnx.load(str(path), load_external_data=False).graph.node
+             if n.op_type in ("Conv", "Gemm", "MatMul")]
+    keep = []
+    if nodes and nodes[0].op_type == "Conv":
+        keep.append(nodes[0].name)
+    if len(nodes) >= 3:
+        keep.append(nodes[-1].name)
+    return keep
 
 
 def ort_session(path: Path, provider: str = "CPUExecutionProvider", threads: int | None = None):
