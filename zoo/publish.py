@@ -14,9 +14,15 @@ from pathlib import Path
 from zoo.errors import ZooError
 
 
-def publish(run: str | Path, dest: Path | None = None, data_dir=None, verify=None, log=print) -> dict:
-    import tempfile
+# fp16 storage halves a checkpoint; the issue allows it only where it costs < 0.1 top-1 point.
+FP16_MAX_DROP = 0.1
+STORAGE = ("fp32", "fp16")
 
+
+def publish(run: str | Path, dest: Path | None = None, data_dir=None, verify=None, log=print,
+            storage: str = "fp32") -> dict:
+    """storage="fp16" stores the weights as float16 (upcast on load), refused if that costs >= 0.1 pt."""
+    import tempfile
 
     from zoo.bench.api import eval_set
     from zoo.bench.backends import OrtBackend
@@ -32,20 +38,36 @@ def publish(run: str | Path, dest: Path | None = None, data_dir=None, verify=Non
     arch, dataset = src.card.get("model"), src.card.get("dataset")
     if not arch or not dataset:
         raise ZooError(f"{run} has no card naming its model and dataset; publish a run folder written by zoo train")
+    if storage not in STORAGE:
+        raise ZooError(f"unknown storage {storage!r}; choose fp32 or fp16")
+    if not (run / "best.safetensors").is_file():
+        raise ZooError(f"{run} has no best.safetensors")
     spec = get_dataset_spec(dataset)
     images, labels, eval_src = eval_set(spec, data_dir, verify)
     if images is None or not eval_src.startswith("test split"):
         raise ZooError(f"publishing needs the full {dataset} test split to measure accuracy: {eval_src}")
+    extra = {}
     with tempfile.TemporaryDirectory() as tmp:
         r = export(arch, dataset, weights=run, out=tmp, data_dir=data_dir, verify=verify)
         acc = top1(OrtBackend().load(r.path), images, labels)
         onnx_mb = r.size_bytes / 1e6
+        blob, sha = (run / "best.safetensors").read_bytes(), src.card["sha256"]
+        if storage == "fp16":
+            blob, sha = _fp16_blob(src.state)
+            half = Path(tmp) / "fp16" / "best.safetensors"
+            half.parent.mkdir()
+            half.write_bytes(blob)
+            (half.parent / "best.json").write_text(json.dumps({"model": arch, "dataset": dataset, "sha256": sha}))
+            r16 = export(arch, dataset, weights=half.parent, out=Path(tmp) / "fp16", data_dir=data_dir,
+                         verify=verify)
+            acc16 = top1(OrtBackend().load(r16.path), images, labels)
+            if acc - acc16 >= FP16_MAX_DROP:
+                raise ZooError(f"fp16 storage costs {acc - acc16:.2f} top-1 points on {arch}.{dataset} "
+                               f"({acc:.2f}% -> {acc16:.2f}%, limit {FP16_MAX_DROP}); publish it as fp32")
+            extra = {"storage": "fp16", "fp32_top1": round(acc, 2)}
+            acc = acc16
     dest = Path(dest) if dest else weights_dir()
-    sha = src.card["sha256"]
     fname = f"{arch.replace('/', '_')}.{dataset}-{sha[:8]}.safetensors"
-    blob = (run / "best.safetensors").read_bytes() if (run / "best.safetensors").is_file() else None
-    if blob is None:
-        raise ZooError(f"{run} has no best.safetensors")
     metrics_path = run / "metrics.jsonl"
     lines = [json.loads(x) for x in metrics_path.read_text().splitlines() if x.strip()] if metrics_path.is_file() else []
     card = WeightsCard(
@@ -53,7 +75,7 @@ def publish(run: str | Path, dest: Path | None = None, data_dir=None, verify=Non
         size_mb=round(len(blob) / 1e6, 3),
         metrics={"top1": round(acc, 2), "eval_set": f"{dataset} {eval_src}, onnxruntime CPU fp32",
                  "train_top1": src.card.get("metrics", {}).get("test_acc"), "onnx_mb": round(onnx_mb, 3),
-                 "epoch": src.card.get("epoch")},
+                 "epoch": src.card.get("epoch"), **extra},
         recipe=src.card.get("recipe", {}),
         meta={"epochs_run": len(lines), "train_wall_s": round(sum(m.get("wall_s", 0) for m in lines), 1),
               "machine": src.card.get("machine"), "torch": src.card.get("torch"),
@@ -70,6 +92,16 @@ def publish(run: str | Path, dest: Path | None = None, data_dir=None, verify=Non
     manifest.cache_clear()
     log(f"{card.name}: top-1 {acc:.2f}% (onnxruntime, {eval_src}) -> {dest / fname}")
     return asdict(card)
+
+
+def _fp16_blob(state: dict) -> tuple[bytes, str]:
+    """The state dict with every floating tensor rounded to float16, as safetensors bytes, and its sha256."""
+    from safetensors.torch import save
+
+    from zoo.weights import sha256_bytes
+
+    blob = save({k: v.half() if v.is_floating_point() else v for k, v in state.items()})
+    return blob, sha256_bytes(blob)
 
 
 def _read(dest: Path) -> list[dict]:

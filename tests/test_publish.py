@@ -1,0 +1,61 @@
+"""`zoo publish`: a run's best weights go into a weights folder with a card measured by onnxruntime."""
+
+import json
+
+import pytest
+import torch
+
+import zoo.publish as pub
+from zoo.errors import ZooError
+from zoo.export.sources import from_path
+from zoo.train import train
+from zoo.weights import sha256_file
+
+
+@pytest.fixture(scope="module")
+def run(fake_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "cnn.mnist"
+    train("cnn", "mnist", recipe="fast", epochs=2, batch_size=25, data_dir=fake_root, out=out,
+          precision="fp32", compile="off", progress=False, verify=False)
+    return out
+
+
+def _publish(run, dest, fake_root, **kw):
+    return pub.publish(run, dest, data_dir=fake_root, verify=False, log=lambda *_: None, **kw)
+
+
+def test_publish_fp32_and_fp16(run, tmp_path, fake_root):
+    card32 = _publish(run, tmp_path, fake_root)
+    best = json.loads((run / "best.json").read_text())
+    assert card32["sha256"] == best["sha256"] and card32["file"] == f"cnn.mnist-{best['sha256'][:8]}.safetensors"
+    assert sha256_file(tmp_path / card32["file"]) == card32["sha256"]
+    assert "onnxruntime" in card32["metrics"]["eval_set"] and "storage" not in card32["metrics"]
+
+    card16 = _publish(run, tmp_path, fake_root, storage="fp16")
+    f16 = tmp_path / card16["file"]
+    assert sha256_file(f16) == card16["sha256"] != card32["sha256"]
+    assert not (tmp_path / card32["file"]).exists()  # the pair's previous file is replaced, not left behind
+    assert card16["size_mb"] < card32["size_mb"] * 0.55
+    assert card16["metrics"]["storage"] == "fp16" and card16["metrics"]["fp32_top1"] == card32["metrics"]["top1"]
+    assert card32["metrics"]["top1"] - card16["metrics"]["top1"] < pub.FP16_MAX_DROP
+    manifest = json.loads((tmp_path / "manifest.json").read_text())["weights"]
+    assert [c["file"] for c in manifest] == [card16["file"]]
+    # Stored as float16, loaded as float32 values equal to the rounded weights.
+    state = from_path(f16).state
+    ref = from_path(run).state
+    w = "features.0.weight" if "features.0.weight" in ref else next(k for k in ref if ref[k].is_floating_point())
+    assert state[w].dtype == torch.float16 and torch.equal(state[w].float(), ref[w].half().float())
+
+
+def test_fp16_refused_when_it_costs_too_much(run, tmp_path, fake_root, monkeypatch):
+    monkeypatch.setattr(pub, "FP16_MAX_DROP", -1.0)  # any result is "too costly"
+    with pytest.raises(ZooError, match="fp16 storage costs .* publish it as fp32"):
+        _publish(run, tmp_path, fake_root, storage="fp16")
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_publish_bad_input(run, tmp_path, fake_root):
+    with pytest.raises(ZooError, match="unknown storage 'int4'"):
+        _publish(run, tmp_path, fake_root, storage="int4")
+    with pytest.raises(ZooError, match="not found"):
+        _publish(tmp_path / "nope", tmp_path, fake_root)
