@@ -56,6 +56,16 @@ def test_no_dropout_with_batchnorm():
         assert not ({torch.nn.Dropout, torch.nn.BatchNorm2d} <= kinds), arch
 
 
+def test_alexnet_signal_survives_init():
+    """No BatchNorm in AlexNet: He init keeps the activations' scale through the 5 convs (the default init
+    shrank it ~6x per layer, and training crawled)."""
+    torch.manual_seed(0)
+    model = create_model("alexnet", "cifar10").eval()
+    with torch.no_grad():
+        feats = model.pool(model.features(torch.randn(64, 3, 32, 32)))
+    assert 0.3 < feats.std().item() < 5
+
+
 def test_macs_resnet20():
     # He et al.: ResNet-20 is ~41 M multiply-adds at 32x32.
     assert 40e6 < macs_per_image(create_model("resnet20", "cifar10"), (3, 32, 32)) < 42e6
