@@ -113,6 +113,16 @@ def test_damaged_cache_is_rebuilt(tmp_path, fake_root):
     assert cached.stat().st_size > 1000
 
 
+def test_cache_is_keyed_on_export_revision(tmp_path, fake_root, monkeypatch):
+    import zoo.export.exporter as ex
+    args = ["bench", "mlp", "mnist", "--random", "--no-eager", "--data-dir", str(fake_root), *QUICK]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    monkeypatch.setattr(ex, "EXPORT_REVISION", ex.EXPORT_REVISION + 1)  # the exporter changed: export again
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    folders = sorted(p.name.rsplit("-r", 1)[1] for p in (tmp_path / "cache" / "zoo" / "exports").iterdir())
+    assert folders == [str(ex.EXPORT_REVISION - 1), str(ex.EXPORT_REVISION)]
+
+
 def test_bench_an_exported_file(tmp_path, fake_root):
     from zoo.export import export
     r = export("lenet5", "mnist", out=tmp_path / "e", data_dir=fake_root, verify=False)

@@ -97,7 +97,9 @@ def exported(target: Target, precision: str, data_dir, verify, log=print) -> tup
     src = load_source(target.arch, target.dataset, target.weights, target.pretrained)
     key = src.card.get("sha256") or ("random-" + hashlib.sha256(f"{target.arch}.{target.dataset}".encode())
                                      .hexdigest())
-    folder = cache_root() / key[:16]
+    from zoo.export.exporter import EXPORT_REVISION
+
+    folder = cache_root() / f"{key[:16]}-r{EXPORT_REVISION}"  # an older exporter's files are not reused
     path = folder / onnx_name(target.arch, target.dataset, precision)
     if path.is_file():
         try:
