@@ -7,6 +7,7 @@ import json
 import sys
 
 from zoo.errors import ZooError
+from zoo.publish import STORAGE  # light: stdlib only at import time
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -366,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-samples", action="store_true",
                    help="also write the shipped evaluation samples (1000 stratified test images per dataset)")
     p.add_argument("--dest", help="weights folder (default: the package's, i.e. weights/ in a checkout)")
-    p.add_argument("--storage", default="fp32", choices=("fp32", "fp16"),
+    p.add_argument("--storage", default="fp32", choices=STORAGE,
                    help="fp16 halves the file; refused if it costs >= 0.1 top-1 point (default fp32)")
     _add_data_args(p)
     p.set_defaults(func=cmd_publish)

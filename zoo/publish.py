@@ -39,28 +39,29 @@ def publish(run: str | Path, dest: Path | None = None, data_dir=None, verify=Non
     if not arch or not dataset:
         raise ZooError(f"{run} has no card naming its model and dataset; publish a run folder written by zoo train")
     if storage not in STORAGE:
-        raise ZooError(f"unknown storage {storage!r}; choose fp32 or fp16")
+        raise ZooError(f"unknown storage {storage!r}; choose {' or '.join(STORAGE)}")
     if not (run / "best.safetensors").is_file():
         raise ZooError(f"{run} has no best.safetensors")
     spec = get_dataset_spec(dataset)
     images, labels, eval_src = eval_set(spec, data_dir, verify)
     if images is None or not eval_src.startswith("test split"):
         raise ZooError(f"publishing needs the full {dataset} test split to measure accuracy: {eval_src}")
+    def ort_top1(weights: Path, out: Path) -> tuple[float, float]:
+        """Export `weights`, then top-1 % by onnxruntime on the test split, and the ONNX file's MB."""
+        r = export(arch, dataset, weights=weights, out=out, data_dir=data_dir, verify=verify)
+        return top1(OrtBackend().load(r.path), images, labels), r.size_bytes / 1e6
+
     extra = {}
     with tempfile.TemporaryDirectory() as tmp:
-        r = export(arch, dataset, weights=run, out=tmp, data_dir=data_dir, verify=verify)
-        acc = top1(OrtBackend().load(r.path), images, labels)
-        onnx_mb = r.size_bytes / 1e6
+        acc, onnx_mb = ort_top1(run, Path(tmp))
         blob, sha = (run / "best.safetensors").read_bytes(), src.card["sha256"]
         if storage == "fp16":
             blob, sha = _fp16_blob(src.state)
-            half = Path(tmp) / "fp16" / "best.safetensors"
-            half.parent.mkdir()
-            half.write_bytes(blob)
-            (half.parent / "best.json").write_text(json.dumps({"model": arch, "dataset": dataset, "sha256": sha}))
-            r16 = export(arch, dataset, weights=half.parent, out=Path(tmp) / "fp16", data_dir=data_dir,
-                         verify=verify)
-            acc16 = top1(OrtBackend().load(r16.path), images, labels)
+            half = Path(tmp) / "fp16"  # a run-folder shape (weights + card) that export reads
+            half.mkdir()
+            (half / "best.safetensors").write_bytes(blob)
+            (half / "best.json").write_text(json.dumps({"model": arch, "dataset": dataset, "sha256": sha}))
+            acc16, _ = ort_top1(half, half)
             if acc - acc16 >= FP16_MAX_DROP:
                 raise ZooError(f"fp16 storage costs {acc - acc16:.2f} top-1 points on {arch}.{dataset} "
                                f"({acc:.2f}% -> {acc16:.2f}%, limit {FP16_MAX_DROP}); publish it as fp32")

@@ -91,14 +91,13 @@ def exported(target: Target, precision: str, data_dir, verify, log=print) -> tup
     """The ONNX file for target/precision, exported once per weights hash and reused."""
     from zoo.export import export, onnx_name
     from zoo.export.api import load_source
+    from zoo.export.exporter import EXPORT_REVISION
 
     if target.onnx:
         return Path(target.onnx), check_onnx(Path(target.onnx))
     src = load_source(target.arch, target.dataset, target.weights, target.pretrained)
     key = src.card.get("sha256") or ("random-" + hashlib.sha256(f"{target.arch}.{target.dataset}".encode())
                                      .hexdigest())
-    from zoo.export.exporter import EXPORT_REVISION
-
     folder = cache_root() / f"{key[:16]}-r{EXPORT_REVISION}"  # an older exporter's files are not reused
     path = folder / onnx_name(target.arch, target.dataset, precision)
     if path.is_file():
