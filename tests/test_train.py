@@ -55,6 +55,12 @@ def test_loss_goes_down_and_checkpoint_is_valid(fake_root, tmp_path):
     assert not list(out.rglob("*.tmp"))
 
 
+def test_alexnet_fast_recipe_lr():
+    spec = get_dataset_spec("cifar10")
+    assert get_recipe("fast", spec, "alexnet").lr == 0.02 and get_recipe("fast", spec, "cnn").lr == 0.2
+    assert get_recipe("fast", spec, "alexnet", lr=0.05).lr == 0.05  # the caller's override still wins
+
+
 def test_resume_mid_epoch_is_bit_identical(fake_root, tmp_path, monkeypatch):
     # alexnet has Dropout, so the torch RNG state must be restored too; cifar10 exercises augmentation.
     kw = dict(recipe="fast", epochs=2, batch_size=40, data_dir=fake_root, **FAST)

@@ -111,7 +111,7 @@ def _train_matrix(args) -> int:
     if not pairs:
         raise ZooError(f"--only {args.only!r} matches none of the paper's pairs (names like resnet20.cifar10)")
     for arch, ds in pairs:
-        cfg = get_recipe(args.recipe, get_dataset_spec(ds), epochs=args.epochs)
+        cfg = get_recipe(args.recipe, get_dataset_spec(ds), arch, epochs=args.epochs)
         out = Path(args.out or "runs") / default_out(arch, ds, args.recipe).name
         last = read_last(out)
         if last and last["epoch"] >= cfg.epochs and last["step"] == 0:

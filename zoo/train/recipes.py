@@ -96,13 +96,18 @@ def _fast(spec: DatasetSpec) -> TrainConfig:
 
 RECIPES = {"paper": _paper, "fast": _fast}
 
+# Per-architecture departures from a recipe, applied before the caller's overrides. AlexNet has no BatchNorm:
+# with He init, `fast`'s peak lr 0.2 turns the loss into NaN within two epochs; at 0.02 it trained stably to
+# 72.37% on CIFAR-10 in 12 epochs (the shipped weights).
+ARCH_DEFAULTS: dict[tuple[str, str], dict] = {("fast", "alexnet"): {"lr": 0.02}}
 
-def get_recipe(name: str, spec: DatasetSpec, **overrides) -> TrainConfig:
-    """The recipe `name` for this dataset, with non-None overrides applied, validated."""
+
+def get_recipe(name: str, spec: DatasetSpec, arch: str | None = None, **overrides) -> TrainConfig:
+    """The recipe `name` for this dataset (and architecture), with non-None overrides applied, validated."""
     if name not in RECIPES:
         raise ZooError(f"unknown recipe {name!r}{close_matches(name, RECIPES)}")
     cfg = RECIPES[name](spec)
-    changes = {k: v for k, v in overrides.items() if v is not None}
+    changes = {**ARCH_DEFAULTS.get((name, arch), {}), **{k: v for k, v in overrides.items() if v is not None}}
     unknown = set(changes) - {f.name for f in dataclasses.fields(TrainConfig)}
     if unknown:
         raise ZooError(f"unknown recipe field(s) {sorted(unknown)}")

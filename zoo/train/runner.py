@@ -134,7 +134,7 @@ def train(arch: str, dataset: str, *, recipe: str = "paper", epochs: int | None 
     from zoo.models import create_model
 
     spec = get_dataset_spec(dataset)
-    cfg = get_recipe(recipe, spec, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    cfg = get_recipe(recipe, spec, arch, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     create_model(arch, spec)  # unknown / unsupported model -> one-line error before anything is written
     dist = _init_dist(device)
     if cfg.batch_size % dist.world_size:
