@@ -57,7 +57,7 @@ def test_loss_goes_down_and_checkpoint_is_valid(fake_root, tmp_path):
 
 def test_alexnet_fast_recipe_lr():
     spec = get_dataset_spec("cifar10")
-    assert get_recipe("fast", spec, "alexnet").lr == 0.02 and get_recipe("fast", spec, "cnn").lr == 0.2
+    assert get_recipe("fast", spec, "alexnet").lr == 0.03 and get_recipe("fast", spec, "cnn").lr == 0.2
     assert get_recipe("fast", spec, "alexnet", lr=0.05).lr == 0.05  # the caller's override still wins
 
 
