@@ -46,6 +46,7 @@ def publish(run: str | Path, dest: Path | None = None, data_dir=None, verify=Non
     images, labels, eval_src = eval_set(spec, data_dir, verify)
     if images is None or not eval_src.startswith("test split"):
         raise ZooError(f"publishing needs the full {dataset} test split to measure accuracy: {eval_src}")
+
     def ort_top1(weights: Path, out: Path) -> tuple[float, float]:
         """Export `weights`, then top-1 % by onnxruntime on the test split, and the ONNX file's MB."""
         r = export(arch, dataset, weights=weights, out=out, data_dir=data_dir, verify=verify)
@@ -57,11 +58,9 @@ def publish(run: str | Path, dest: Path | None = None, data_dir=None, verify=Non
         blob, sha = (run / "best.safetensors").read_bytes(), src.card["sha256"]
         if storage == "fp16":
             blob, sha = _fp16_blob(src.state)
-            half = Path(tmp) / "fp16"  # a run-folder shape (weights + card) that export reads
-            half.mkdir()
-            (half / "best.safetensors").write_bytes(blob)
-            (half / "best.json").write_text(json.dumps({"model": arch, "dataset": dataset, "sha256": sha}))
-            acc16, _ = ort_top1(half, half)
+            half = Path(tmp) / "fp16.safetensors"  # export reads a bare .safetensors file as it is
+            half.write_bytes(blob)
+            acc16, _ = ort_top1(half, Path(tmp) / "fp16")
             if acc - acc16 >= FP16_MAX_DROP:
                 raise ZooError(f"fp16 storage costs {acc - acc16:.2f} top-1 points on {arch}.{dataset} "
                                f"({acc:.2f}% -> {acc16:.2f}%, limit {FP16_MAX_DROP}); publish it as fp32")
