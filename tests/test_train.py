@@ -196,3 +196,17 @@ def test_two_process_gloo_run(fake_root, tmp_path):
     ckpts = list((tmp_path / "run" / "checkpoints").iterdir())
     assert len(ckpts) == 2 and json.loads((tmp_path / "run" / "last.json").read_text())["epoch"] == 2
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_fast_path_times_bf16_only_with_native_bf16(monkeypatch, native):
+    from zoo.train import fastpath
+
+    timed = []
+    monkeypatch.setattr(fastpath, "native_bf16", lambda: native)
+    monkeypatch.setattr(fastpath, "_time_steps", lambda arch, ds, b, c, steps: timed.append(c) or
+                        {"fp32": 100.0, "bf16": 300.0}[c.precision] + 10 * c.channels_last)
+    best = fastpath.measure("resnet20", "cifar10", 8, total_images=0, log=lambda s: None)
+    assert [(c.precision, c.channels_last) for c in timed] == (
+        [("fp32", False), ("fp32", True), ("bf16", True)] if native else [("fp32", False), ("fp32", True)])
+    assert (best.precision, best.channels_last, best.compile) == (("bf16" if native else "fp32"), True, False)
