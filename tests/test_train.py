@@ -210,3 +210,18 @@ def test_fast_path_times_bf16_only_with_native_bf16(monkeypatch, native):
     assert [(c.precision, c.channels_last) for c in timed] == (
         [("fp32", False), ("fp32", True), ("bf16", True)] if native else [("fp32", False), ("fp32", True)])
     assert (best.precision, best.channels_last, best.compile) == (("bf16" if native else "fp32"), True, False)
+
+
+def test_progress_without_a_terminal_prints_periodic_step_lines(capsys):
+    from zoo.train.loop import EpochSums
+    from zoo.train.progress import EpochProgress
+
+    sums = EpochSums(loss=460.0, correct=200, seen=200, step=2, seconds=4.0)
+    with EpochProgress(enabled=True, interval=0.0) as bar:
+        bar.start_epoch(0, 10, 8, 0)
+        bar.step(sums, 0.1, 1)
+    with EpochProgress(enabled=True, interval=3600.0) as quiet:
+        quiet.start_epoch(0, 10, 8, 0)
+        quiet.step(sums, 0.1, 1)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["epoch 1/10  step 2/8  loss 2.3000 acc 100.00% lr 0.1 50 img/s  epoch ends in 0m12s"]

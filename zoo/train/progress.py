@@ -1,4 +1,5 @@
-"""Per-epoch progress: a rich bar (loss, accuracy, images/s, ETA) on a terminal, plain lines otherwise."""
+"""Per-epoch progress: a rich bar (loss, accuracy, images/s, ETA) on a terminal; otherwise (a log file,
+a background run) a plain line every `interval` seconds and one per epoch."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import time
 
 
 class EpochProgress:
-    def __init__(self, enabled: bool = True):
+    def __init__(self, enabled: bool = True, interval: float = 60.0):
         self.enabled = enabled
+        self.interval = interval
         self._progress = None
         self._task = None
         self._tty = enabled and sys.stderr.isatty()
@@ -29,17 +31,28 @@ class EpochProgress:
 
     def start_epoch(self, epoch: int, epochs: int, steps: int, done: int) -> None:
         self._t0, self._label = time.perf_counter(), f"{epoch + 1}/{epochs}"
+        self._steps, self._last_line = steps, self._t0
         if self._progress is not None:
             if self._task is not None:
                 self._progress.remove_task(self._task)
             self._task = self._progress.add_task("train", total=steps, completed=done, epoch=self._label, info="")
 
     def step(self, sums, lr: float, world: int) -> None:
-        if self._progress is None or not sums.seen:
+        if not self.enabled or not sums.seen:
+            return
+        now = time.perf_counter()
+        if self._progress is None and now - self._last_line < self.interval:
             return
         info = (f"loss {sums.loss / sums.seen:.4f} acc {100 * sums.correct / sums.seen:5.2f}% "
                 f"lr {lr:.4g} {world * sums.seen / max(sums.seconds, 1e-9):.0f} img/s")
-        self._progress.update(self._task, completed=sums.step, info=info)
+        if self._progress is not None:
+            self._progress.update(self._task, completed=sums.step, info=info)
+            return
+        self._last_line = now
+        per_step = sums.seconds / max(sums.step, 1)  # this epoch's steps so far (resumed ones included)
+        eta = per_step * (self._steps - sums.step)
+        print(f"epoch {self._label}  step {sums.step}/{self._steps}  {info}  epoch ends in "
+              f"{int(eta // 60)}m{int(eta % 60):02d}s", file=sys.stderr, flush=True)
 
     def end_epoch(self, m: dict) -> None:
         if not self.enabled:
