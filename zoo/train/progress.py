@@ -30,8 +30,7 @@ class EpochProgress:
             self._progress.__exit__(*exc)
 
     def start_epoch(self, epoch: int, epochs: int, steps: int, done: int) -> None:
-        self._t0, self._label = time.perf_counter(), f"{epoch + 1}/{epochs}"
-        self._steps, self._last_line = steps, self._t0
+        self._label, self._steps, self._last_line = f"{epoch + 1}/{epochs}", steps, time.perf_counter()
         if self._progress is not None:
             if self._task is not None:
                 self._progress.remove_task(self._task)
@@ -40,19 +39,21 @@ class EpochProgress:
     def step(self, sums, lr: float, world: int) -> None:
         if not self.enabled or not sums.seen:
             return
-        now = time.perf_counter()
-        if self._progress is None and now - self._last_line < self.interval:
-            return
-        info = (f"loss {sums.loss / sums.seen:.4f} acc {100 * sums.correct / sums.seen:5.2f}% "
-                f"lr {lr:.4g} {world * sums.seen / max(sums.seconds, 1e-9):.0f} img/s")
         if self._progress is not None:
-            self._progress.update(self._task, completed=sums.step, info=info)
+            self._progress.update(self._task, completed=sums.step, info=self._info(sums, lr, world))
+            return
+        now = time.perf_counter()  # plain lines: throttled before any formatting (this runs every step)
+        if now - self._last_line < self.interval:
             return
         self._last_line = now
-        per_step = sums.seconds / max(sums.step, 1)  # this epoch's steps so far (resumed ones included)
-        eta = per_step * (self._steps - sums.step)
-        print(f"epoch {self._label}  step {sums.step}/{self._steps}  {info}  epoch ends in "
+        eta = sums.seconds / max(sums.step, 1) * (self._steps - sums.step)  # resumed steps included
+        print(f"epoch {self._label}  step {sums.step}/{self._steps}  {self._info(sums, lr, world)}  epoch ends in "
               f"{int(eta // 60)}m{int(eta % 60):02d}s", file=sys.stderr, flush=True)
+
+    @staticmethod
+    def _info(sums, lr: float, world: int) -> str:
+        return (f"loss {sums.loss / sums.seen:.4f} acc {100 * sums.correct / sums.seen:5.2f}% "
+                f"lr {lr:.4g} {world * sums.seen / max(sums.seconds, 1e-9):.0f} img/s")
 
     def end_epoch(self, m: dict) -> None:
         if not self.enabled:
