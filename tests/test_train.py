@@ -134,6 +134,25 @@ def test_existing_run_needs_resume(fake_root, tmp_path):
         train("mlp", "mnist", epochs=2, data_dir=fake_root, out=tmp_path, resume=True, **FAST)
 
 
+def test_resuming_a_finished_run_keeps_it(fake_root, tmp_path, capsys):
+    from zoo.cli import main
+
+    train("mlp", "mnist", epochs=1, data_dir=fake_root, out=tmp_path, **FAST)
+    files = lambda: {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}  # noqa: E731
+    before = files()
+    # Nothing left to train: no data is read (this folder has none) and nothing is rewritten.
+    s = train("mlp", "mnist", epochs=1, data_dir=tmp_path / "no-data", out=tmp_path, resume=True, **FAST)
+    assert s["already_finished"] and s["final"]["epoch"] == 1 and files() == before
+    assert main(["train", "mlp", "mnist", "--epochs", "1", "--precision", "fp32", "--compile", "off",
+                 "--resume", "--out", str(tmp_path), "--data-dir", str(tmp_path / "no-data")]) == 0
+    assert "already finished its 1 epochs" in capsys.readouterr().out and files() == before
+    # Killed between the last checkpoint and the summary: resuming writes the summary from the checkpoint.
+    (tmp_path / "summary.json").unlink()
+    s = train("mlp", "mnist", epochs=1, data_dir=fake_root, out=tmp_path, resume=True, **FAST)
+    assert s["final"] == json.loads((tmp_path / "last.json").read_text())["metrics"]
+    assert json.loads((tmp_path / "summary.json").read_text())["final"]["epoch"] == 1
+
+
 def test_non_finite_loss_stops_and_keeps_last_good(fake_root, tmp_path, monkeypatch):
     import zoo.train.loop as loop
 

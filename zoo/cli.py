@@ -90,7 +90,8 @@ def _train_one(args, arch: str, dataset: str, out, resume: bool) -> int:
     except Interrupted as e:
         print(f"zoo: {e}", file=sys.stderr)
         return 130
-    print(f"{s['model']}.{s['dataset']}: best test accuracy {s['best_test_acc']:.2f}% -> {s['out']}")
+    done = f"already finished its {s['epochs']} epochs; " if s.get("already_finished") else ""
+    print(f"{s['model']}.{s['dataset']}: {done}best test accuracy {s['best_test_acc']:.2f}% -> {s['out']}")
     return 0
 
 
@@ -102,7 +103,7 @@ def _train_matrix(args) -> int:
     from zoo.data import dataset_available, get_dataset_spec
     from zoo.models import list_pairs
     from zoo.train import get_recipe
-    from zoo.train.checkpoint import read_last
+    from zoo.train.checkpoint import finished, read_last
     from zoo.train.runner import default_out
 
     if args.matrix != "paper":
@@ -114,7 +115,7 @@ def _train_matrix(args) -> int:
         cfg = get_recipe(args.recipe, get_dataset_spec(ds), arch, epochs=args.epochs)
         out = Path(args.out or "runs") / default_out(arch, ds, args.recipe).name
         last = read_last(out)
-        if last and last["epoch"] >= cfg.epochs and last["step"] == 0:
+        if finished(last, cfg.epochs):
             print(f"{arch}.{ds}: done ({last['metrics'].get('test_acc', float('nan')):.2f}%), skipping")
             continue
         if not dataset_available(ds, args.data_dir, verify=args.verify):

@@ -116,6 +116,11 @@ def read_last(out: Path) -> dict | None:
     return json.loads(p.read_text())
 
 
+def finished(last: dict | None, epochs: int) -> bool:
+    """True when `last` (from read_last) closes the run's final epoch, not a mid-epoch save."""
+    return last is not None and last["epoch"] >= epochs and last["step"] == 0
+
+
 def load_checkpoint(out: Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
     """(weights, card, state) of the newest complete checkpoint; sha256 verified."""
     from safetensors.torch import load

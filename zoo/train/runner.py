@@ -139,16 +139,28 @@ def train(arch: str, dataset: str, *, recipe: str = "paper", epochs: int | None 
     dist = _init_dist(device)
     if cfg.batch_size % dist.world_size:
         raise ZooError(f"batch size {cfg.batch_size} does not split over {dist.world_size} processes")
-    rt = _resolve_runtime(device, precision, compile, channels_last, arch, dataset, cfg, dist.world_size)
     out = Path(out) if out else default_out(arch, dataset, cfg.recipe)
-    if not resume and ck.read_last(out) is not None:
+    last = ck.read_last(out)
+    if not resume and last is not None:
         raise ZooError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if resume and ck.finished(last, cfg.epochs) and (out / "summary.json").is_file():
+        # Nothing to train: keep the summary (and skip the fast-path probe and the data loading).
+        _check_same_recipe(out, json.loads((out / "config.json").read_text())["recipe"], cfg)
+        return {**json.loads((out / "summary.json").read_text()), "already_finished": True}
+    rt = _resolve_runtime(device, precision, compile, channels_last, arch, dataset, cfg, dist.world_size)
     # Load data before taking the lock: a missing dataset leaves nothing behind.
     train_xy = load_split(dataset, "train", data_dir, download=download and dist.main, verify=verify)
     test_xy = load_split(dataset, "test", data_dir, download=download and dist.main, verify=verify)
     lock = ck.run_lock(out) if dist.main else _nullctx()
     with lock:
         return _run(arch, spec, cfg, rt, dist, out, resume, train_xy, test_xy, progress)
+
+
+def _check_same_recipe(out: Path, started: dict, cfg: TrainConfig) -> None:
+    if started != cfg.to_dict():
+        diff = {k: (started.get(k), v) for k, v in cfg.to_dict().items() if started.get(k) != v}
+        raise ZooError(f"--resume with a different recipe than {out} was started with: {diff}; "
+                       f"use the same options or another --out")
 
 
 @contextmanager
@@ -169,13 +181,11 @@ def _run(arch, spec, cfg: TrainConfig, rt: Runtime, dist: Dist, out: Path, resum
     if rt.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = build_optimizer(model, cfg)
-    start_epoch, sums, gen_state, best = 0, EpochSums(), None, -1.0
+    start_epoch, sums, gen_state, best, last_metrics = 0, EpochSums(), None, -1.0, {}
     if resume and ck.read_last(out) is not None:
         weights, card, state = ck.load_checkpoint(out)
-        if card["recipe"] != cfg.to_dict():
-            diff = {k: (card["recipe"].get(k), v) for k, v in cfg.to_dict().items() if card["recipe"].get(k) != v}
-            raise ZooError(f"--resume with a different recipe than {out} was started with: {diff}; "
-                           f"use the same options or another --out")
+        _check_same_recipe(out, card["recipe"], cfg)
+        last_metrics = card.get("metrics", {})  # the summary's "final" if no epoch is left to run
         load_state_dict_checked(model, weights, source=str(out))
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
@@ -200,7 +210,6 @@ def _run(arch, spec, cfg: TrainConfig, rt: Runtime, dist: Dist, out: Path, resum
     n_params = num_params(model)
     bar = _progress(show_progress, dist)
     t_run = time.perf_counter()
-    last_metrics: dict = {}
     with _sigint_flag() as flag, bar:
         for epoch in range(start_epoch, cfg.epochs):
             train_loader.set_epoch(epoch)
