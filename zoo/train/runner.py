@@ -153,7 +153,7 @@ def train(arch: str, dataset: str, *, recipe: str = "paper", epochs: int | None 
     test_xy = load_split(dataset, "test", data_dir, download=download and dist.main, verify=verify)
     lock = ck.run_lock(out) if dist.main else _nullctx()
     with lock:
-        return _run(arch, spec, cfg, rt, dist, out, resume, train_xy, test_xy, progress)
+        return _run(arch, spec, cfg, rt, dist, out, resume and last is not None, train_xy, test_xy, progress)
 
 
 def _check_same_recipe(out: Path, started: dict, cfg: TrainConfig) -> None:
@@ -182,7 +182,7 @@ def _run(arch, spec, cfg: TrainConfig, rt: Runtime, dist: Dist, out: Path, resum
         model = model.to(memory_format=torch.channels_last)
     opt = build_optimizer(model, cfg)
     start_epoch, sums, gen_state, best, last_metrics = 0, EpochSums(), None, -1.0, {}
-    if resume and ck.read_last(out) is not None:
+    if resume:  # train() passes True only when OUT has a checkpoint
         weights, card, state = ck.load_checkpoint(out)
         _check_same_recipe(out, card["recipe"], cfg)
         last_metrics = card.get("metrics", {})  # the summary's "final" if no epoch is left to run
