@@ -69,14 +69,34 @@ def test_resume_mid_epoch_is_bit_identical(fake_root, tmp_path, monkeypatch):
     with pytest.raises(Interrupted, match="--resume"):
         train("alexnet", "cifar10", out=tmp_path / "b", **kw)
     assert json.loads((tmp_path / "b" / "last.json").read_text())["step"] == 2
+    before = load_checkpoint(tmp_path / "b")[2]["sums"]["wall"]  # the interrupted epoch's wall time so far
     monkeypatch.delenv("ZOO_INTERRUPT_AT_STEP")
+    t = time.perf_counter()
     train("alexnet", "cifar10", out=tmp_path / "b", resume=True, **kw)
+    resumed = time.perf_counter() - t
     assert same(weights(tmp_path / "a"), weights(tmp_path / "b"))
     a = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
     b = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
     strip = [{k: v for k, v in json.loads(x).items() if k not in ("images_per_s", "wall_s")} for x in a + b]
     assert strip[:2] == strip[2:]
+    assert before < json.loads(b[1])["wall_s"] < before + resumed  # the resumed epoch counts both processes
 
+
+
+def test_resume_from_a_checkpoint_without_wall_counts_its_step_time(fake_root, tmp_path, monkeypatch):
+    """Mid-epoch checkpoints saved before EpochSums.wall existed: the epoch's wall time includes their step time."""
+    kw = dict(recipe="fast", epochs=1, batch_size=20, data_dir=fake_root, out=tmp_path, **FAST)
+    monkeypatch.setenv("ZOO_INTERRUPT_AT_STEP", "3")
+    with pytest.raises(Interrupted):
+        train("mlp", "mnist", **kw)
+    monkeypatch.delenv("ZOO_INTERRUPT_AT_STEP")
+    path = tmp_path / json.loads((tmp_path / "last.json").read_text())["path"] / "state.pt"
+    state = torch.load(path, weights_only=True)
+    state["sums"].pop("wall")
+    state["sums"]["seconds"] = 1000.0  # as if the earlier process had trained for 1,000 s
+    torch.save(state, path)
+    train("mlp", "mnist", resume=True, **kw)
+    assert json.loads((tmp_path / "metrics.jsonl").read_text())["wall_s"] > 1000
 
 def _spawn(fake_root, out, *extra):
     env = {**os.environ, "ZOO_DATA": str(fake_root), "ZOO_VERIFY": "0"}

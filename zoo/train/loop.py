@@ -46,6 +46,7 @@ class EpochSums:
     seen: int = 0
     step: int = 0  # optimizer steps done this epoch
     seconds: float = 0.0  # time spent in training steps
+    wall: float = 0.0  # wall seconds of this epoch spent in earlier processes (before a mid-epoch checkpoint)
     extra: dict = field(default_factory=dict)
 
     def as_tensor(self) -> torch.Tensor:

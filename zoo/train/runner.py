@@ -191,6 +191,8 @@ def _run(arch, spec, cfg: TrainConfig, rt: Runtime, dist: Dist, out: Path, resum
         torch.set_rng_state(state["torch_rng"])
         start_epoch, best = state["epoch"], state["best"]
         sums = EpochSums(**state["sums"])
+        if "wall" not in state["sums"]:  # saved before EpochSums.wall existed: its step time is a lower bound
+            sums.wall = sums.seconds
         gen_state = state.get("loader_generator")
         _truncate_metrics(out, start_epoch)
     if dist.main:
@@ -231,6 +233,7 @@ def _run(arch, spec, cfg: TrainConfig, rt: Runtime, dist: Dist, out: Path, resum
                                 all_finite=lambda t: bool(dist.all_sum(torch.isfinite(t).float().reshape(1)).item()
                                                           == dist.world_size))
             except Interrupted:
+                sums.wall += time.perf_counter() - t_epoch
                 if dist.main:
                     _save(out, arch, spec, cfg, rt, model, opt, epoch, sums, train_loader.generator.get_state(),
                           best, {}, n_params, tag=f"epoch-{epoch:04d}-step{sums.step:06d}")
@@ -244,7 +247,7 @@ def _run(arch, spec, cfg: TrainConfig, rt: Runtime, dist: Dist, out: Path, resum
                        "test_loss": el / en, "test_acc": pct(ec, en),
                        "images_per_s": tn / max(sums.seconds, 1e-9) if dist.world_size == 1 else
                        tn / max(time.perf_counter() - t_epoch, 1e-9),
-                       "wall_s": time.perf_counter() - t_epoch}
+                       "wall_s": sums.wall + time.perf_counter() - t_epoch}
             is_best = metrics["test_acc"] > best
             best = max(best, metrics["test_acc"])
             sums = EpochSums()
