@@ -82,7 +82,6 @@ def test_resume_mid_epoch_is_bit_identical(fake_root, tmp_path, monkeypatch):
     assert before < json.loads(b[1])["wall_s"] < before + resumed  # the resumed epoch counts both processes
 
 
-
 def test_resume_from_a_checkpoint_without_wall_counts_its_step_time(fake_root, tmp_path, monkeypatch):
     """Mid-epoch checkpoints saved before EpochSums.wall existed: the epoch's wall time includes their step time."""
     kw = dict(recipe="fast", epochs=1, batch_size=20, data_dir=fake_root, out=tmp_path, **FAST)
@@ -97,6 +96,7 @@ def test_resume_from_a_checkpoint_without_wall_counts_its_step_time(fake_root, t
     torch.save(state, path)
     train("mlp", "mnist", resume=True, **kw)
     assert json.loads((tmp_path / "metrics.jsonl").read_text())["wall_s"] > 1000
+
 
 def _spawn(fake_root, out, *extra):
     env = {**os.environ, "ZOO_DATA": str(fake_root), "ZOO_VERIFY": "0"}
