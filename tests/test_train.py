@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -82,6 +83,43 @@ def test_resume_mid_epoch_is_bit_identical(fake_root, tmp_path, monkeypatch):
     assert before < json.loads(b[1])["wall_s"] < before + resumed  # the resumed epoch counts both processes
 
 
+def test_periodic_mid_epoch_checkpoint_resumes_bit_identically(fake_root, tmp_path, monkeypatch):
+    """save_every_s=0 checkpoints after every step; a copy taken right after one is what a kill -9 leaves."""
+    from zoo.train import checkpoint as ck
+
+    kw = dict(recipe="fast", epochs=2, batch_size=40, data_dir=fake_root, **FAST)
+    train("alexnet", "cifar10", out=tmp_path / "a", **kw)
+    real, tags = ck.save_checkpoint, []
+
+    def save_and_copy(out, tag, *args, **kwargs):
+        d = real(out, tag, *args, **kwargs)
+        tags.append(tag)
+        if tag == "epoch-0001-step000002":  # epoch 2, step 2 of 5
+            shutil.copytree(out, tmp_path / "killed")
+        return d
+
+    monkeypatch.setattr(ck, "save_checkpoint", save_and_copy)
+    train("alexnet", "cifar10", out=tmp_path / "b", save_every_s=0, **kw)
+    monkeypatch.undo()
+    steps = [f"step{s:06d}" for s in range(1, 5)]  # none after the last step: the epoch's own save follows
+    assert tags == [f"epoch-0000-{s}" for s in steps] + ["epoch-0001"] + [f"epoch-0001-{s}" for s in steps] + \
+        ["epoch-0002"]
+    assert same(weights(tmp_path / "a"), weights(tmp_path / "b"))  # saving does not perturb the run
+    assert len(list((tmp_path / "b" / "checkpoints").iterdir())) == 2  # old ones pruned
+    assert json.loads((tmp_path / "killed" / "last.json").read_text())["step"] == 2
+    train("alexnet", "cifar10", out=tmp_path / "killed", resume=True, **kw)
+    assert same(weights(tmp_path / "a"), weights(tmp_path / "killed"))
+    a, k = (json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()[-1:] +
+            (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()[-1:])
+    assert {**a, "images_per_s": 0, "wall_s": 0} == {**k, "images_per_s": 0, "wall_s": 0}
+
+
+def test_save_interval_must_not_be_negative(fake_root, tmp_path):
+    with pytest.raises(ZooError, match="save interval"):
+        train("mlp", "mnist", epochs=1, data_dir=fake_root, out=tmp_path, save_every_s=-1, **FAST)
+    assert not tmp_path.joinpath("last.json").exists()
+
+
 def test_resume_from_a_checkpoint_without_wall_counts_its_step_time(fake_root, tmp_path, monkeypatch):
     """Mid-epoch checkpoints saved before EpochSums.wall existed: the epoch's wall time includes their step time."""
     kw = dict(recipe="fast", epochs=1, batch_size=20, data_dir=fake_root, out=tmp_path, **FAST)
@@ -127,14 +165,15 @@ def test_kill_9_loses_at_most_the_epoch_in_flight(fake_root, tmp_path):
     assert same(weights(ref), weights(out))
 
 
-def test_ctrl_c_saves_and_exits_cleanly(fake_root, tmp_path):
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_saves_and_exits_cleanly(fake_root, tmp_path, sig, code):
     out = tmp_path / "run"
     proc = _spawn(fake_root, out, "--epochs", "2000")
     _wait_for_checkpoint(out, proc)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "interrupted at epoch" in err and "--resume" in err and "Traceback" not in err
+    assert proc.returncode == code, err
+    assert f"interrupted ({sig.name}) at epoch" in err and "--resume" in err and "Traceback" not in err
     w, card, _ = load_checkpoint(out)  # a valid, hash-checked checkpoint
     assert card["epoch"] >= 1
 

@@ -17,6 +17,16 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                    help="skip torchvision's md5 check of CIFAR files (known-good re-encodings); also ZOO_VERIFY=0")
 
 
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also NaN
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes >= 0 (e.g. 10, 0.5; 0 turns it off)")
+    return value
+
+
 # ---------------------------------------------------------------- list
 def list_rows(pattern: str | None, dataset: str | None, paper: bool) -> list[dict]:
     from zoo.models import PAPER_MATRIX, create_model, list_pairs
@@ -79,17 +89,18 @@ def cmd_train(args) -> int:
 
 
 def _train_one(args, arch: str, dataset: str, out, resume: bool) -> int:
-    """Train one pair; 130 after a Ctrl-C (the step was saved), else 0."""
+    """Train one pair; 130 after a Ctrl-C, 143 after a SIGTERM (the step was saved), else 0."""
     from zoo.train import train
     from zoo.train.loop import Interrupted
 
     try:
         s = train(arch, dataset, recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                   seed=args.seed, device=args.device, precision=args.precision, compile=args.compile,
-                  data_dir=args.data_dir, download=args.download, verify=args.verify, out=out, resume=resume)
+                  data_dir=args.data_dir, download=args.download, verify=args.verify, out=out, resume=resume,
+                  save_every_s=args.save_every * 60 if args.save_every > 0 else None)
     except Interrupted as e:
         print(f"zoo: {e}", file=sys.stderr)
-        return 130
+        return e.exit_code
     done = f"already finished its {s['epochs']} epochs; " if s.get("already_finished") else ""
     print(f"{s['model']}.{s['dataset']}: {done}best test accuracy {s['best_test_acc']:.2f}% -> {s['out']}")
     return 0
@@ -121,8 +132,9 @@ def _train_matrix(args) -> int:
         if not dataset_available(ds, args.data_dir, verify=args.verify):
             print(f"{arch}.{ds}: skipped, dataset not found (see `zoo train {arch} {ds}` for where it looks)")
             continue
-        if _train_one(args, arch, ds, out, resume=last is not None):
-            return 130
+        code = _train_one(args, arch, ds, out, resume=last is not None)
+        if code:
+            return code
     return 0
 
 
@@ -321,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", default="auto", help="torch.compile: auto, on or off")
     p.add_argument("--out", help="run folder (default runs/MODEL.DATASET.RECIPE; with --matrix, the parent)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--save-every", type=_minutes, default=10.0, metavar="MIN",
+                   help="also checkpoint mid-epoch every MIN minutes (default 10; 0 = only at epoch ends)")
     _add_data_args(p)
     p.set_defaults(func=cmd_train)
 

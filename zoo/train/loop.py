@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,16 @@ class NonFiniteLoss(ZooError):
 
 
 class Interrupted(Exception):
-    """Raised after a Ctrl-C once the current step is finished and saved."""
+    """Raised after a Ctrl-C (SIGINT) or SIGTERM once the current step is finished and saved."""
+
+    def __init__(self, message: str = "", signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = int(signum)
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's status for death by that signal: 130 after Ctrl-C, 143 after SIGTERM."""
+        return 128 + self.signum
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

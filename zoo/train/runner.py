@@ -11,7 +11,7 @@ import os
 import signal
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -65,29 +65,37 @@ def _init_dist(device: str) -> Dist:
     return Dist(dist.get_rank(), dist.get_world_size())
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C; kill, docker stop, schedulers' preemption
+
+
 @contextmanager
-def _sigint_flag():
-    """First Ctrl-C sets a flag (the step finishes and is saved); a second one interrupts at once."""
-    flag = {"stop": False}
+def _stop_flag():
+    """A first SIGINT or SIGTERM sets a flag (the step finishes and is saved); a second one interrupts at once."""
+    flag = {"stop": False, "signal": signal.SIGINT}
     if os.environ.get("ZOO_INTERRUPT_AT_STEP"):  # test hook: simulate Ctrl-C after that global step
         flag["at"] = int(os.environ["ZOO_INTERRUPT_AT_STEP"])
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+
+    def restore():
+        for s, h in previous.items():
+            signal.signal(s, h)
 
     def handler(signum, frame):
         if flag["stop"]:
-            signal.signal(signal.SIGINT, previous)
+            restore()
             raise KeyboardInterrupt
-        flag["stop"] = True
+        flag["stop"], flag["signal"] = True, signal.Signals(signum)
 
     try:
-        signal.signal(signal.SIGINT, handler)
+        for s in STOP_SIGNALS:
+            signal.signal(s, handler)
     except ValueError:  # not the main thread (notebooks' workers): no handler
         pass
     try:
         yield flag
     finally:
         try:
-            signal.signal(signal.SIGINT, previous)
+            restore()
         except ValueError:
             pass
 
@@ -124,11 +132,13 @@ def train(arch: str, dataset: str, *, recipe: str = "paper", epochs: int | None 
           batch_size: int | None = None, lr: float | None = None, seed: int | None = None,
           device: str = "cpu", precision: str = "auto", compile: str | bool = "auto",
           channels_last: bool | None = None, out: str | os.PathLike | None = None, resume: bool = False,
-          data_dir=None, download: bool = False, verify: bool | None = None,
+          save_every_s: float | None = 600.0, data_dir=None, download: bool = False, verify: bool | None = None,
           progress: bool | None = None) -> dict:
     """Train `arch` on `dataset`; returns the final summary (also written to OUT/summary.json).
 
-    With resume=True continues from OUT's newest checkpoint (same recipe and seed required).
+    With resume=True continues from OUT's newest checkpoint (same recipe and seed required). Besides the
+    checkpoint at every epoch's end, one is saved mid-epoch whenever `save_every_s` seconds have passed since
+    the last (None: epoch ends only), so a kill -9 loses at most that much of a long epoch.
     """
     from zoo.data import get_dataset_spec, load_split
     from zoo.models import create_model
@@ -137,6 +147,8 @@ def train(arch: str, dataset: str, *, recipe: str = "paper", epochs: int | None 
     cfg = get_recipe(recipe, spec, arch, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     create_model(arch, spec)  # unknown / unsupported model -> one-line error before anything is written
     dist = _init_dist(device)
+    if save_every_s is not None and not save_every_s >= 0:
+        raise ZooError(f"save interval must be >= 0 seconds, got {save_every_s}")
     if cfg.batch_size % dist.world_size:
         raise ZooError(f"batch size {cfg.batch_size} does not split over {dist.world_size} processes")
     out = Path(out) if out else default_out(arch, dataset, cfg.recipe)
@@ -153,7 +165,8 @@ def train(arch: str, dataset: str, *, recipe: str = "paper", epochs: int | None 
     test_xy = load_split(dataset, "test", data_dir, download=download and dist.main, verify=verify)
     lock = ck.run_lock(out) if dist.main else _nullctx()
     with lock:
-        return _run(arch, spec, cfg, rt, dist, out, resume and last is not None, train_xy, test_xy, progress)
+        return _run(arch, spec, cfg, rt, dist, out, resume and last is not None, train_xy, test_xy, progress,
+                    save_every_s)
 
 
 def _check_same_recipe(out: Path, started: dict, cfg: TrainConfig) -> None:
@@ -169,7 +182,7 @@ def _nullctx():
 
 
 def _run(arch, spec, cfg: TrainConfig, rt: Runtime, dist: Dist, out: Path, resume: bool, train_xy, test_xy,
-         show_progress) -> dict:
+         show_progress, save_every_s: float | None) -> dict:
     from zoo.checkpoint import load_state_dict_checked
     from zoo.data import BatchLoader
     from zoo.models import create_model
@@ -212,12 +225,27 @@ def _run(arch, spec, cfg: TrainConfig, rt: Runtime, dist: Dist, out: Path, resum
     n_params = num_params(model)
     bar = _progress(show_progress, dist)
     t_run = time.perf_counter()
-    with _sigint_flag() as flag, bar:
+    saved_at = t_run  # when the newest checkpoint was written (or the run started)
+    with _stop_flag() as flag, bar:
         for epoch in range(start_epoch, cfg.epochs):
             train_loader.set_epoch(epoch)
             t_epoch = time.perf_counter()
             bar.start_epoch(epoch, cfg.epochs, len(train_loader), sums.step)
             steps_before = epoch * len(train_loader)
+
+            def save_mid_epoch(s: EpochSums) -> None:
+                wall = s.wall + time.perf_counter() - t_epoch  # this epoch's wall time so far, all processes
+                _save(out, arch, spec, cfg, rt, model, opt, epoch, replace(s, wall=wall, extra=dict(s.extra)),
+                      train_loader.generator.get_state(), best, {}, n_params,
+                      tag=f"epoch-{epoch:04d}-step{s.step:06d}")
+
+            def on_step(s: EpochSums, lr: float) -> None:
+                nonlocal saved_at
+                bar.step(s, lr, dist.world_size)
+                if (dist.main and save_every_s is not None and s.step < len(train_loader)
+                        and time.perf_counter() - saved_at >= save_every_s):
+                    save_mid_epoch(s)
+                    saved_at = time.perf_counter()
 
             def should_stop() -> bool:
                 at = flag.get("at")
@@ -228,17 +256,14 @@ def _run(arch, spec, cfg: TrainConfig, rt: Runtime, dist: Dist, out: Path, resum
 
             try:
                 train_one_epoch(net, train_loader, opt, cfg, epoch, precision=rt.precision, sums=sums,
-                                generator_state=gen_state, should_stop=should_stop,
-                                on_step=lambda s, lr: bar.step(s, lr, dist.world_size),
+                                generator_state=gen_state, should_stop=should_stop, on_step=on_step,
                                 all_finite=lambda t: bool(dist.all_sum(torch.isfinite(t).float().reshape(1)).item()
                                                           == dist.world_size))
             except Interrupted:
-                sums.wall += time.perf_counter() - t_epoch
                 if dist.main:
-                    _save(out, arch, spec, cfg, rt, model, opt, epoch, sums, train_loader.generator.get_state(),
-                          best, {}, n_params, tag=f"epoch-{epoch:04d}-step{sums.step:06d}")
-                raise Interrupted(f"interrupted at epoch {epoch} step {sums.step}; saved; "
-                                  f"continue with --resume --out {out}") from None
+                    save_mid_epoch(sums)
+                raise Interrupted(f"interrupted ({flag['signal'].name}) at epoch {epoch} step {sums.step}; saved; "
+                                  f"continue with --resume --out {out}", flag["signal"]) from None
             gen_state = None
             tl, tc, tn = dist.all_sum(sums.as_tensor()).tolist()
             el, ec, en = dist.all_sum(torch.tensor(evaluate(net, test_loader, rt.precision),
@@ -257,6 +282,7 @@ def _run(arch, spec, cfg: TrainConfig, rt: Runtime, dist: Dist, out: Path, resum
                           tag=f"epoch-{epoch + 1:04d}")
                 if is_best:
                     ck.save_best(out, d)
+                saved_at = time.perf_counter()
             bar.end_epoch(metrics)
             last_metrics = metrics
     from zoo.weights import sha256_bytes
