@@ -303,3 +303,42 @@ def test_progress_without_a_terminal_prints_periodic_step_lines(capsys):
         quiet.step(sums, 0.1, 1)
     lines = capsys.readouterr().err.splitlines()
     assert lines == ["epoch 1/10  step 2/8  loss 2.3000 acc 100.00% lr 0.1 50 img/s  epoch ends in 0m12s"]
+
+
+def test_init_fine_tunes_from_another_datasets_run(fake_root, tmp_path, capsys):
+    from zoo.cli import main
+
+    src = tmp_path / "c10"
+    train("cnn", "cifar10", epochs=1, batch_size=50, data_dir=fake_root, out=src, **FAST)
+    before = load_file(str(src / "best.safetensors"))
+    out = tmp_path / "c100"
+    # lr so small that a step leaves the weights as they were: the run must start from the source's tensors.
+    train("cnn", "cifar100", epochs=1, batch_size=50, lr=1e-30, data_dir=fake_root, out=out, init=str(src), **FAST)
+    assert "2 tensors start fresh (shape differs): head.3.weight, head.3.bias" in capsys.readouterr().out
+    after = weights(out)
+    convs = [k for k, v in before.items() if v.ndim == 4]
+    assert convs and all(torch.equal(before[k], after[k]) for k in convs)
+    assert after["head.3.weight"].shape == (100, 256)
+    init = json.loads((out / "config.json").read_text())["init"]
+    assert init["reinitialized"] == ["head.3.weight", "head.3.bias"] and init["dataset"] == "cifar10"
+    assert init["sha256"] == json.loads((src / "best.json").read_text())["sha256"]
+    assert load_checkpoint(out)[1]["init"] == init  # publish copies it into the shipped card
+    # Resuming keeps the recorded init; asking for another is refused in one line.
+    with pytest.raises(ZooError, match="differs from the run"):
+        train("cnn", "cifar100", epochs=2, batch_size=50, lr=1e-30, data_dir=fake_root, out=out, resume=True,
+              init="pretrained:cifar10", **FAST)
+    # Another architecture's weights: refused before anything is written.
+    assert main(["train", "lenet5", "mnist", "--init", str(src), "--out", str(tmp_path / "x"),
+                 "--data-dir", str(fake_root), "--compile", "off", "--precision", "fp32"]) == 2
+    assert "holds cnn weights, not lenet5" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_transfer_load_refuses_another_architecture():
+    from zoo.checkpoint import load_state_dict_transfer
+    from zoo.models import create_model
+
+    c10, c100 = create_model("resnet20", "cifar10"), create_model("resnet20", "cifar100")
+    assert load_state_dict_transfer(c100, c10.state_dict(), "src") == ["fc.weight", "fc.bias"]
+    assert torch.equal(c100.state_dict()["stem.0.weight"], c10.state_dict()["stem.0.weight"])
+    with pytest.raises(ZooError, match="tensors missing"):
+        load_state_dict_transfer(c100, create_model("cnn", "cifar10").state_dict(), "src")

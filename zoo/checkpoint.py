@@ -28,3 +28,15 @@ def load_state_dict_checked(model: nn.Module, state: dict[str, torch.Tensor], so
         raise ZooError(f"{source} does not fit {arch} for {ds}: {'; '.join(parts)}; "
                        f"use a checkpoint trained for this model and dataset")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+
+
+def load_state_dict_transfer(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> list[str]:
+    """Load `state` for fine-tuning: tensors whose shape differs (a classifier for another number of classes)
+    keep the model's fresh initialization and are returned; a missing or unexpected name is another
+    architecture and is refused, as in load_state_dict_checked."""
+    own = model.state_dict()
+    fresh = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if len(fresh) == len(own):
+        fresh = []  # nothing would load: let the strict check name the shapes
+    load_state_dict_checked(model, {**state, **{k: own[k] for k in fresh}}, source)
+    return fresh

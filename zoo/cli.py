@@ -97,7 +97,7 @@ def _train_one(args, arch: str, dataset: str, out, resume: bool) -> int:
         s = train(arch, dataset, recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                   seed=args.seed, device=args.device, precision=args.precision, compile=args.compile,
                   data_dir=args.data_dir, download=args.download, verify=args.verify, out=out, resume=resume,
-                  save_every_s=args.save_every * 60 if args.save_every > 0 else None)
+                  save_every_s=args.save_every * 60 if args.save_every > 0 else None, init=args.init)
     except Interrupted as e:
         print(f"zoo: {e}", file=sys.stderr)
         return e.exit_code
@@ -333,6 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", default="auto", help="torch.compile: auto, on or off")
     p.add_argument("--out", help="run folder (default runs/MODEL.DATASET.RECIPE; with --matrix, the parent)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--init", metavar="WEIGHTS",
+                   help="fine-tune from trained weights instead of random ones: pretrained (shipped, this pair), "
+                        "pretrained:DATASET (this model's shipped weights for another dataset; the classifier "
+                        "starts fresh), or a run folder / .safetensors file")
     p.add_argument("--save-every", type=_minutes, default=10.0, metavar="MIN",
                    help="also checkpoint mid-epoch every MIN minutes (default 10; 0 = only at epoch ends)")
     _add_data_args(p)

@@ -80,6 +80,7 @@ def publish(run: str | Path, dest: Path | None = None, data_dir=None, verify=Non
         meta={"epochs_run": len(lines), "train_wall_s": round(sum(m.get("wall_s", 0) for m in lines), 1),
               "machine": src.card.get("machine"), "torch": src.card.get("torch"),
               "runtime": src.card.get("runtime"), "run": run.name,
+              **({"init": src.card["init"]} if src.card.get("init") else {}),
               "date": dt.datetime.now(dt.timezone.utc).date().isoformat()})
     atomic_write_bytes(dest / fname, blob)
     cards = {f"{c['arch']}.{c['dataset']}": c for c in _read(dest)}

@@ -133,12 +133,17 @@ def train(arch: str, dataset: str, *, recipe: str = "paper", epochs: int | None 
           device: str = "cpu", precision: str = "auto", compile: str | bool = "auto",
           channels_last: bool | None = None, out: str | os.PathLike | None = None, resume: bool = False,
           save_every_s: float | None = 600.0, data_dir=None, download: bool = False, verify: bool | None = None,
-          progress: bool | None = None) -> dict:
+          progress: bool | None = None, init: str | None = None) -> dict:
     """Train `arch` on `dataset`; returns the final summary (also written to OUT/summary.json).
 
     With resume=True continues from OUT's newest checkpoint (same recipe and seed required). Besides the
     checkpoint at every epoch's end, one is saved mid-epoch whenever `save_every_s` seconds have passed since
     the last (None: epoch ends only), so a kill -9 loses at most that much of a long epoch.
+
+    `init` starts from trained weights instead of a random initialization (fine-tuning): "pretrained" (zoo's
+    shipped weights for this pair), "pretrained:DATASET" (this architecture's shipped weights for another
+    dataset; tensors whose shape differs, such as the classifier, start fresh), or a run folder, checkpoint
+    folder or .safetensors file. The source and its sha256 go into config.json and every checkpoint's card.
     """
     from zoo.data import get_dataset_spec, load_split
     from zoo.models import create_model
@@ -159,6 +164,7 @@ def train(arch: str, dataset: str, *, recipe: str = "paper", epochs: int | None 
         # Nothing to train: keep the summary (and skip the fast-path probe and the data loading).
         _check_same_recipe(out, json.loads((out / "config.json").read_text())["recipe"], cfg)
         return {**json.loads((out / "summary.json").read_text()), "already_finished": True}
+    init_src = _resolve_init(init, arch, spec.name, out if resume and last is not None else None)
     rt = _resolve_runtime(device, precision, compile, channels_last, arch, dataset, cfg, dist.world_size)
     # Load data before taking the lock: a missing dataset leaves nothing behind.
     train_xy = load_split(dataset, "train", data_dir, download=download and dist.main, verify=verify)
@@ -166,7 +172,34 @@ def train(arch: str, dataset: str, *, recipe: str = "paper", epochs: int | None 
     lock = ck.run_lock(out) if dist.main else _nullctx()
     with lock:
         return _run(arch, spec, cfg, rt, dist, out, resume and last is not None, train_xy, test_xy, progress,
-                    save_every_s)
+                    save_every_s, init_src)
+
+
+def _resolve_init(init: str | None, arch: str, dataset: str, resuming: Path | None):
+    """(state dict or None, the card's "init" record or None). Resuming keeps the run's recorded init."""
+    from zoo.export.sources import from_path, from_pretrained
+
+    started = json.loads((resuming / "config.json").read_text()).get("init") if resuming else None
+    if resuming:
+        if init is not None and (started or {}).get("arg") != init:
+            raise ZooError(f"--init {init} differs from the run in {resuming} (started with "
+                           f"{(started or {}).get('arg', 'no --init')}); drop --init to resume it")
+        return None, started
+    if init is None:
+        return None, None
+    if init == "pretrained" or init.startswith("pretrained:"):
+        src = from_pretrained(arch, init.partition(":")[2] or dataset)
+    else:
+        src = from_path(init)
+        got = src.card.get("model") or src.card.get("arch")
+        if got and got != arch:
+            raise ZooError(f"--init {init} holds {got} weights, not {arch}; pick a run of {arch}")
+    from zoo.weights import sha256_bytes
+    from safetensors.torch import save as st_save
+
+    sha = src.card.get("sha256") or sha256_bytes(st_save(src.state))
+    return src.state, {"arg": init, "source": src.origin, "model": arch, "dataset": src.card.get("dataset"),
+                       "sha256": sha}
 
 
 def _check_same_recipe(out: Path, started: dict, cfg: TrainConfig) -> None:
@@ -182,7 +215,7 @@ def _nullctx():
 
 
 def _run(arch, spec, cfg: TrainConfig, rt: Runtime, dist: Dist, out: Path, resume: bool, train_xy, test_xy,
-         show_progress, save_every_s: float | None) -> dict:
+         show_progress, save_every_s: float | None, init_src=(None, None)) -> dict:
     from zoo.checkpoint import load_state_dict_checked
     from zoo.data import BatchLoader
     from zoo.models import create_model
@@ -190,7 +223,15 @@ def _run(arch, spec, cfg: TrainConfig, rt: Runtime, dist: Dist, out: Path, resum
 
     torch.manual_seed(cfg.seed)
     dev = torch.device(rt.device)
-    model = create_model(arch, spec).to(dev)
+    model = create_model(arch, spec)
+    init_state, init = init_src
+    if init_state is not None:  # before .to(dev): the file's tensors are on the CPU
+        from zoo.checkpoint import load_state_dict_transfer
+        init = {**init, "reinitialized": load_state_dict_transfer(model, init_state, init["source"])}
+        if dist.main and init["reinitialized"]:
+            print(f"zoo: --init {init['arg']}: {len(init['reinitialized'])} tensors start fresh "
+                  f"(shape differs): {', '.join(init['reinitialized'])}")
+    model = model.to(dev)
     if rt.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = build_optimizer(model, cfg)
@@ -210,7 +251,7 @@ def _run(arch, spec, cfg: TrainConfig, rt: Runtime, dist: Dist, out: Path, resum
         _truncate_metrics(out, start_epoch)
     if dist.main:
         ck.atomic_write_json(out / "config.json", {"model": arch, "dataset": spec.name, "recipe": cfg.to_dict(),
-                                                   "runtime": rt.to_dict()})
+                                                   "runtime": rt.to_dict(), **({"init": init} if init else {})})
     net = model
     if dist.world_size > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -237,7 +278,7 @@ def _run(arch, spec, cfg: TrainConfig, rt: Runtime, dist: Dist, out: Path, resum
                 wall = s.wall + time.perf_counter() - t_epoch  # this epoch's wall time so far, all processes
                 _save(out, arch, spec, cfg, rt, model, opt, epoch, replace(s, wall=wall, extra=dict(s.extra)),
                       train_loader.generator.get_state(), best, {}, n_params,
-                      tag=f"epoch-{epoch:04d}-step{s.step:06d}")
+                      tag=f"epoch-{epoch:04d}-step{s.step:06d}", init=init)
 
             def on_step(s: EpochSums, lr: float) -> None:
                 nonlocal saved_at
@@ -279,7 +320,7 @@ def _run(arch, spec, cfg: TrainConfig, rt: Runtime, dist: Dist, out: Path, resum
             if dist.main:
                 _append_metrics(out, metrics)  # first: a kill before the checkpoint leaves a line resume drops
                 d = _save(out, arch, spec, cfg, rt, model, opt, epoch + 1, sums, None, best, metrics, n_params,
-                          tag=f"epoch-{epoch + 1:04d}")
+                          tag=f"epoch-{epoch + 1:04d}", init=init)
                 if is_best:
                     ck.save_best(out, d)
                 saved_at = time.perf_counter()
@@ -297,8 +338,10 @@ def _run(arch, spec, cfg: TrainConfig, rt: Runtime, dist: Dist, out: Path, resum
     return summary
 
 
-def _save(out, arch, spec, cfg, rt, model, opt, epoch, sums, gen_state, best, metrics, n_params, tag):
+def _save(out, arch, spec, cfg, rt, model, opt, epoch, sums, gen_state, best, metrics, n_params, tag, init=None):
     card = ck.make_card(arch, spec.name, epoch, sums.step, cfg.to_dict(), rt.to_dict(), metrics, "", n_params)
+    if init:
+        card["init"] = init
     state = {"optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(), "epoch": epoch, "best": best,
              "sums": {k: v for k, v in sums.__dict__.items()}}
     if gen_state is not None:
