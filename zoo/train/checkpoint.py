@@ -57,15 +57,21 @@ def state_dict_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
+    """e.g. "AMD EPYC, 2 cores, AVX512-BF16": the CPU, its cores and its widest matrix/vector extension,
+    which decides training speed (bf16 autocast is 4x faster than fp32 with AVX512-BF16, 10x slower without)."""
+    info = {}
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        for line in Path("/proc/cpuinfo").read_text().splitlines():  # the first processor's entry
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "flags"):
+                info.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores"
+    cpu = info.get("model name") or platform.processor() or platform.machine()
+    flags = set(info.get("flags", "").split())
+    isa = next((name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX512"),
+                                        ("avx2", "AVX2"), ("asimd", "NEON")) if flag in flags), None)
+    return f"{cpu}, {os.cpu_count()} cores" + (f", {isa}" if isa else "")
 
 
 def make_card(arch: str, dataset: str, epoch: int, step: int, cfg: dict, runtime: dict, metrics: dict,
