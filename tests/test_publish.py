@@ -30,6 +30,7 @@ def test_publish_fp32_and_fp16(run, tmp_path, fake_root):
     assert card32["sha256"] == best["sha256"] and card32["file"] == f"cnn.mnist-{best['sha256'][:8]}.safetensors"
     assert sha256_file(tmp_path / card32["file"]) == card32["sha256"]
     assert "onnxruntime" in card32["metrics"]["eval_set"] and "storage" not in card32["metrics"]
+    assert "init" not in card32["meta"]  # trained from a random initialization
 
     card16 = _publish(run, tmp_path, fake_root, storage="fp16")
     f16 = tmp_path / card16["file"]
@@ -59,3 +60,13 @@ def test_publish_bad_input(run, tmp_path, fake_root):
         _publish(run, tmp_path, fake_root, storage="int4")
     with pytest.raises(ZooError, match="not found"):
         _publish(tmp_path / "nope", tmp_path, fake_root)
+
+
+def test_a_fine_tuned_run_s_card_names_its_start(run, tmp_path, fake_root):
+    out = tmp_path / "ft"
+    train("cnn", "mnist", recipe="fast", epochs=1, batch_size=25, data_dir=fake_root, out=out, init=str(run),
+          precision="fp32", compile="off", progress=False, verify=False)
+    card = _publish(out, tmp_path / "w", fake_root)
+    init = card["meta"]["init"]
+    assert init["sha256"] == json.loads((run / "best.json").read_text())["sha256"]
+    assert init["dataset"] == "mnist" and init["reinitialized"] == []
