@@ -194,10 +194,9 @@ def _resolve_init(init: str | None, arch: str, dataset: str, resuming: Path | No
         got = src.card.get("model") or src.card.get("arch")
         if got and got != arch:
             raise ZooError(f"--init {init} holds {got} weights, not {arch}; pick a run of {arch}")
-    from zoo.weights import sha256_bytes
-    from safetensors.torch import save as st_save
+    from zoo.weights import sha256_file
 
-    sha = src.card.get("sha256") or sha256_bytes(st_save(src.state))
+    sha = src.card.get("sha256") or sha256_file(Path(src.origin))  # a bare file: its own bytes, as cards hash
     return src.state, {"arg": init, "source": src.origin, "model": arch, "dataset": src.card.get("dataset"),
                        "sha256": sha}
 
