@@ -1,11 +1,13 @@
 """`zoo publish`: a run's best weights go into a weights folder with a card measured by onnxruntime."""
 
 import json
+import re
 
 import pytest
 import torch
 
 import zoo.publish as pub
+from zoo.cli import main
 from zoo.errors import ZooError
 from zoo.export.sources import from_path
 from zoo.train import train
@@ -32,7 +34,7 @@ def test_publish_fp32_and_fp16(run, tmp_path, fake_root):
     assert "onnxruntime" in card32["metrics"]["eval_set"] and "storage" not in card32["metrics"]
     assert "init" not in card32["meta"]  # trained from a random initialization
 
-    card16 = _publish(run, tmp_path, fake_root, storage="fp16")
+    card16 = _publish(run, tmp_path, fake_root, storage="fp16", force=True)  # may measure a hair lower
     f16 = tmp_path / card16["file"]
     assert sha256_file(f16) == card16["sha256"] != card32["sha256"]
     assert not (tmp_path / card32["file"]).exists()  # the pair's previous file is replaced, not left behind
@@ -53,6 +55,26 @@ def test_fp16_refused_when_it_costs_too_much(run, tmp_path, fake_root, monkeypat
     with pytest.raises(ZooError, match="fp16 storage costs .* publish it as fp32"):
         _publish(run, tmp_path, fake_root, storage="fp16")
     assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_weights_below_the_shipped_ones_are_refused_unless_forced(run, tmp_path, fake_root, capsys):
+    card = _publish(run, tmp_path, fake_root)
+    mf = tmp_path / "manifest.json"
+    better = json.loads(mf.read_text())
+    better["weights"][0]["metrics"]["top1"] = 100.0  # the shipped weights are perfect
+    mf.write_text(json.dumps(better))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    argv = ["publish", str(run), "--dest", str(tmp_path), "--storage", "fp16", "--data-dir", str(fake_root),
+            "--no-verify"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(r"cnn.mnist: these weights measure .*% top-1, below the shipped "
+                                              r"100.00% \(cnn.mnist-.*\); keep those, or pass --force", err)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing written or removed
+    assert main([*argv, "--force"]) == 0
+    forced = json.loads(mf.read_text())["weights"]
+    assert len(forced) == 1 and forced[0]["file"] != card["file"] and forced[0]["metrics"]["storage"] == "fp16"
+    assert forced[0]["metrics"]["top1"] < 100.0 and not (tmp_path / card["file"]).exists()
 
 
 def test_publish_bad_input(run, tmp_path, fake_root):

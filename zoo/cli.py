@@ -296,7 +296,8 @@ def cmd_publish(args) -> int:
         write_eval_samples(dest or weights_dir(), {"mnist": 100, "cifar10": 100, "cifar100": 10},
                            data_dir=args.data_dir, verify=args.verify)
     for run in args.runs:
-        publish(run, dest, data_dir=args.data_dir, verify=args.verify, storage=args.storage)
+        publish(run, dest, data_dir=args.data_dir, verify=args.verify, storage=args.storage,
+                force=args.force)
     if not (args.runs or args.eval_samples):
         raise ZooError("zoo publish needs run folders (e.g. runs/resnet20.cifar10.paper) or --eval-samples")
     return 0
@@ -388,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dest", help="weights folder (default: the package's, i.e. weights/ in a checkout)")
     p.add_argument("--storage", default="fp32", choices=STORAGE,
                    help="fp16 halves the file; refused if it costs >= 0.1 top-1 point (default fp32)")
+    p.add_argument("--force", action="store_true",
+                   help="replace the pair's shipped weights even if these measure lower")
     _add_data_args(p)
     p.set_defaults(func=cmd_publish)
 

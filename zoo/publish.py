@@ -20,8 +20,12 @@ STORAGE = ("fp32", "fp16")
 
 
 def publish(run: str | Path, dest: Path | None = None, data_dir=None, verify=None, log=print,
-            storage: str = "fp32") -> dict:
-    """storage="fp16" stores the weights as float16 (upcast on load), refused if that costs >= 0.1 pt."""
+            storage: str = "fp32", force: bool = False) -> dict:
+    """storage="fp16" stores the weights as float16 (upcast on load), refused if that costs >= 0.1 pt.
+
+    Weights that measure below the pair's shipped ones are refused unless `force`: a fine-tuning cycle that
+    did not help must not silently replace better weights.
+    """
     import tempfile
 
     from zoo.bench.api import eval_set
@@ -67,6 +71,12 @@ def publish(run: str | Path, dest: Path | None = None, data_dir=None, verify=Non
             extra = {"storage": "fp16", "fp32_top1": round(acc, 2)}
             acc = acc16
     dest = Path(dest) if dest else weights_dir()
+    cards = {f"{c['arch']}.{c['dataset']}": c for c in _read(dest)}
+    old = cards.get(f"{arch}.{dataset}")
+    old_top1 = (old or {}).get("metrics", {}).get("top1")
+    if old_top1 is not None and round(acc, 2) < old_top1 and not force:
+        raise ZooError(f"{arch}.{dataset}: these weights measure {acc:.2f}% top-1, below the shipped "
+                       f"{old_top1:.2f}% ({old['file']}); keep those, or pass --force to replace them")
     fname = f"{arch.replace('/', '_')}.{dataset}-{sha[:8]}.safetensors"
     metrics_path = run / "metrics.jsonl"
     lines = [json.loads(x) for x in metrics_path.read_text().splitlines() if x.strip()] if metrics_path.is_file() else []
@@ -83,8 +93,6 @@ def publish(run: str | Path, dest: Path | None = None, data_dir=None, verify=Non
               **({"init": src.card["init"]} if src.card.get("init") else {}),
               "date": dt.datetime.now(dt.timezone.utc).date().isoformat()})
     atomic_write_bytes(dest / fname, blob)
-    cards = {f"{c['arch']}.{c['dataset']}": c for c in _read(dest)}
-    old = cards.get(card.name)
     cards[card.name] = asdict(card)
     atomic_write_json(dest / "manifest.json", {"format": 1, "weights": sorted(cards.values(),
                                                                                key=lambda c: (c["dataset"], c["arch"]))})
