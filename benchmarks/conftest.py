@@ -11,10 +11,10 @@ import pytest
 
 @pytest.fixture(scope="session")
 def data_root(tmp_path_factory):
-    from zoo.data import dataset_available
+    from zoo.data import DataOptions, dataset_available
 
     root = os.environ.get("ZOO_DATA")
-    if root and dataset_available("mnist", root) and dataset_available("cifar10", root):
+    if root and dataset_available("mnist", DataOptions(root)) and dataset_available("cifar10", DataOptions(root)):
         return root, "real"
     from zoo.data.fake import write_fake_dataset
 

@@ -14,6 +14,7 @@ from zoo.bench.backends import OrtBackend, TorchBackend
 def resnet20(tmp_path_factory, data_root):
     import torch
 
+    from zoo.data import DataOptions
     from zoo.export import export
     from zoo.models import create_model
 
@@ -23,9 +24,9 @@ def resnet20(tmp_path_factory, data_root):
     model = create_model("resnet20", "cifar10").eval()
     from safetensors.torch import save_file
     save_file(model.state_dict(), str(out / "w.safetensors"))
-    fp32 = export("resnet20", "cifar10", weights=out / "w.safetensors", out=out, data_dir=root).path
+    fp32 = export("resnet20", "cifar10", weights=out / "w.safetensors", out=out, data=DataOptions(root)).path
     int8 = export("resnet20", "cifar10", weights=out / "w.safetensors", out=out, precision="int8",
-                  int8_max_drop=100, data_dir=root).path
+                  int8_max_drop=100, data=DataOptions(root)).path
     return model, fp32, int8
 
 

@@ -6,8 +6,8 @@ import pytest
 
 
 def fast_pass(name, root, batch):
-    from zoo.data import make_loader
-    loader = make_loader(name, "train", batch, root=root)  # shuffle + the dataset's augmentations
+    from zoo.data import DataOptions, make_loader
+    loader = make_loader(name, "train", batch, data=DataOptions(root))  # shuffle + the dataset's augmentations
     n = 0
     for x, y in loader:
         n += len(y)
@@ -18,14 +18,14 @@ def torchvision_pass(name, root, batch):
     import torchvision.transforms as T
     from torch.utils.data import DataLoader
 
-    from zoo.data.datasets import _tv_class, verify_default
+    from zoo.data.datasets import tv_dataset_class, verify_default
     from zoo.data import get_dataset_spec
 
     spec = get_dataset_spec(name)
     tf = [T.ToTensor(), T.Normalize(spec.mean, spec.std)]
     if spec.family == "cifar":
         tf = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.RandomRotation(10)] + tf
-    ds = _tv_class(spec, verify_default())(root, train=True, transform=T.Compose(tf))
+    ds = tv_dataset_class(spec, verify_default())(root, train=True, transform=T.Compose(tf))
     n = 0
     for x, y in DataLoader(ds, batch_size=batch, shuffle=True, num_workers=2):
         n += len(y)
@@ -35,8 +35,8 @@ def torchvision_pass(name, root, batch):
 @pytest.mark.parametrize("name,batch", [("mnist", 500), ("cifar10", 128)])
 def test_loader_pass(benchmark, data_root, name, batch):
     root, kind = data_root
-    from zoo.data import load_split
-    load_split(name, "train", root)  # decoding once is part of setup, timed separately below
+    from zoo.data import DataOptions, load_split
+    load_split(name, "train", DataOptions(root))  # decoding once is part of setup, timed separately below
     t = time.perf_counter()
     fast_pass(name, root, batch)
     fast = time.perf_counter() - t

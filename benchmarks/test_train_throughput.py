@@ -29,8 +29,8 @@ def _steps(model, batches, opt, precision="fp32"):
 
 
 def _zoo_batches(name, root, batch, steps, channels_last):
-    from zoo.data import make_loader
-    loader = make_loader(name, "train", batch, root=root, channels_last=channels_last)
+    from zoo.data import DataOptions, make_loader
+    loader = make_loader(name, "train", batch, data=DataOptions(root), channels_last=channels_last)
     it = iter(loader)
     return [next(it) for _ in range(steps + 1)]
 
@@ -40,13 +40,13 @@ def _tutorial_batches(name, root, batch, steps):
     from torch.utils.data import DataLoader
 
     from zoo.data import get_dataset_spec
-    from zoo.data.datasets import _tv_class, verify_default
+    from zoo.data.datasets import tv_dataset_class, verify_default
 
     spec = get_dataset_spec(name)
     tf = [T.ToTensor(), T.Normalize(spec.mean, spec.std)]
     if spec.family == "cifar":
         tf = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] + tf
-    ds = _tv_class(spec, verify_default())(root, train=True, transform=T.Compose(tf))
+    ds = tv_dataset_class(spec, verify_default())(root, train=True, transform=T.Compose(tf))
     loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=2)
 
     def gen():

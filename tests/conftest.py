@@ -21,7 +21,7 @@ def fake_root(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("data")
     for name in ("mnist", "kmnist", "cifar10", "cifar100"):
-        write_fake_dataset(name, root, n_train=200, n_test=100)
+        write_fake_dataset(name, root, n_train=200, n_test=1000)  # the gate needs 1,000 real test images
     return root
 
 

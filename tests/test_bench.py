@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from zoo.bench.report import load_report, validate
+from zoo.bench.report import from_json, load_report
 from zoo.cli import main
-from zoo.errors import ZooError
+from zoo.core.errors import ZooError
 
 QUICK = ["--warmup", "2", "--repeat", "5", "--batch", "16"]
 
@@ -32,7 +32,8 @@ def report_dir(tmp_path_factory, fake_root):
 
 
 def test_report_schema(report_dir):
-    report = validate(json.loads((report_dir / "report.json").read_text()))
+    report = json.loads((report_dir / "report.json").read_text())
+    from_json(report)  # every row reads back as a BenchRow
     env = report["environment"]
     assert {"cpu", "threads", "onnxruntime", "torch", "git_sha", "date", "providers"} <= set(env)
     rows = report["rows"]
@@ -52,14 +53,14 @@ def test_rendered_files(report_dir):
     md = (report_dir / "report.md").read_text()
     assert "| model | dataset |" in md and "CPU:" in md
     rows = list(csv.DictReader((report_dir / "report.csv").open()))
-    assert len(rows) == 3 and rows[0]["model"] == "mlp"
+    assert len(rows) == 3 and rows[0]["arch"] == "mlp"
     for png in ("accuracy_vs_latency.png", "accuracy_vs_size.png"):
         assert (report_dir / png).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_report_rerenders_without_measuring(report_dir, tmp_path, monkeypatch, capsys):
-    import zoo.bench.api as api
-    monkeypatch.setattr(api, "bench_target", lambda *a, **k: pytest.fail("zoo report must not measure"))
+    import zoo.bench.harness as harness
+    monkeypatch.setattr(harness, "bench_target", lambda *a, **k: pytest.fail("zoo report must not measure"))
     assert main(["report", str(report_dir), "--out", str(tmp_path), "--runs", str(tmp_path / "none")]) == 0
     assert (tmp_path / "report.md").read_text() == (report_dir / "report.md").read_text()
     assert "mlp" in capsys.readouterr().out
@@ -114,7 +115,7 @@ def test_damaged_cache_is_rebuilt(tmp_path, fake_root):
 
 
 def test_cache_is_keyed_on_export_revision(tmp_path, fake_root, monkeypatch):
-    import zoo.export.exporter as ex
+    import zoo.export.convert as ex
     args = ["bench", "mlp", "mnist", "--random", "--no-eager", "--data-dir", str(fake_root), *QUICK]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     monkeypatch.setattr(ex, "EXPORT_REVISION", ex.EXPORT_REVISION + 1)  # the exporter changed: export again
@@ -124,12 +125,13 @@ def test_cache_is_keyed_on_export_revision(tmp_path, fake_root, monkeypatch):
 
 
 def test_bench_an_exported_file(tmp_path, fake_root):
+    from zoo.data import DataOptions
     from zoo.export import export
-    r = export("lenet5", "mnist", out=tmp_path / "e", data_dir=fake_root, verify=False)
+    r = export("lenet5", "mnist", out=tmp_path / "e", data=DataOptions(fake_root, verify=False))
     assert main(["bench", "--onnx", str(r.path), "--data-dir", str(fake_root), "--out", str(tmp_path / "o"),
                  *QUICK]) == 0
     row = json.loads((tmp_path / "o" / "report.json").read_text())["rows"][0]
-    assert row["model"] == "lenet5" and row["precision"] == "fp32" and "eager_latency_ms_p50" not in row
+    assert row["arch"] == "lenet5" and row["precision"] == "fp32" and row["eager_latency_ms_p50"] is None
 
 
 def test_unwritable_output(tmp_path, capsys):
@@ -139,16 +141,16 @@ def test_unwritable_output(tmp_path, capsys):
 
 
 def test_nothing_to_bench_says_what_to_do(tmp_path, monkeypatch, capsys):
-    import zoo.weights
-    monkeypatch.setattr(zoo.weights, "manifest", lambda: {})
+    import zoo.core.shipped
+    monkeypatch.setattr(zoo.core.shipped, "manifest", lambda: {})
     assert main(["bench", "--runs", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "nothing to bench" in err and "--random" in err
 
 
 def test_failed_gate_is_a_note_not_a_crash(tmp_path, fake_root, monkeypatch):
-    import zoo.export.exporter as ex
-    monkeypatch.setitem(ex.GATES, "int8", {"atol": 0.0, "min_agree": 100.1})
+    import zoo.export.gate as gate
+    monkeypatch.setitem(gate.GATES, "int8", {"atol": 0.0, "min_agree": 100.1})
     (tmp_path / "w").mkdir()
     from safetensors.torch import save_file
     from zoo.models import create_model

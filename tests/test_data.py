@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from zoo.data import BatchLoader, augment_batch, get_dataset_spec, load_split, make_loader
-from zoo.errors import ZooError
+from zoo.data import BatchLoader, DataOptions, augment_batch, get_dataset_spec, load_split, make_loader
+from zoo.core.errors import ZooError
 
 DATASETS = ["mnist", "kmnist", "cifar10", "cifar100"]
 
@@ -10,21 +10,21 @@ DATASETS = ["mnist", "kmnist", "cifar10", "cifar100"]
 @pytest.mark.parametrize("name", DATASETS)
 def test_fake_files_load_through_torchvision(fake_root, name):
     spec = get_dataset_spec(name)
-    x, y = load_split(name, "train", fake_root, verify=False)
+    x, y = load_split(name, "train", DataOptions(fake_root, verify=False))
     assert x.dtype == torch.uint8 and x.shape == (200, *spec.input_shape)
     assert y.dtype == torch.int64 and 0 <= y.min() and y.max() < spec.num_classes
-    xt, _ = load_split(name, "test", fake_root, verify=False)
-    assert len(xt) == 100
+    xt, _ = load_split(name, "test", DataOptions(fake_root, verify=False))
+    assert len(xt) == 1000
 
 
 def test_cifar_md5_check_is_on_by_default(fake_root):
     with pytest.raises(ZooError, match="md5 check.*--no-verify"):
-        load_split("cifar10", "train", fake_root, verify=True)
+        load_split("cifar10", "train", DataOptions(fake_root, verify=True))
 
 
 def test_missing_dataset_says_where_and_how(tmp_path):
     with pytest.raises(ZooError) as e:
-        load_split("mnist", "train", tmp_path)
+        load_split("mnist", "train", DataOptions(tmp_path))
     msg = str(e.value)
     assert str(tmp_path / "MNIST") in msg and "--download" in msg and "ZOO_DATA" in msg
 
@@ -32,7 +32,7 @@ def test_missing_dataset_says_where_and_how(tmp_path):
 def test_zoo_data_env_is_the_default_root(fake_root, monkeypatch):
     monkeypatch.setenv("ZOO_DATA", str(fake_root))
     x, _ = load_split("mnist", "test")
-    assert len(x) == 100
+    assert len(x) == 1000
 
 
 def test_unknown_split():
@@ -41,17 +41,17 @@ def test_unknown_split():
 
 
 def test_loader_normalizes_and_covers_epoch(fake_root):
-    loader = make_loader("mnist", "test", 32, root=fake_root, verify=False)
+    loader = make_loader("mnist", "test", 32, data=DataOptions(fake_root, verify=False))
     seen = 0
     for x, y in loader:
         assert x.dtype == torch.float32 and x.shape[1:] == (1, 28, 28)
         seen += len(y)
-    assert seen == 100 and len(loader) == 4
+    assert seen == 1000 and len(loader) == 32
 
 
 def test_loader_deterministic_per_seed_and_epoch(fake_root):
     def first(seed, epoch):
-        loader = make_loader("cifar10", "train", 16, root=fake_root, verify=False, seed=seed)
+        loader = make_loader("cifar10", "train", 16, data=DataOptions(fake_root, verify=False), seed=seed)
         loader.set_epoch(epoch)
         return next(iter(loader))
 
@@ -61,7 +61,7 @@ def test_loader_deterministic_per_seed_and_epoch(fake_root):
 
 
 def test_loader_shards_are_disjoint(fake_root):
-    x, y = load_split("mnist", "train", fake_root, verify=False)
+    x, y = load_split("mnist", "train", DataOptions(fake_root, verify=False))
     ids = torch.arange(len(y))
     shards = []
     for rank in range(2):
@@ -90,11 +90,11 @@ def test_rotation_keeps_range():
 
 @pytest.mark.realdata
 def test_real_datasets(real_root):
-    x, y = load_split("mnist", "test", real_root)
+    x, y = load_split("mnist", "test", DataOptions(real_root))
     assert x.shape == (10_000, 1, 28, 28) and (y == 0).sum() == 980 and (y == 1).sum() == 1135
-    x, y = load_split("cifar10", "train", real_root, verify=False)
+    x, y = load_split("cifar10", "train", DataOptions(real_root, verify=False))
     assert x.shape == (50_000, 3, 32, 32)
     mean = (x.float() / 255).mean(dim=(0, 2, 3))
     assert torch.allclose(mean, torch.tensor(get_dataset_spec("cifar10").mean), atol=1e-3)
-    x, y = load_split("cifar100", "test", real_root, verify=False)
+    x, y = load_split("cifar100", "test", DataOptions(real_root, verify=False))
     assert torch.bincount(y).tolist() == [100] * 100

@@ -6,17 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from zoo.errors import ZooError
-from zoo.export import export, ort_session, read_metadata
-from zoo.models import PAPER_MATRIX, register_model
-from zoo.train import train
+from helpers import data, train_fast
 
-PAIRS = list(PAPER_MATRIX) + [("timm/resnet18", "cifar10"), ("timm/mobilenetv3_small_100", "mnist")]
+from zoo.core.errors import ZooError
+from zoo.export import export, ort_session, read_metadata
+from zoo.models import list_pairs, register_model
+
+PAIRS = list_pairs()  # every buildable pair, timm's included
 
 
 @pytest.mark.parametrize("arch,dataset", PAIRS, ids=[f"{a}.{d}" for a, d in PAIRS])
 def test_random_weights_pass_fp32_gate(arch, dataset, tmp_path, fake_root):
-    r = export(arch, dataset, out=tmp_path, data_dir=fake_root, verify=False)
+    r = export(arch, dataset, out=tmp_path, data=data(fake_root))
     assert r.path.is_file() and r.path.suffix == ".onnx"
     assert list(tmp_path.iterdir()) == [r.path]  # one self-contained file: no .onnx.data, no temp folder
     assert r.parity["passed"] and r.parity["top1_agreement"] >= 99.9 and r.parity["images"] >= 1000
@@ -28,14 +29,13 @@ def trained(fake_root, tmp_path_factory):
     """Two small checkpoints trained on the fake data, so predictions are confident (int8 is meaningful)."""
     runs = tmp_path_factory.mktemp("runs")
     for arch, ds in (("cnn", "mnist"), ("resnet20", "cifar10")):
-        train(arch, ds, recipe="fast", epochs=3, batch_size=25, data_dir=fake_root, out=runs / f"{arch}.{ds}",
-              precision="fp32", compile="off", progress=False, verify=False)
+        train_fast(arch, ds, runs / f"{arch}.{ds}", fake_root, epochs=3, batch_size=25)
     return runs
 
 
 @pytest.mark.parametrize("arch,dataset", [("cnn", "mnist"), ("resnet20", "cifar10")])
 def test_int8_and_fp16(arch, dataset, trained, tmp_path, fake_root):
-    kw = dict(weights=trained / f"{arch}.{dataset}", out=tmp_path, data_dir=fake_root, verify=False)
+    kw = dict(weights=trained / f"{arch}.{dataset}", out=tmp_path, data=data(fake_root))
     fp32 = export(arch, dataset, **kw)
     # Synthetic images make a poor calibration set (real MNIST loses 0.3 pt, see README): looser drop bound.
     int8 = export(arch, dataset, precision="int8", calib_size=200, int8_max_drop=10.0, **kw)
@@ -58,7 +58,7 @@ def test_int8_and_fp16(arch, dataset, trained, tmp_path, fake_root):
 
 
 def test_metadata_round_trips(trained, tmp_path, fake_root):
-    r = export("cnn", "mnist", weights=trained / "cnn.mnist", out=tmp_path, data_dir=fake_root, verify=False)
+    r = export("cnn", "mnist", weights=trained / "cnn.mnist", out=tmp_path, data=data(fake_root))
     meta = read_metadata(r.path)
     card = json.loads((trained / "cnn.mnist" / "best.json").read_text())
     assert meta["model"] == "cnn" and meta["dataset"] == "mnist" and meta["layout"] == "NCHW"
@@ -71,7 +71,7 @@ def test_metadata_round_trips(trained, tmp_path, fake_root):
 
 
 def test_dynamic_batch_and_names(tmp_path, fake_root):
-    r = export("mlp", "mnist", out=tmp_path, data_dir=fake_root, verify=False)
+    r = export("mlp", "mnist", out=tmp_path, data=data(fake_root))
     sess = ort_session(r.path)
     assert [i.name for i in sess.get_inputs()] == ["input"] and [o.name for o in sess.get_outputs()] == ["logits"]
     for b in (1, 5, 64):
@@ -79,7 +79,7 @@ def test_dynamic_batch_and_names(tmp_path, fake_root):
 
 
 def test_torchscript_exporter(tmp_path, fake_root):
-    r = export("resnet20", "cifar10", exporter="torchscript", out=tmp_path, data_dir=fake_root, verify=False)
+    r = export("resnet20", "cifar10", exporter="torchscript", out=tmp_path, data=data(fake_root))
     assert r.parity["passed"]
 
 
@@ -87,12 +87,10 @@ def test_second_consumer_onnx_reference(trained, tmp_path, fake_root):
     """onnx's own reference evaluator (pure Python, independent of onnxruntime) agrees with onnxruntime."""
     from onnx.reference import ReferenceEvaluator
 
-    from zoo.export import eval_data
-    from zoo.data import get_dataset_spec
+    from zoo.data import get_dataset_spec, load_eval_set
 
-    r = export("cnn", "mnist", weights=trained / "cnn.mnist", out=tmp_path, data_dir=fake_root, verify=False)
-    x, _, _ = eval_data(get_dataset_spec("mnist"), 1000, fake_root, verify=False)
-    x = x[:64]
+    r = export("cnn", "mnist", weights=trained / "cnn.mnist", out=tmp_path, data=data(fake_root))
+    x = load_eval_set(get_dataset_spec("mnist"), data(fake_root)).take(64).normalized(get_dataset_spec("mnist"))
     ref = ReferenceEvaluator(str(r.path)).run(None, {"input": x})[0]
     ort = ort_session(r.path).run(None, {"input": x})[0]
     assert np.abs(ref - ort).max() < 1e-4 and (ref.argmax(1) == ort.argmax(1)).all()
@@ -141,15 +139,15 @@ def test_unsupported_op_is_one_line_and_leaves_nothing(tmp_path, fake_root):
 
     register_model("test_eig")(lambda spec: Eig())
     with pytest.raises(ZooError, match="unsupported operator aten::linalg_eig"):
-        export("test_eig", "mnist", out=tmp_path, data_dir=fake_root, verify=False)
+        export("test_eig", "mnist", out=tmp_path, data=data(fake_root))
     assert list(tmp_path.iterdir()) == []
 
 
 def test_failed_gate_prints_figures_and_leaves_nothing(tmp_path, fake_root, monkeypatch):
-    import zoo.export.exporter as ex
-    monkeypatch.setitem(ex.GATES, "fp32", {"atol": 0.0, "min_agree": 100.1})
+    import zoo.export.gate as gate
+    monkeypatch.setitem(gate.GATES, "fp32", {"atol": 0.0, "min_agree": 100.1})
     with pytest.raises(ZooError, match=r"parity gate failed for fp32: .*figures: .*top1_agreement"):
-        export("mlp", "mnist", out=tmp_path, data_dir=fake_root, verify=False)
+        export("mlp", "mnist", out=tmp_path, data=data(fake_root))
     assert list(tmp_path.iterdir()) == []
 
 

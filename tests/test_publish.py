@@ -8,22 +8,22 @@ import torch
 
 import zoo.publish as pub
 from zoo.cli import main
-from zoo.errors import ZooError
-from zoo.export.sources import from_path
-from zoo.train import train
-from zoo.weights import sha256_file
+from zoo.core.errors import ZooError
+from helpers import data, train_fast
+
+from zoo.core.shipped import sha256_file
+from zoo.core.sources import from_path
 
 
 @pytest.fixture(scope="module")
 def run(fake_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "cnn.mnist"
-    train("cnn", "mnist", recipe="fast", epochs=2, batch_size=25, data_dir=fake_root, out=out,
-          precision="fp32", compile="off", progress=False, verify=False)
+    train_fast("cnn", "mnist", out, fake_root, epochs=2, batch_size=25)
     return out
 
 
 def _publish(run, dest, fake_root, **kw):
-    return pub.publish(run, dest, data_dir=fake_root, verify=False, log=lambda *_: None, **kw)
+    return pub.publish(run, dest, data=data(fake_root), log=lambda *_: None, **kw)
 
 
 def test_publish_fp32_and_fp16(run, tmp_path, fake_root):
@@ -86,8 +86,7 @@ def test_publish_bad_input(run, tmp_path, fake_root):
 
 def test_a_fine_tuned_run_s_card_names_its_start(run, tmp_path, fake_root):
     out = tmp_path / "ft"
-    train("cnn", "mnist", recipe="fast", epochs=1, batch_size=25, data_dir=fake_root, out=out, init=str(run),
-          precision="fp32", compile="off", progress=False, verify=False)
+    train_fast("cnn", "mnist", out, fake_root, epochs=1, batch_size=25, init=str(run))
     card = _publish(out, tmp_path / "w", fake_root)
     init = card["meta"]["init"]
     assert init["sha256"] == json.loads((run / "best.json").read_text())["sha256"]

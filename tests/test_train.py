@@ -11,13 +11,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from zoo.errors import ZooError
-from zoo.train import get_recipe, lr_at, train
-from zoo.train.checkpoint import load_checkpoint, run_lock
-from zoo.train.loop import Interrupted
-from zoo.data import get_dataset_spec
+from helpers import interrupt_after, train_fast
 
-FAST = dict(device="cpu", precision="fp32", compile="off", progress=False, verify=False)
+from zoo.core.errors import ZooError
+from zoo.data import get_dataset_spec
+from zoo.train import get_recipe, lr_at
+from zoo.train.loop import Interrupted
+from zoo.train.rundir import load_checkpoint, run_lock
 
 
 def weights(out: Path) -> dict:
@@ -42,14 +42,14 @@ def test_paper_recipes_match_spec():
 
 def test_loss_goes_down_and_checkpoint_is_valid(fake_root, tmp_path):
     out = tmp_path / "run"
-    s = train("cnn", "mnist", recipe="fast", epochs=4, batch_size=50, data_dir=fake_root, out=out, **FAST)
+    s = train_fast("cnn", "mnist", out, fake_root, epochs=4, batch_size=50)
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in lines] == [1, 2, 3, 4]
     assert lines[-1]["train_loss"] < lines[0]["train_loss"]
     assert s["best_test_acc"] > 50  # class templates + noise: learnable
     w, card, state = load_checkpoint(out)
-    assert card["model"] == "cnn" and card["dataset"] == "mnist" and card["epoch"] == 4
-    assert card["recipe"]["recipe"] == "fast" and card["torch"] == torch.__version__
+    assert card.arch == "cnn" and card.dataset == "mnist" and card.epoch == 4
+    assert card.recipe["recipe"] == "fast" and card.env["torch"] == torch.__version__
     assert set(state) >= {"optimizer", "torch_rng", "epoch"}
     assert (out / "best.safetensors").is_file() and json.loads((out / "best.json").read_text())["sha256"]
     assert json.loads((out / "config.json").read_text())["recipe"]["epochs"] == 4
@@ -64,16 +64,16 @@ def test_alexnet_fast_recipe_lr():
 
 def test_resume_mid_epoch_is_bit_identical(fake_root, tmp_path, monkeypatch):
     # alexnet has Dropout, so the torch RNG state must be restored too; cifar10 exercises augmentation.
-    kw = dict(recipe="fast", epochs=2, batch_size=40, data_dir=fake_root, **FAST)
-    train("alexnet", "cifar10", out=tmp_path / "a", **kw)
-    monkeypatch.setenv("ZOO_INTERRUPT_AT_STEP", "7")  # epoch 1, step 2 of 5
+    kw = dict(epochs=2, batch_size=40)
+    train_fast("alexnet", "cifar10", tmp_path / "a", fake_root, **kw)
+    interrupt_after(monkeypatch, 7)  # epoch 2, step 2 of 5
     with pytest.raises(Interrupted, match="--resume"):
-        train("alexnet", "cifar10", out=tmp_path / "b", **kw)
+        train_fast("alexnet", "cifar10", tmp_path / "b", fake_root, **kw)
+    monkeypatch.undo()
     assert json.loads((tmp_path / "b" / "last.json").read_text())["step"] == 2
     before = load_checkpoint(tmp_path / "b")[2]["sums"]["wall"]  # the interrupted epoch's wall time so far
-    monkeypatch.delenv("ZOO_INTERRUPT_AT_STEP")
     t = time.perf_counter()
-    train("alexnet", "cifar10", out=tmp_path / "b", resume=True, **kw)
+    train_fast("alexnet", "cifar10", tmp_path / "b", fake_root, resume=True, **kw)
     resumed = time.perf_counter() - t
     assert same(weights(tmp_path / "a"), weights(tmp_path / "b"))
     a = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
@@ -85,10 +85,10 @@ def test_resume_mid_epoch_is_bit_identical(fake_root, tmp_path, monkeypatch):
 
 def test_periodic_mid_epoch_checkpoint_resumes_bit_identically(fake_root, tmp_path, monkeypatch):
     """save_every_s=0 checkpoints after every step; a copy taken right after one is what a kill -9 leaves."""
-    from zoo.train import checkpoint as ck
+    from zoo.train import rundir as ck
 
-    kw = dict(recipe="fast", epochs=2, batch_size=40, data_dir=fake_root, **FAST)
-    train("alexnet", "cifar10", out=tmp_path / "a", **kw)
+    kw = dict(epochs=2, batch_size=40)
+    train_fast("alexnet", "cifar10", tmp_path / "a", fake_root, **kw)
     real, tags = ck.save_checkpoint, []
 
     def save_and_copy(out, tag, *args, **kwargs):
@@ -99,7 +99,7 @@ def test_periodic_mid_epoch_checkpoint_resumes_bit_identically(fake_root, tmp_pa
         return d
 
     monkeypatch.setattr(ck, "save_checkpoint", save_and_copy)
-    train("alexnet", "cifar10", out=tmp_path / "b", save_every_s=0, **kw)
+    train_fast("alexnet", "cifar10", tmp_path / "b", fake_root, save_every_s=0, **kw)
     monkeypatch.undo()
     steps = [f"step{s:06d}" for s in range(1, 5)]  # none after the last step: the epoch's own save follows
     assert tags == [f"epoch-0000-{s}" for s in steps] + ["epoch-0001"] + [f"epoch-0001-{s}" for s in steps] + \
@@ -107,7 +107,7 @@ def test_periodic_mid_epoch_checkpoint_resumes_bit_identically(fake_root, tmp_pa
     assert same(weights(tmp_path / "a"), weights(tmp_path / "b"))  # saving does not perturb the run
     assert len(list((tmp_path / "b" / "checkpoints").iterdir())) == 2  # old ones pruned
     assert json.loads((tmp_path / "killed" / "last.json").read_text())["step"] == 2
-    train("alexnet", "cifar10", out=tmp_path / "killed", resume=True, **kw)
+    train_fast("alexnet", "cifar10", tmp_path / "killed", fake_root, resume=True, **kw)
     assert same(weights(tmp_path / "a"), weights(tmp_path / "killed"))
     a, k = (json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()[-1:] +
             (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()[-1:])
@@ -116,24 +116,8 @@ def test_periodic_mid_epoch_checkpoint_resumes_bit_identically(fake_root, tmp_pa
 
 def test_save_interval_must_not_be_negative(fake_root, tmp_path):
     with pytest.raises(ZooError, match="save interval"):
-        train("mlp", "mnist", epochs=1, data_dir=fake_root, out=tmp_path, save_every_s=-1, **FAST)
+        train_fast("mlp", "mnist", tmp_path, fake_root, recipe="paper", epochs=1, save_every_s=-1)
     assert not tmp_path.joinpath("last.json").exists()
-
-
-def test_resume_from_a_checkpoint_without_wall_counts_its_step_time(fake_root, tmp_path, monkeypatch):
-    """Mid-epoch checkpoints saved before EpochSums.wall existed: the epoch's wall time includes their step time."""
-    kw = dict(recipe="fast", epochs=1, batch_size=20, data_dir=fake_root, out=tmp_path, **FAST)
-    monkeypatch.setenv("ZOO_INTERRUPT_AT_STEP", "3")
-    with pytest.raises(Interrupted):
-        train("mlp", "mnist", **kw)
-    monkeypatch.delenv("ZOO_INTERRUPT_AT_STEP")
-    path = tmp_path / json.loads((tmp_path / "last.json").read_text())["path"] / "state.pt"
-    state = torch.load(path, weights_only=True)
-    state["sums"].pop("wall")
-    state["sums"]["seconds"] = 1000.0  # as if the earlier process had trained for 1,000 s
-    torch.save(state, path)
-    train("mlp", "mnist", resume=True, **kw)
-    assert json.loads((tmp_path / "metrics.jsonl").read_text())["wall_s"] > 1000
 
 
 def _spawn(fake_root, out, *extra):
@@ -153,7 +137,7 @@ def _wait_for_checkpoint(out: Path, proc, timeout=60):
 
 def test_kill_9_loses_at_most_the_epoch_in_flight(fake_root, tmp_path):
     ref = tmp_path / "ref"
-    train("mlp", "mnist", recipe="fast", epochs=12, batch_size=20, data_dir=fake_root, out=ref, **FAST)
+    train_fast("mlp", "mnist", ref, fake_root, epochs=12, batch_size=20)
     out = tmp_path / "killed"
     proc = _spawn(fake_root, out, "--epochs", "12")
     _wait_for_checkpoint(out, proc)
@@ -161,7 +145,7 @@ def test_kill_9_loses_at_most_the_epoch_in_flight(fake_root, tmp_path):
     proc.wait()
     done = json.loads((out / "last.json").read_text())["epoch"]
     assert 1 <= done <= 12
-    train("mlp", "mnist", recipe="fast", epochs=12, batch_size=20, data_dir=fake_root, out=out, resume=True, **FAST)
+    train_fast("mlp", "mnist", out, fake_root, epochs=12, batch_size=20, resume=True)
     assert same(weights(ref), weights(out))
 
 
@@ -175,39 +159,39 @@ def test_ctrl_c_or_sigterm_saves_and_exits_cleanly(fake_root, tmp_path, sig, cod
     assert proc.returncode == code, err
     assert f"interrupted ({sig.name}) at epoch" in err and "--resume" in err and "Traceback" not in err
     w, card, _ = load_checkpoint(out)  # a valid, hash-checked checkpoint
-    assert card["epoch"] >= 1
+    assert card.epoch >= 1
 
 
 def test_second_trainer_is_refused(fake_root, tmp_path):
     out = tmp_path / "run"
     with run_lock(out):
         with pytest.raises(ZooError, match="in use by another trainer"):
-            train("mlp", "mnist", epochs=1, data_dir=fake_root, out=out, **FAST)
+            train_fast("mlp", "mnist", out, fake_root, recipe="paper", epochs=1)
 
 
 def test_existing_run_needs_resume(fake_root, tmp_path):
-    train("mlp", "mnist", epochs=1, data_dir=fake_root, out=tmp_path, **FAST)
+    train_fast("mlp", "mnist", tmp_path, fake_root, recipe="paper", epochs=1)
     with pytest.raises(ZooError, match="--resume"):
-        train("mlp", "mnist", epochs=1, data_dir=fake_root, out=tmp_path, **FAST)
+        train_fast("mlp", "mnist", tmp_path, fake_root, recipe="paper", epochs=1)
     with pytest.raises(ZooError, match="different recipe"):
-        train("mlp", "mnist", epochs=2, data_dir=fake_root, out=tmp_path, resume=True, **FAST)
+        train_fast("mlp", "mnist", tmp_path, fake_root, recipe="paper", epochs=2, resume=True)
 
 
 def test_resuming_a_finished_run_keeps_it(fake_root, tmp_path, capsys):
     from zoo.cli import main
 
-    train("mlp", "mnist", epochs=1, data_dir=fake_root, out=tmp_path, **FAST)
+    train_fast("mlp", "mnist", tmp_path, fake_root, recipe="paper", epochs=1)
     files = lambda: {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}  # noqa: E731
     before = files()
     # Nothing left to train: no data is read (this folder has none) and nothing is rewritten.
-    s = train("mlp", "mnist", epochs=1, data_dir=tmp_path / "no-data", out=tmp_path, resume=True, **FAST)
+    s = train_fast("mlp", "mnist", tmp_path, tmp_path / "no-data", recipe="paper", epochs=1, resume=True)
     assert s["already_finished"] and s["final"]["epoch"] == 1 and files() == before
     assert main(["train", "mlp", "mnist", "--epochs", "1", "--precision", "fp32", "--compile", "off",
                  "--resume", "--out", str(tmp_path), "--data-dir", str(tmp_path / "no-data")]) == 0
     assert "already finished its 1 epochs" in capsys.readouterr().out and files() == before
     # Killed between the last checkpoint and the summary: resuming writes the summary from the checkpoint.
     (tmp_path / "summary.json").unlink()
-    s = train("mlp", "mnist", epochs=1, data_dir=fake_root, out=tmp_path, resume=True, **FAST)
+    s = train_fast("mlp", "mnist", tmp_path, fake_root, recipe="paper", epochs=1, resume=True)
     assert s["final"] == json.loads((tmp_path / "last.json").read_text())["metrics"]
     assert json.loads((tmp_path / "summary.json").read_text())["final"]["epoch"] == 1
 
@@ -224,9 +208,9 @@ def test_non_finite_loss_stops_and_keeps_last_good(fake_root, tmp_path, monkeypa
     monkeypatch.setattr(loop.F, "cross_entropy", poisoned)
     out = tmp_path / "run"
     with pytest.raises(ZooError, match="loss became nan at epoch 1 step 1"):
-        train("mlp", "mnist", epochs=3, batch_size=50, data_dir=fake_root, out=out, **FAST)
+        train_fast("mlp", "mnist", out, fake_root, recipe="paper", epochs=3, batch_size=50)
     w, card, _ = load_checkpoint(out)
-    assert card["epoch"] == 1 and all(torch.isfinite(t).all() for t in w.values())
+    assert card.epoch == 1 and all(torch.isfinite(t).all() for t in w.values())
 
 
 @pytest.mark.parametrize("args,msg", [
@@ -244,14 +228,17 @@ def test_bad_options_one_line(fake_root, tmp_path, args, msg):
 
 def test_missing_dataset_writes_nothing(tmp_path):
     with pytest.raises(ZooError, match="not found in"):
-        train("mlp", "mnist", epochs=1, data_dir=tmp_path / "none", out=tmp_path / "run", **FAST)
+        train_fast("mlp", "mnist", tmp_path / "run", tmp_path / "none", recipe="paper", epochs=1)
     assert not (tmp_path / "run").exists()
 
 
 DDP_SCRIPT = """
 import json, sys, zoo
-s = zoo.train("cnn", "cifar10", recipe="fast", epochs=2, batch_size=40, device="cpu", precision="fp32",
-              compile="off", out=sys.argv[1], progress=False, verify=False)
+from zoo.data import DataOptions
+from zoo.train import RuntimeRequest, train
+cfg = zoo.get_recipe("fast", zoo.get_dataset_spec("cifar10"), "cnn", epochs=2, batch_size=40)
+s = train("cnn", "cifar10", cfg, RuntimeRequest("cpu", "fp32", "off"), out=sys.argv[1], progress=False,
+          data=DataOptions(verify=False))
 print("SUMMARY", json.dumps(s))
 """
 
@@ -309,11 +296,11 @@ def test_init_fine_tunes_from_another_datasets_run(fake_root, tmp_path, capsys):
     from zoo.cli import main
 
     src = tmp_path / "c10"
-    train("cnn", "cifar10", epochs=1, batch_size=50, data_dir=fake_root, out=src, **FAST)
+    train_fast("cnn", "cifar10", src, fake_root, recipe="paper", epochs=1, batch_size=50)
     before = load_file(str(src / "best.safetensors"))
     out = tmp_path / "c100"
     # lr so small that a step leaves the weights as they were: the run must start from the source's tensors.
-    train("cnn", "cifar100", epochs=1, batch_size=50, lr=1e-30, data_dir=fake_root, out=out, init=str(src), **FAST)
+    train_fast("cnn", "cifar100", out, fake_root, recipe="paper", epochs=1, batch_size=50, lr=1e-30, init=str(src))
     assert "2 tensors start fresh (shape differs): head.3.weight, head.3.bias" in capsys.readouterr().out
     after = weights(out)
     convs = [k for k, v in before.items() if v.ndim == 4]
@@ -322,11 +309,11 @@ def test_init_fine_tunes_from_another_datasets_run(fake_root, tmp_path, capsys):
     init = json.loads((out / "config.json").read_text())["init"]
     assert init["reinitialized"] == ["head.3.weight", "head.3.bias"] and init["dataset"] == "cifar10"
     assert init["sha256"] == json.loads((src / "best.json").read_text())["sha256"]
-    assert load_checkpoint(out)[1]["init"] == init  # publish copies it into the shipped card
+    assert load_checkpoint(out)[1].init == init  # publish copies it into the shipped card
     # Resuming keeps the recorded init; asking for another is refused in one line.
     with pytest.raises(ZooError, match="differs from the run"):
-        train("cnn", "cifar100", epochs=2, batch_size=50, lr=1e-30, data_dir=fake_root, out=out, resume=True,
-              init="pretrained:cifar10", **FAST)
+        train_fast("cnn", "cifar100", out, fake_root, recipe="paper", epochs=2, batch_size=50, lr=1e-30, resume=True,
+                   init="pretrained:cifar10")
     # Another architecture's weights: refused before anything is written.
     assert main(["train", "lenet5", "mnist", "--init", str(src), "--out", str(tmp_path / "x"),
                  "--data-dir", str(fake_root), "--compile", "off", "--precision", "fp32"]) == 2
@@ -334,7 +321,7 @@ def test_init_fine_tunes_from_another_datasets_run(fake_root, tmp_path, capsys):
 
 
 def test_transfer_load_refuses_another_architecture():
-    from zoo.checkpoint import load_state_dict_transfer
+    from zoo.core.state import load_state_dict_transfer
     from zoo.models import create_model
 
     c10, c100 = create_model("resnet20", "cifar10"), create_model("resnet20", "cifar100")

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import zoo
-from zoo.errors import ZooError
+from zoo.core.errors import ZooError
 from zoo.models import PAPER_MATRIX
-from zoo.weights import eval_sample, manifest, sha256_file, weights_dir
+from zoo.core.shipped import eval_sample, manifest, sha256_file, weights_dir
 
 REPO = Path(__file__).resolve().parents[1]
 CARDS = list(manifest().values())
@@ -43,7 +43,7 @@ def test_pretrained_accuracy_on_shipped_sample(card):
     """The shipped sample is part of the test split: accuracy on it is close to the card's."""
     x, y = eval_sample(card.dataset)
     spec = zoo.get_dataset_spec(card.dataset)
-    from zoo.export import normalize
+    from zoo.data import normalize
     model = zoo.load(card.arch, card.dataset)
     with torch.no_grad():
         pred = model(torch.from_numpy(normalize(x, spec))).argmax(1)
@@ -72,7 +72,7 @@ def test_hash_mismatch_is_refused(tmp_path, monkeypatch):
     if not CARDS:
         pytest.skip("no shipped weights yet")
     import shutil
-    import zoo.weights as w
+    import zoo.core.shipped as w
     card = CARDS[0]
     shutil.copytree(weights_dir(), tmp_path / "w", ignore=shutil.ignore_patterns("*.npz"))
     f = tmp_path / "w" / card.file
@@ -104,8 +104,8 @@ def test_wheel_installs_and_loads_weights(tmp_path):
     subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True,
                    capture_output=True)
     card = CARDS[0]
-    code = (f"import json, torch, zoo; from zoo.weights import weights_dir, sha256_file, eval_sample\n"
-            f"from zoo.export import normalize\n"
+    code = (f"import json, torch, zoo; from zoo.core.shipped import weights_dir, sha256_file, eval_sample\n"
+            f"from zoo.data import normalize\n"
             f"m = zoo.load('{card.arch}', '{card.dataset}')\n"
             f"x, y = eval_sample('{card.dataset}')\n"
             f"p = m(torch.from_numpy(normalize(x[:8], zoo.get_dataset_spec('{card.dataset}')))).argmax(1).tolist()\n"
@@ -115,6 +115,6 @@ def test_wheel_installs_and_loads_weights(tmp_path):
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["file"].startswith(str(venv)) and out["sha"] == card.sha256
     x, _ = eval_sample(card.dataset)
-    from zoo.export import normalize
+    from zoo.data import normalize
     ref = zoo.load(card.arch, card.dataset)(torch.from_numpy(normalize(x[:8], zoo.get_dataset_spec(card.dataset))))
     assert out["pred"] == ref.argmax(1).tolist()

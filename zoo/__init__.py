@@ -2,27 +2,46 @@
 
     >>> import zoo
     >>> model = zoo.create_model("resnet20", "cifar10")
+
+`import zoo` is cheap: the names below load their stage (and torch) on first use (PEP 562).
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
 
-from zoo.data import DatasetSpec, get_dataset_spec, list_datasets
-from zoo.errors import ZooError
-from zoo.models import PAPER_MATRIX, create_model, list_models, list_pairs, register_model
+from zoo.core.version import __version__  # noqa: E402,F401
+
+from zoo.core.errors import ZooError  # noqa: E402  (stdlib only)
+
+# public name -> the module that defines it
+_LAZY = {
+    "DatasetSpec": "zoo.data.specs", "get_dataset_spec": "zoo.data.specs", "list_datasets": "zoo.data.specs",
+    "register_dataset": "zoo.data.specs",
+    # zoo.models, not its registry module: importing the package registers every architecture
+    "PAPER_MATRIX": "zoo.models", "create_model": "zoo.models", "list_models": "zoo.models",
+    "list_pairs": "zoo.models", "register_model": "zoo.models",
+    "TrainConfig": "zoo.train.recipes", "get_recipe": "zoo.train.recipes",
+}
+# zoo.train and zoo.export are the stages' packages (their functions: zoo.train.train, zoo.export.export).
 
 
 def load(name: str, dataset: str, pretrained: bool = True, **overrides):
     """The model `name` for `dataset`, in eval mode, with the shipped weights when pretrained=True."""
+    from zoo.models import create_model
     return create_model(name, dataset, pretrained=pretrained, **overrides).eval()
 
 
-def train(*args, **kwargs):
-    """Train a model; see zoo.train.train (same arguments as `zoo train`)."""
-    from zoo.train import train as _train
-    return _train(*args, **kwargs)
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip __getattr__
+        return value
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")
 
 
-__all__ = ["PAPER_MATRIX", "DatasetSpec", "ZooError", "create_model", "get_dataset_spec", "list_datasets",
-           "list_models", "list_pairs", "load", "register_model", "train", "__version__"]
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = ["ZooError", "load", "__version__", *_LAZY]

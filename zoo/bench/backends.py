@@ -1,4 +1,4 @@
-"""Runtimes behind one 4-method interface (MLCommons style): name, version, load, predict.
+"""Runtimes behind one interface (MLCommons style): a name, load(source), predict(x).
 
 `null` returns a preallocated output without computing: its latency is the harness's own overhead.
 """
@@ -6,13 +6,13 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+from zoo.export import ort_session
 
 
 class Backend:
     name = "base"
-
-    def version(self) -> str:
-        raise NotImplementedError
 
     def load(self, source) -> Backend:
         raise NotImplementedError
@@ -22,33 +22,14 @@ class Backend:
 
 
 class OrtBackend(Backend):
-    """onnxruntime on one execution provider; refuses to silently fall back to CPU."""
+    """onnxruntime on one execution provider; refuses to silently fall back to CPU (see ort_session)."""
 
     def __init__(self, provider: str = "CPUExecutionProvider", threads: int | None = None):
         self.provider, self.threads = provider, threads
         self.name = "ort-" + provider.replace("ExecutionProvider", "").lower()
 
-    def version(self) -> str:
-        import onnxruntime as ort
-        return ort.__version__
-
     def load(self, path) -> OrtBackend:
-        import onnxruntime as ort
-
-        from zoo.errors import ZooError
-
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        if self.threads:
-            opts.intra_op_num_threads = self.threads
-            opts.inter_op_num_threads = 1
-        providers: list = [self.provider]
-        if self.provider == "CUDAExecutionProvider":
-            providers = [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})]
-        self.sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-        if self.sess.get_providers()[0] != self.provider:  # onnxruntime-gpu falls back to CPU without a GPU
-            raise ZooError(f"{self.provider} is listed by onnxruntime but could not start (no usable GPU/CUDA); "
-                           f"session runs on {self.sess.get_providers()[0]}")
+        self.sess = ort_session(path, self.provider, self.threads)
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -56,31 +37,22 @@ class OrtBackend(Backend):
 
 
 class TorchBackend(Backend):
-    """PyTorch eager, eval mode, no_grad: the reference ORT is compared against."""
+    """PyTorch eager, eval mode, inference mode: the reference onnxruntime is compared against."""
 
     name = "torch-eager"
 
     def __init__(self, device: str = "cpu", threads: int | None = None):
         self.device, self.threads = device, threads
 
-    def version(self) -> str:
-        import torch
-        return torch.__version__
-
     def load(self, model) -> TorchBackend:
-        import torch
-
         if self.threads:
             torch.set_num_threads(self.threads)
         self.model = model.eval().to(self.device)
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        import torch
-
         with torch.inference_mode():
-            out = self.model(torch.from_numpy(x).to(self.device))
-            return out.cpu().numpy()
+            return self.model(torch.from_numpy(x).to(self.device)).cpu().numpy()
 
 
 class NullBackend(Backend):
@@ -88,9 +60,6 @@ class NullBackend(Backend):
 
     def __init__(self, num_classes: int = 10):
         self.num_classes = num_classes
-
-    def version(self) -> str:
-        return "-"
 
     def load(self, source=None) -> NullBackend:
         return self

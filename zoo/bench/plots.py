@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
+
+from zoo.core.cards import BenchRow
+from zoo.core.io import read_jsonl
+from zoo.core.shipped import get_card, weights_dir
+from zoo.train.rundir import find_runs
 
 DATASETS = ("mnist", "kmnist", "cifar10", "cifar100")
 
@@ -27,18 +31,19 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _scatter(rows: list[dict], xkey: str, xlabel: str, title: str, path: Path, logx: bool) -> Path | None:
-    rows = [r for r in rows if r["precision"] == "fp32" and r["provider"] == "cpu" and r.get("top1") is not None
-            and r.get(xkey) is not None]
+def _scatter(rows: list[BenchRow], xkey: str, xlabel: str, title: str, path: Path, logx: bool) -> Path | None:
+    rows = [r for r in rows if r.precision == "fp32" and r.provider == "cpu" and r.top1 is not None
+            and getattr(r, xkey) is not None]
     if not rows:
         return None
     plt = _plt()
-    present = [d for d in DATASETS if any(r["dataset"] == d for r in rows)]
+    present = [d for d in DATASETS if any(r.dataset == d for r in rows)]
     fig, axes = plt.subplots(1, len(present), figsize=(4.5 * len(present), 4), squeeze=False)
     for ax, ds in zip(axes[0], present):
-        for r in (r for r in rows if r["dataset"] == ds):
-            ax.scatter(r[xkey], r["top1"], s=40)
-            ax.annotate(r["model"], (r[xkey], r["top1"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        for r in (r for r in rows if r.dataset == ds):
+            x = getattr(r, xkey)
+            ax.scatter(x, r.top1, s=40)
+            ax.annotate(r.arch, (x, r.top1), textcoords="offset points", xytext=(4, 4), fontsize=8)
         ax.set_title(ds)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test top-1 % (onnxruntime)")
@@ -54,17 +59,12 @@ def _scatter(rows: list[dict], xkey: str, xlabel: str, title: str, path: Path, l
 
 
 def training_curves(runs_dir: Path, out: Path) -> list[Path]:
-    """Test accuracy per epoch for each architecture, one figure per dataset (the paper's figs. 4, 5, 10, 11)."""
+    """Test accuracy per epoch for each run, one figure per dataset (the paper's figs. 4, 5, 10, 11)."""
     curves: dict[str, dict[str, list]] = {}
-    for metrics in sorted(Path(runs_dir).glob("*/metrics.jsonl")):
-        name = metrics.parent.name  # arch.dataset.recipe
-        parts = name.split(".")
-        if len(parts) < 3:
-            continue
-        arch, ds, recipe = parts[0], parts[1], ".".join(parts[2:])
-        lines = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+    for run in find_runs(runs_dir):
+        lines = read_jsonl(run.path / "metrics.jsonl")
         if lines:
-            curves.setdefault(ds, {})[f"{arch} ({recipe})"] = lines
+            curves.setdefault(run.dataset, {})[f"{run.arch} ({run.recipe}, {run.path.name})"] = lines
     plt = _plt()
     paths = []
     for ds, by_arch in curves.items():
@@ -103,7 +103,7 @@ def first_layer_filters(state: dict, title: str, path: Path) -> Path | None:
 def render_plots(report: dict, out: Path, runs_dir: Path | None = None) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = report["rows"]
+    rows: list[BenchRow] = report["rows"]
     paths = [p for p in (
         _scatter(rows, "latency_ms_p50", "batch-1 latency p50, ms (CPU, onnxruntime)", "accuracy vs latency",
                  out / "accuracy_vs_latency.png", logx=True),
@@ -123,11 +123,10 @@ def _trained_cnn(runs_dir):
     """Weights of a trained MNIST cnn: a run's best, else the shipped ones."""
     from safetensors.torch import load_file
 
-    if runs_dir:
-        for p in sorted(Path(runs_dir).glob("cnn.mnist.*/best.safetensors")):
-            return load_file(str(p)), f"cnn.mnist first-layer filters ({p.parent.name})"
-    from zoo.weights import get_card, weights_dir
-
+    if runs_dir and Path(runs_dir).is_dir():
+        for run in find_runs(runs_dir):
+            if (run.arch, run.dataset) == ("cnn", "mnist") and (run.path / "best.safetensors").is_file():
+                return load_file(str(run.path / "best.safetensors")), f"cnn.mnist first-layer filters ({run.path.name})"
     card = get_card("cnn", "mnist")
     if card:
         return load_file(str(weights_dir() / card.file)), "cnn.mnist first-layer filters (shipped weights)"

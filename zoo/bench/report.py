@@ -1,4 +1,7 @@
-"""The report: rows + environment -> terminal table, report.md, report.json, report.csv (atomic writes)."""
+"""The report: rows + environment -> terminal table, report.md, report.json, report.csv (atomic writes).
+
+A report is {"environment": dict, "rows": [BenchRow], "notes": [str]}; report.json stores rows as JSON.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +10,14 @@ import io
 import json
 from pathlib import Path
 
-from zoo.errors import ZooError
+from zoo.core.cards import BenchRow
+from zoo.core.errors import ZooError
+from zoo.core.io import atomic_write_bytes, read_json
+from zoo.core.ui import console
 
 # (key, header with units, format)
 COLUMNS = [
-    ("model", "model", "{}"), ("dataset", "dataset", "{}"), ("precision", "prec", "{}"),
+    ("arch", "model", "{}"), ("dataset", "dataset", "{}"), ("precision", "prec", "{}"),
     ("provider", "EP", "{}"), ("top1", "top-1 %", "{:.2f}"), ("top1_change", "Δ pt", "{:+.2f}"),
     ("onnx_mb", "MB", "{:.3f}"), ("params", "params", "{:,}"), ("macs", "MMAC", "{:.2f}"),
     ("latency_ms_p50", "p50 ms", "{:.3f}"), ("latency_ms_p90", "p90 ms", "{:.3f}"),
@@ -19,12 +25,13 @@ COLUMNS = [
     ("eager_latency_ms_p50", "eager p50 ms", "{:.3f}"), ("speedup_vs_eager", "×eager", "{:.1f}"),
 ]
 
-TERMINAL = {"model", "dataset", "precision", "provider", "top1", "top1_change", "onnx_mb", "macs", "latency_ms_p50",
+TERMINAL = {"arch", "dataset", "precision", "provider", "top1", "top1_change", "onnx_mb", "macs", "latency_ms_p50",
             "latency_ms_p99", "throughput_img_s", "speedup_vs_eager"}
+DATASET_ORDER = {"mnist": 0, "kmnist": 1, "cifar10": 2, "cifar100": 3}
 
 
-def cell(row: dict, key: str, fmt: str) -> str:
-    v = row.get(key)
+def cell(row: BenchRow, key: str, fmt: str) -> str:
+    v = getattr(row, key)
     if v is None:
         return "-"
     if key == "macs":
@@ -32,10 +39,9 @@ def cell(row: dict, key: str, fmt: str) -> str:
     return fmt.format(v)
 
 
-def sort_rows(rows: list[dict]) -> list[dict]:
-    order = {"mnist": 0, "kmnist": 1, "cifar10": 2, "cifar100": 3}
-    return sorted(rows, key=lambda r: (order.get(r["dataset"], 9), r["dataset"], r["macs"], r["model"],
-                                       r["provider"], r["precision"]))
+def sort_rows(rows: list[BenchRow]) -> list[BenchRow]:
+    return sorted(rows, key=lambda r: (DATASET_ORDER.get(r.dataset, 9), r.dataset, r.macs, r.arch, r.provider,
+                                       r.precision))
 
 
 def to_markdown(report: dict) -> str:
@@ -47,12 +53,11 @@ def to_markdown(report: dict) -> str:
              "| " + " | ".join(h for _, h, _ in COLUMNS) + " | eval set |",
              "|" + "---|" * (len(COLUMNS) + 1)]
     for r in sort_rows(report["rows"]):
-        lines.append("| " + " | ".join(cell(r, k, f) for k, _, f in COLUMNS) + f" | {r['eval_set']} |")
+        lines.append("| " + " | ".join(cell(r, k, f) for k, _, f in COLUMNS) + f" | {r.eval_set} |")
     lines.append("")
     lines.append(f"Latency: batch 1, after {env['config']['warmup']} warm-up calls, {env['config']['runs']} timed; "
                  f"throughput at batch {env['config']['batch']}. Δ top-1: against fp32 on the same eval set.")
-    for n in report.get("notes", []):
-        lines.append(f"- {n}")
+    lines += [f"- {n}" for n in report.get("notes", [])]
     return "\n".join(lines) + "\n"
 
 
@@ -63,14 +68,16 @@ def to_csv(report: dict) -> str:
     w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
     w.writeheader()
     for r in sort_rows(report["rows"]):
-        w.writerow(r)
+        w.writerow(r.to_json())
     return buf.getvalue()
+
+
+def to_json(report: dict) -> str:
+    return json.dumps({**report, "rows": [r.to_json() for r in report["rows"]]}, indent=1, default=str) + "\n"
 
 
 def print_table(report: dict) -> None:
     from rich.table import Table
-
-    from zoo.ui import console
 
     env = report["environment"]
     t = Table(title=f"zoo bench — {env['cpu']}, {env['threads']} threads, onnxruntime {env['onnxruntime']}")
@@ -79,43 +86,30 @@ def print_table(report: dict) -> None:
         t.add_column(h, justify="left" if h in ("model", "dataset", "prec", "EP") else "right", no_wrap=True)
     for r in sort_rows(report["rows"]):
         t.add_row(*(cell(r, k, f) for k, _, f in cols))
-    sets = sorted({r["eval_set"] for r in report["rows"]})
-    t.caption = "top-1 by onnxruntime on: " + "; ".join(sets) + "".join(f"\n{n.split('; figures:')[0]}" for n in report.get("notes", []))
+    sets = sorted({r.eval_set for r in report["rows"]})
+    t.caption = "top-1 by onnxruntime on: " + "; ".join(sets) + "".join(f"\n{n}" for n in report.get("notes", []))
     console()(t)
 
 
-def validate(report: dict) -> dict:
-    """Minimal schema check of a report.json, so `zoo report` fails clearly on a foreign file."""
-    if not isinstance(report, dict) or not {"environment", "rows"} <= set(report):
+def from_json(data) -> dict:
+    """A report.json's content as a report; a foreign file fails clearly."""
+    if not isinstance(data, dict) or not {"environment", "rows"} <= set(data):
         raise ZooError("not a zoo report: expected keys 'environment' and 'rows'")
-    need = {"model", "dataset", "precision", "provider", "latency_ms_p50", "eval_set"}
-    for i, r in enumerate(report["rows"]):
-        missing = need - set(r)
-        if missing:
-            raise ZooError(f"report row {i} lacks {sorted(missing)}; re-run zoo bench")
-    return report
+    rows = [BenchRow.from_json(r, f"report row {i}") for i, r in enumerate(data["rows"])]
+    return {**data, "rows": rows}
 
 
 def write_reports(report: dict, out: Path) -> list[Path]:
-    from zoo.train.checkpoint import atomic_write_bytes
-
-    out = Path(out)
-    files = {"report.json": json.dumps(report, indent=1, default=str) + "\n", "report.md": to_markdown(report),
-             "report.csv": to_csv(report)}
-    paths = []
+    files = {"report.json": to_json(report), "report.md": to_markdown(report), "report.csv": to_csv(report)}
     for name, text in files.items():
-        atomic_write_bytes(out / name, text.encode())
-        paths.append(out / name)
-    return paths
+        atomic_write_bytes(Path(out) / name, text.encode())
+    return [Path(out) / name for name in files]
 
 
 def load_report(path: Path) -> dict:
     p = Path(path)
     if p.is_dir():
         p = p / "report.json"
-    try:
-        return validate(json.loads(p.read_text()))
-    except FileNotFoundError:
-        raise ZooError(f"no report at {p}; run zoo bench first") from None
-    except json.JSONDecodeError as e:
-        raise ZooError(f"{p} is not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not p.is_file():
+        raise ZooError(f"no report at {p}; run zoo bench first")
+    return from_json(read_json(p, "report"))

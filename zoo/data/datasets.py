@@ -4,22 +4,31 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from zoo.core.errors import ZooError
+from zoo.core.io import cache_dir
 from zoo.data.specs import DatasetSpec, get_dataset_spec
-from zoo.errors import ZooError
 
 SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """Where datasets are read from; every stage that reads data takes one."""
+    root: str | os.PathLike | None = None  # None: $ZOO_DATA, else ~/.cache/zoo/data
+    download: bool = False  # fetch missing files (needs internet)
+    verify: bool | None = None  # torchvision's md5 check of CIFAR files; None: on unless ZOO_VERIFY=0
 
 
 def default_data_root() -> Path:
     """$ZOO_DATA, else the per-user cache folder ($XDG_CACHE_HOME/zoo/data or ~/.cache/zoo/data)."""
     if os.environ.get("ZOO_DATA"):
         return Path(os.environ["ZOO_DATA"]).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "zoo" / "data"
+    return cache_dir("data")
 
 
 def resolve_root(root: str | os.PathLike | None) -> Path:
@@ -31,7 +40,7 @@ def verify_default() -> bool:
     return os.environ.get("ZOO_VERIFY", "1").lower() not in ("0", "false", "no")
 
 
-def _tv_class(spec: DatasetSpec, verify: bool):
+def tv_dataset_class(spec: DatasetSpec, verify: bool):
     import torchvision.datasets as tvd
 
     cls = getattr(tvd, spec.tv_class)
@@ -56,20 +65,20 @@ def _missing_message(spec: DatasetSpec, root: Path, verify: bool) -> str:
             f"or point --data-dir / ZOO_DATA at a folder that holds {spec.folder}/")
 
 
-def load_split(name: str, split: str = "train", root=None, *, download: bool = False,
-               verify: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """A whole split as (images uint8 [N, C, H, W], labels int64 [N]), decoded once."""
+def load_split(name: str, split: str = "train", data: DataOptions | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A whole split as (images uint8 [N, C, H, W], labels int64 [N]), decoded once per process."""
     if split not in SPLITS:
         raise ZooError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    data = data or DataOptions()
     spec = get_dataset_spec(name)
-    verify = verify_default() if verify is None else verify
-    return _load_cached(spec.name, split, str(resolve_root(root)), download, verify)
+    verify = verify_default() if data.verify is None else data.verify
+    return _load_cached(spec.name, split, str(resolve_root(data.root)), data.download, verify)
 
 
 @functools.lru_cache(maxsize=4)
 def _load_cached(name: str, split: str, root: str, download: bool, verify: bool):
     spec = get_dataset_spec(name)
-    cls = _tv_class(spec, verify)
+    cls = tv_dataset_class(spec, verify)
     try:
         ds = cls(root, train=(split == "train"), download=download)
     except RuntimeError as e:
@@ -88,11 +97,12 @@ def _load_cached(name: str, split: str, root: str, download: bool, verify: bool)
     return images.contiguous(), labels
 
 
-def dataset_available(name: str, root=None, verify: bool | None = None) -> bool:
+def dataset_available(name: str, data: DataOptions | None = None) -> bool:
     """True when both splits load from disk (never downloads)."""
+    offline = DataOptions((data or DataOptions()).root, False, (data or DataOptions()).verify)
     try:
         for split in SPLITS:
-            load_split(name, split, root, verify=verify)
+            load_split(name, split, offline)
     except ZooError:
         return False
     return True

@@ -12,6 +12,9 @@ import math
 import torch
 import torch.nn.functional as F
 
+from zoo.data.datasets import DataOptions, load_split
+from zoo.data.specs import get_dataset_spec
+
 AUGMENTATIONS = ("crop", "flip", "rotate")
 
 
@@ -112,16 +115,12 @@ class BatchLoader:
             yield x, self.labels[sel].to(self.device, non_blocking=True)
 
 
-def make_loader(dataset: str, split: str, batch_size: int, *, root=None, train: bool | None = None,
-                augment: tuple[str, ...] | None = None, download: bool = False, verify: bool | None = None,
-                **kwargs) -> BatchLoader:
+def make_loader(dataset: str, split: str, batch_size: int, *, data: DataOptions | None = None,
+                train: bool | None = None, augment: tuple[str, ...] | None = None, **kwargs) -> BatchLoader:
     """A BatchLoader for a registered dataset; train=True shuffles and applies the spec's augmentations."""
-    from zoo.data.datasets import load_split
-    from zoo.data.specs import get_dataset_spec
-
     spec = get_dataset_spec(dataset)
     train = (split == "train") if train is None else train
-    images, labels = load_split(dataset, split, root, download=download, verify=verify)
+    images, labels = load_split(dataset, split, data)
     aug = (spec.augment if train else ()) if augment is None else augment
     return BatchLoader(images, labels, batch_size, mean=spec.mean, std=spec.std, shuffle=train,
                        augment=aug, **kwargs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from zoo.errors import ZooError, close_matches
+from zoo.core.errors import ZooError, close_matches
 
 CIFAR100_CLASSES = (
     "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly "
@@ -28,8 +28,7 @@ class DatasetSpec:
     mean: tuple[float, ...]  # per channel, on [0, 1] pixels (training split)
     std: tuple[float, ...]
     family: str  # "mnist" (1x28x28 digits/characters) or "cifar" (3x32x32 photos): picks the paper's variant
-    train_size: int
-    test_size: int
+    train_size: int  # images in the training split (sizes a run's fast-path decision)
     augment: tuple[str, ...] = field(default=())  # default train-time augmentations for this family
     folder: str = ""  # sub-folder of the data root torchvision reads
 
@@ -69,16 +68,16 @@ _CIFAR_AUG = ("crop", "flip", "rotate")  # the paper: random crop, flip and rota
 
 register_dataset(DatasetSpec(
     "mnist", "MNIST", 1, 28, tuple(str(i) for i in range(10)), (0.1307,), (0.3081,), "mnist",
-    60_000, 10_000, _MNIST_AUG, "MNIST"))
+    60_000, _MNIST_AUG, "MNIST"))
 register_dataset(DatasetSpec(
     "kmnist", "KMNIST", 1, 28, ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
-    (0.1918,), (0.3483,), "mnist", 60_000, 10_000, _MNIST_AUG, "KMNIST"))
+    (0.1918,), (0.3483,), "mnist", 60_000, _MNIST_AUG, "KMNIST"))
 register_dataset(DatasetSpec(
     "cifar10", "CIFAR10", 3, 32,
     ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
-    (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "cifar", 50_000, 10_000, _CIFAR_AUG,
+    (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "cifar", 50_000, _CIFAR_AUG,
     "cifar-10-batches-py"))
 register_dataset(DatasetSpec(
     "cifar100", "CIFAR100", 3, 32, tuple(CIFAR100_CLASSES),
-    (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), "cifar", 50_000, 10_000, _CIFAR_AUG,
+    (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), "cifar", 50_000, _CIFAR_AUG,
     "cifar-100-python"))

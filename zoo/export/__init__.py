@@ -1,7 +1,9 @@
 """ONNX export with a parity gate: fp32, fp16 (onnxruntime's converter), int8 (static QDQ)."""
 
-from zoo.export.api import eval_data, export, normalize
-from zoo.export.exporter import GATES, PRECISIONS, ExportResult, onnx_name, ort_session, read_metadata
+from zoo.export.convert import EXPORT_REVISION, PRECISIONS, onnx_name
+from zoo.export.gate import GATES, GateFailed
+from zoo.export.onnxfile import check_onnx, ort_session, read_metadata
+from zoo.export.pipeline import ExportResult, build_model, export
 
-__all__ = ["GATES", "PRECISIONS", "ExportResult", "eval_data", "export", "normalize", "onnx_name", "ort_session",
-           "read_metadata"]
+__all__ = ["EXPORT_REVISION", "GATES", "PRECISIONS", "ExportResult", "GateFailed", "build_model", "check_onnx",
+           "export", "onnx_name", "ort_session", "read_metadata"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 from zoo.data.specs import DatasetSpec
-from zoo.models._registry import min_size_check, register_model, requires
+from zoo.models.registry import min_size_check, register_model, requires
 
 
 class AlexNet(nn.Module):
@@ -42,7 +42,7 @@ class AlexNet(nn.Module):
         return self.classifier(self.pool(self.features(x)))
 
 
-@register_model(paper=True)
+@register_model()
 @requires(min_size_check("alexnet", 16))
 def alexnet(spec: DatasetSpec, **kwargs) -> nn.Module:
     """AlexNet for 32x32 inputs: 5x5/2 stem, AlexNet's conv widths, 512-wide classifier."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from zoo.data.specs import DatasetSpec
-from zoo.models._registry import min_size_check, register_model, requires
+from zoo.models.registry import min_size_check, register_model, requires
 
 
 class MnistCNN(nn.Module):
@@ -46,7 +46,7 @@ class CifarCNN(nn.Module):
         return self.head(self.features(x))
 
 
-@register_model(paper=True)
+@register_model()
 @requires(min_size_check("cnn", 8))
 def cnn(spec: DatasetSpec, **kwargs) -> nn.Module:
     """The paper's small CNN: 2 conv layers + FC head on the MNISTs, 3 conv-BN blocks + 2 FC on the CIFARs."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 from torch import nn
 
 from zoo.data.specs import DatasetSpec
-from zoo.errors import ZooError
-from zoo.models._registry import register_model, requires
+from zoo.core.errors import ZooError
+from zoo.models.registry import register_model, requires
 
 
 class LeNet5(nn.Module):
@@ -35,7 +35,7 @@ def _check(spec: DatasetSpec) -> None:
                        f"{spec.name} has {spec.size}x{spec.size}")
 
 
-@register_model(paper=True)
+@register_model()
 @requires(_check)
 def lenet5(spec: DatasetSpec) -> nn.Module:
     """LeNet-5 (LeCun 1998): tanh, average-pool subsampling, 61,706 params on MNIST."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from zoo.data.specs import DatasetSpec
-from zoo.models._registry import register_model
+from zoo.models.registry import register_model
 
 
 class MLP(nn.Module):
@@ -22,7 +22,7 @@ class MLP(nn.Module):
         return self.net(x)
 
 
-@register_model(paper=True)
+@register_model()
 def mlp(spec: DatasetSpec, hidden: tuple[int, ...] | None = None) -> nn.Module:
     """MLP: 784-300-10 on the MNISTs (238,510 params), 3072-256-32-classes on the CIFARs."""
     if hidden is None:

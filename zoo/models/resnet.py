@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.data.specs import DatasetSpec
-from zoo.models._registry import min_size_check, register_model, requires
+from zoo.models.registry import min_size_check, register_model, requires
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
@@ -73,14 +73,14 @@ class CifarResNet(nn.Module):
         return self.fc(self.pool(x).flatten(1))
 
 
-@register_model(paper=True)
+@register_model()
 @requires(min_size_check("resnet20", 8))
 def resnet20(spec: DatasetSpec) -> nn.Module:
     """ResNet-20 for CIFAR (He et al. 2015): 3 stages x 3 blocks, 16/32/64 channels, 0.27 M params."""
     return CifarResNet(spec.channels, spec.num_classes, (16, 32, 64), (3, 3, 3), shortcut="A")
 
 
-@register_model(paper=True)
+@register_model()
 @requires(min_size_check("resnet18", 16))
 def resnet18(spec: DatasetSpec) -> nn.Module:
     """ResNet-18, CIFAR variant: 3x3 stem, no max-pool, 64-512 channels, 11.2 M params."""

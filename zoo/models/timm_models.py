@@ -9,8 +9,8 @@ from __future__ import annotations
 from torch import nn
 
 from zoo.data.specs import DatasetSpec
-from zoo.errors import ZooError, close_matches
-from zoo.models._registry import TIMM_PREFIX, ModelEntry, min_size_check, register_model, requires
+from zoo.core.errors import ZooError, close_matches
+from zoo.models.registry import TIMM_PREFIX, ModelEntry, min_size_check, register_model, requires
 
 VERIFIED = ("resnet18", "mobilenetv3_small_100")
 
@@ -35,7 +35,7 @@ def _make_builder(timm_name: str):
 
 def timm_entry(name: str) -> ModelEntry:
     """An entry for any timm name not listed in VERIFIED (checked when the model is built)."""
-    return ModelEntry(name, _make_builder(name[len(TIMM_PREFIX):]), f"timm's {name[len(TIMM_PREFIX):]}")
+    return ModelEntry(name, _make_builder(name[len(TIMM_PREFIX):]))
 
 
 for _n in VERIFIED:

@@ -1,6 +1,8 @@
-"""Training: recipes (data), the inner loops, checkpoints, and the run orchestration."""
+"""Training: recipes (data), the inner loops, the run folder, and the Run that ties them together."""
 
-from zoo.train.recipes import RECIPES, TrainConfig, get_recipe, lr_at
-from zoo.train.runner import train
+from zoo.train.recipes import RECIPES, TrainConfig, get_recipe, lr_at, parse_overrides
+from zoo.train.run import Run, read_config, recipe_from, train
+from zoo.train.runtime import Runtime, RuntimeRequest
 
-__all__ = ["RECIPES", "TrainConfig", "get_recipe", "lr_at", "train"]
+__all__ = ["RECIPES", "Run", "Runtime", "RuntimeRequest", "TrainConfig", "get_recipe", "lr_at", "parse_overrides",
+           "read_config", "recipe_from", "train"]

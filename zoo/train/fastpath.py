@@ -10,13 +10,18 @@ torch.compile when the run is long enough to repay its compile time, and caches 
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from zoo.core.env import machine
+from zoo.core.io import atomic_write_json, cache_dir
+from zoo.data.specs import get_dataset_spec
+from zoo.models import create_model
+from zoo.train.loop import autocast
 
 
 @dataclass(frozen=True)
@@ -28,20 +33,14 @@ class FastPath:
 
 
 def cache_file() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "zoo" / "fastpath.json"
+    return cache_dir("fastpath.json")
 
 
 def _key(arch: str, dataset: str, batch: int) -> str:
-    from zoo.train.checkpoint import machine
     return f"{arch}.{dataset}|b{batch}|{machine()}|torch {torch.__version__}"
 
 
 def _time_steps(arch: str, dataset: str, batch: int, cand: FastPath, steps: int) -> float:
-    from zoo.data import get_dataset_spec
-    from zoo.models import create_model
-    from zoo.train.loop import autocast
-
     spec = get_dataset_spec(dataset)
     torch.manual_seed(0)
     model = create_model(arch, spec).train()
@@ -75,7 +74,7 @@ def native_bf16() -> bool:
 
 
 def measure(arch: str, dataset: str, batch: int, total_images: int, steps: int = 3, log=print) -> FastPath:
-    has_conv = any(isinstance(m, torch.nn.Conv2d) for m in _model(arch, dataset).modules())
+    has_conv = any(isinstance(m, torch.nn.Conv2d) for m in create_model(arch, dataset).modules())
     cands = [FastPath("fp32")]
     if has_conv:
         cands.append(FastPath("fp32", channels_last=True))
@@ -97,11 +96,6 @@ def measure(arch: str, dataset: str, batch: int, total_images: int, steps: int =
     return best
 
 
-def _model(arch, dataset):
-    from zoo.models import create_model
-    return create_model(arch, dataset)
-
-
 def choose(arch: str, dataset: str, device: str, batch: int, total_images: int = 0) -> FastPath:
     if device == "cuda":  # tensor cores: bf16 + channels_last + compile is the known-good GPU path
         return FastPath("bf16", True, True)
@@ -112,6 +106,5 @@ def choose(arch: str, dataset: str, device: str, batch: int, total_images: int =
     best = measure(arch, dataset, batch, total_images, log=lambda s: print(s, flush=True))
     cache = json.loads(path.read_text()) if path.is_file() else {}
     cache[key] = asdict(best)
-    from zoo.train.checkpoint import atomic_write_json
     atomic_write_json(path, cache)
     return best

@@ -7,13 +7,13 @@ import math
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.errors import ZooError
+from zoo.core.errors import ZooError
 from zoo.train.recipes import TrainConfig, lr_at
 
 
@@ -57,7 +57,6 @@ class EpochSums:
     step: int = 0  # optimizer steps done this epoch
     seconds: float = 0.0  # time spent in training steps
     wall: float = 0.0  # wall seconds of this epoch spent in earlier processes (before a mid-epoch checkpoint)
-    extra: dict = field(default_factory=dict)
 
     def as_tensor(self) -> torch.Tensor:
         return torch.tensor([self.loss, self.correct, self.seen], dtype=torch.float64)

@@ -11,8 +11,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from zoo.core.errors import ZooError, close_matches
 from zoo.data.specs import DatasetSpec
-from zoo.errors import ZooError, close_matches
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,31 @@ def get_recipe(name: str, spec: DatasetSpec, arch: str | None = None, **override
     unknown = set(changes) - {f.name for f in dataclasses.fields(TrainConfig)}
     if unknown:
         raise ZooError(f"unknown recipe field(s) {sorted(unknown)}")
-    if "augment" in changes:
-        changes["augment"] = tuple(changes["augment"])
+    for k in ("augment", "milestones"):  # lists from JSON/TOML records
+        if k in changes:
+            changes[k] = tuple(changes[k])
     return dataclasses.replace(cfg, **changes).validate()
+
+
+_PARSERS = {"int": int, "float": float, "str": str,
+            "bool": lambda v: {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[v.lower()],
+            "tuple[str, ...]": lambda v: tuple(x for x in v.split(",") if x),
+            "tuple[int, ...]": lambda v: tuple(int(x) for x in v.split(",") if x)}
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """`--set FIELD=VALUE` pairs typed by TrainConfig's fields (lists comma-separated: augment=crop,flip)."""
+    types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not eq:
+            raise ZooError(f"--set {item!r}: write FIELD=VALUE, e.g. --set lr=0.1")
+        if key not in types or key == "recipe":
+            raise ZooError(f"--set {key}: not a recipe field{close_matches(key, set(types) - {'recipe'})}")
+        try:
+            out[key] = _PARSERS[types[key]](value.strip())
+        except (ValueError, KeyError):
+            raise ZooError(f"--set {key}={value}: not a valid {types[key]}") from None
+    return out

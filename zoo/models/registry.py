@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from torch import nn
 
 from zoo.data.specs import DatasetSpec, get_dataset_spec, list_datasets
-from zoo.errors import ZooError, close_matches
+from zoo.core.errors import ZooError, close_matches
+from zoo.core.sources import from_pretrained
+from zoo.core.state import load_state_dict_checked
 
 # The paper's matrix: 16 (arch, dataset) pairs and the test accuracy (%) it reports for each.
 PAPER_MATRIX: dict[tuple[str, str], float] = {
@@ -34,22 +36,19 @@ TIMM_PREFIX = "timm/"
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    builder: Callable[..., nn.Module]
-    description: str
-    paper: bool = False  # one of the paper's seed architectures
+    builder: Callable[..., nn.Module]  # builder(spec, **overrides) -> nn.Module
 
 
 _MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str | None = None, *, description: str = "", paper: bool = False):
+def register_model(name: str | None = None):
     """Decorator: register a builder under `name` (default: the function's name). Duplicates raise."""
     def wrap(fn):
         key = name or fn.__name__
         if key in _MODELS:
             raise ValueError(f"model {key!r} is already registered")
-        doc = description or ((fn.__doc__ or "").strip().splitlines() or [""])[0]
-        _MODELS[key] = ModelEntry(key, fn, doc, paper)
+        _MODELS[key] = ModelEntry(key, fn)
         return fn
     return wrap
 
@@ -89,10 +88,6 @@ def list_pairs(include=None, exclude=None, dataset: str | None = None, paper: bo
     return [(a, d) for d in datasets for a in list_models(include, exclude, dataset=d)]
 
 
-def is_paper_pair(arch: str, dataset: str) -> bool:
-    return (arch, dataset) in PAPER_MATRIX
-
-
 def supports(name: str, dataset: str) -> bool:
     try:
         check_supported(name, dataset)
@@ -101,9 +96,10 @@ def supports(name: str, dataset: str) -> bool:
     return True
 
 
-def check_supported(name: str, dataset: str) -> None:
+def check_supported(name: str, dataset: str | DatasetSpec) -> None:
+    """Raises ZooError when `name` is unknown or cannot be built for the dataset's shape."""
     entry = get_model_entry(name)
-    spec = get_dataset_spec(dataset)
+    spec = dataset if isinstance(dataset, DatasetSpec) else get_dataset_spec(dataset)
     check = getattr(entry.builder, "check", None)
     if check is not None:
         check(spec)
@@ -120,15 +116,13 @@ def create_model(name: str, dataset: str | DatasetSpec, *, pretrained: bool = Fa
         raise ZooError(f"{', '.join(sorted(bad))} come(s) from the dataset spec of {spec.name!r}; "
                        f"register a DatasetSpec instead of overriding")
     entry = get_model_entry(name)
-    check = getattr(entry.builder, "check", None)
-    if check is not None:
-        check(spec)
+    check_supported(name, spec)
     model = entry.builder(spec, **overrides)
     model.zoo_name = name  # type: ignore[attr-defined]  # read by export/bench
     model.zoo_dataset = spec.name  # type: ignore[attr-defined]
     if pretrained:
-        from zoo.weights import load_pretrained_into
-        load_pretrained_into(model, name, spec.name)
+        src = from_pretrained(name, spec.name)
+        load_state_dict_checked(model, src.state, source=src.origin)
     return model
 
 

@@ -1,11 +1,11 @@
-"""State-dict loading with errors that say which shapes differ."""
+"""State dicts: loading with errors that say which shapes differ, and saving a plain copy."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from zoo.errors import ZooError
+from zoo.core.errors import ZooError
 
 
 def load_state_dict_checked(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -40,3 +40,10 @@ def load_state_dict_transfer(model: nn.Module, state: dict[str, torch.Tensor], s
         fresh = []  # nothing would load: let the strict check name the shapes
     load_state_dict_checked(model, {**state, **{k: own[k] for k in fresh}}, source)
     return fresh
+
+
+def state_dict_of(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Plain, contiguous state dict of the underlying module (unwraps DDP and torch.compile)."""
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or model._orig_mod
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

@@ -7,46 +7,37 @@ state dicts only, so nothing is ever unpickled.
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from zoo.errors import ZooError
+from zoo.core.cards import WeightsCard
+from zoo.core.errors import ZooError
+from zoo.core.io import read_json
 
+MANIFEST_FORMAT = 1
 OFFLINE_UNAVAILABLE = {"kmnist"}  # datasets whose images cannot be had offline in our workplace
-
-
-@dataclass(frozen=True)
-class WeightsCard:
-    arch: str
-    dataset: str
-    file: str  # file name inside weights/, "<arch>.<dataset>-<sha256[:8]>.safetensors"
-    sha256: str
-    num_params: int
-    size_mb: float
-    metrics: dict = field(default_factory=dict)  # e.g. {"top1": 91.3, "eval_set": "test (10000)"}
-    recipe: dict = field(default_factory=dict)
-    meta: dict = field(default_factory=dict)  # wall time, machine, torch version, date, ...
-
-    @property
-    def name(self) -> str:
-        return f"{self.arch}.{self.dataset}"
 
 
 def weights_dir() -> Path:
     return Path(str(resources.files("zoo._weights")))
 
 
-@lru_cache(maxsize=1)
-def manifest() -> dict[str, WeightsCard]:
-    path = weights_dir() / "manifest.json"
+def read_manifest(folder: Path) -> dict[str, WeightsCard]:
+    """The cards of `folder`/manifest.json by name ({} when there is none)."""
+    path = Path(folder) / "manifest.json"
     if not path.is_file():
         return {}
-    data = json.loads(path.read_text())
-    cards = [WeightsCard(**c) for c in data.get("weights", [])]
+    data = read_json(path, "weights manifest")
+    if not isinstance(data, dict) or not isinstance(data.get("weights"), list):
+        raise ZooError(f"weights manifest {path} has no 'weights' list; it is damaged: reinstall zoo")
+    cards = [WeightsCard.from_json(c, f"a card in {path}") for c in data["weights"]]
     return {c.name: c for c in cards}
+
+
+@lru_cache(maxsize=1)
+def manifest() -> dict[str, WeightsCard]:
+    return read_manifest(weights_dir())
 
 
 def get_card(arch: str, dataset: str) -> WeightsCard | None:
@@ -85,15 +76,6 @@ def pretrained_path(arch: str, dataset: str) -> tuple[Path, WeightsCard]:
         raise ZooError(f"weights file {path} has sha256 {digest[:12]}..., manifest says {card.sha256[:12]}...; "
                        f"the file is corrupt: reinstall zoo")
     return path, card
-
-
-def load_pretrained_into(model, arch: str, dataset: str) -> None:
-    from safetensors.torch import load_file
-
-    from zoo.checkpoint import load_state_dict_checked
-
-    path, _ = pretrained_path(arch, dataset)
-    load_state_dict_checked(model, load_file(str(path)), source=str(path))
 
 
 def eval_sample(dataset: str):

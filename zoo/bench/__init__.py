@@ -1,0 +1,1 @@
+"""Benchmarks: backends, timing, the harness that turns targets into rows, and the report."""

@@ -1,0 +1,127 @@
+"""Typed cards, one key vocabulary: `arch`, `dataset`, `sha256`, `num_params`, `recipe`, `top1`.
+
+A RunCard describes one checkpoint of a training run (top-1 by PyTorch on the test split, at that epoch);
+a WeightsCard one shipped weights file (top-1 by onnxruntime on the full test split); a BenchRow one
+measured row of a report. Each has a schema version and to_json / from_json; from_json accepts the keys
+older zoo versions wrote (a run card's `model` and top-level `torch`/`zoo`/`machine`/`date`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from zoo.core.errors import ZooError
+
+RUN_CARD_SCHEMA = 2  # 1: dict cards with `model` and the environment at the top level
+BENCH_ROW_SCHEMA = 1
+
+
+def _fields(cls) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def _build(cls, data: dict, source: str):
+    if not isinstance(data, dict):
+        raise ZooError(f"{source} is not a zoo card (expected a JSON object)")
+    missing = {f.name for f in dataclasses.fields(cls)
+               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING} - set(data)
+    if missing:
+        raise ZooError(f"{source} is not a complete {cls.__name__} (lacks {', '.join(sorted(missing))})")
+    return cls(**{k: v for k, v in data.items() if k in _fields(cls)})
+
+
+@dataclass(frozen=True)
+class RunCard:
+    arch: str
+    dataset: str
+    epoch: int  # epochs finished when this checkpoint was taken
+    step: int  # optimizer steps into the next epoch (0: an epoch-end checkpoint)
+    sha256: str  # of the checkpoint's model.safetensors
+    num_params: int
+    metrics: dict = field(default_factory=dict)  # the epoch's metrics.jsonl line ({} mid-epoch)
+    recipe: dict = field(default_factory=dict)  # TrainConfig.to_dict()
+    runtime: dict = field(default_factory=dict)  # device, precision, compile, channels_last, world_size
+    init: dict | None = None  # fine-tuning source: arg, source, dataset, sha256, reinitialized
+    env: dict = field(default_factory=dict)  # torch, zoo, machine, date
+    schema: int = RUN_CARD_SCHEMA
+
+    @property
+    def top1(self) -> float | None:
+        return self.metrics.get("test_acc")
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict, source: str = "run card") -> RunCard:
+        if isinstance(data, dict) and "arch" not in data and "model" in data:  # schema 1
+            env = {k: data[k] for k in ("torch", "zoo", "machine", "date") if k in data}
+            data = {**data, "arch": data["model"], "env": env, "schema": 1}
+        return _build(cls, data, source)
+
+
+@dataclass(frozen=True)
+class WeightsCard:
+    arch: str
+    dataset: str
+    file: str  # file name inside weights/, "<arch>.<dataset>-<sha256[:8]>.safetensors"
+    sha256: str
+    num_params: int
+    size_mb: float
+    metrics: dict = field(default_factory=dict)  # {"top1": 91.3, "eval_set": "... onnxruntime CPU fp32", ...}
+    recipe: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)  # wall time, machine, torch version, date, init, ...
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch}.{self.dataset}"
+
+    @property
+    def top1(self) -> float | None:
+        return self.metrics.get("top1")
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict, source: str = "weights card") -> WeightsCard:
+        return _build(cls, data, source)
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    arch: str
+    dataset: str
+    precision: str  # fp32 | fp16 | int8 | "-" (null backend)
+    provider: str  # cpu | cuda | null
+    params: int
+    macs: int  # multiply-accumulates per image
+    eval_set: str  # what top-1 was measured on, e.g. "test split (10000)"
+    threads: int
+    latency_ms_p50: float  # batch 1
+    latency_ms_p90: float
+    latency_ms_p99: float
+    throughput_batch: int
+    throughput_img_s: float
+    weights: str = ""  # where the weights came from
+    onnx_mb: float | None = None
+    top1: float | None = None  # % on eval_set, through this runtime
+    top1_change: float | None = None  # points against fp32 on the same eval set
+    eager_latency_ms_p50: float | None = None  # PyTorch eager on the same inputs
+    eager_throughput_img_s: float | None = None
+    speedup_vs_eager: float | None = None
+    schema: int = BENCH_ROW_SCHEMA
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch}.{self.dataset}"
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict, source: str = "report row") -> BenchRow:
+        if isinstance(data, dict) and "arch" not in data and "model" in data:  # reports before schema 1
+            data = {**data, "arch": data["model"]}
+        return _build(cls, data, source)

@@ -1,0 +1,77 @@
+"""Files written whole or not at all, JSON read with one-line errors, the per-user cache folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from zoo.core.errors import ZooError
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to a temp file beside `path`, fsync, then rename: readers see the old or the new file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would make run folders unreadable to others
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=1, default=str) + "\n").encode())
+
+
+def read_json(path: str | os.PathLike, what: str = "file"):
+    """The decoded JSON at `path`; a missing, unreadable or garbled file is a one-line ZooError."""
+    p = Path(path)
+    try:
+        return json.loads(p.read_text())
+    except FileNotFoundError:
+        raise ZooError(f"{what} {p} not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ZooError(f"cannot read {what} {p} ({getattr(e, 'strerror', None) or e})") from None
+    except json.JSONDecodeError as e:
+        raise ZooError(f"{what} {p} is not valid JSON ({e.msg} at line {e.lineno}); it is damaged") from None
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The JSON lines of `path` ([] when it does not exist). A partial last line (a kill mid-write) is dropped."""
+    p = Path(path)
+    if not p.is_file():
+        return []
+    rows = []
+    for line in p.read_text().splitlines():
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return rows
+
+
+def cache_dir(*parts: str) -> Path:
+    """$XDG_CACHE_HOME/zoo/... (default ~/.cache/zoo/...): exports, the fast-path decisions, datasets."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base, "zoo", *parts)
+
+
+def writable_dir(out: str | os.PathLike) -> Path:
+    """`out`, created if needed; a folder that cannot be written is a one-line ZooError."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        raise ZooError(f"cannot write to output folder {out} ({e.strerror}); choose another --out") from None
+    return out

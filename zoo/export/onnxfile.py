@@ -1,0 +1,70 @@
+"""An exported file's two faces: its metadata (zoo's facts about the model) and an onnxruntime session."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from zoo.core.errors import ZooError
+
+
+def ort_session(path: str | Path, provider: str = "CPUExecutionProvider", threads: int | None = None):
+    """An InferenceSession on exactly `provider`: onnxruntime-gpu falls back to the CPU without a GPU, and a
+    figure labelled CUDA must not be a CPU figure."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    providers: list = [provider]
+    if provider == "CUDAExecutionProvider":
+        providers = [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})]
+    sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    if sess.get_providers()[0] != provider:
+        raise ZooError(f"{provider} is listed by onnxruntime but could not start (no usable GPU/CUDA); "
+                       f"the session would run on {sess.get_providers()[0]}")
+    return sess
+
+
+def add_metadata(path: Path, meta: dict) -> None:
+    import onnx
+
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)
+    onnx.save(proto, str(path))
+
+
+def read_metadata(path: str | Path) -> dict:
+    """metadata_props of an exported file, JSON values decoded."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    out = {}
+    for p in proto.metadata_props:
+        try:
+            out[p.key] = json.loads(p.value)
+        except json.JSONDecodeError:
+            out[p.key] = p.value
+    return out
+
+
+def check_onnx(path: str | Path) -> dict:
+    """Metadata of a zoo-exported ONNX file; a corrupt or foreign file is a one-line error."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+        meta = read_metadata(path)
+    except FileNotFoundError:
+        raise ZooError(f"ONNX file {path} not found") from None
+    except Exception as e:
+        raise ZooError(f"{path} is not a valid ONNX model ({str(e).splitlines()[0][:100]}); "
+                       f"re-export it with zoo export") from None
+    if not {"model", "dataset"} <= set(meta):
+        raise ZooError(f"{path} has no zoo metadata (model, dataset); export it with zoo export")
+    return meta

@@ -1,0 +1,141 @@
+"""export(): weights source -> model (eval) -> ONNX in a temp folder inside OUT -> fp16/int8 conversion ->
+parity gate on real images -> metadata -> rename into OUT. A failed gate raises with its figures and leaves
+nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from zoo.core.errors import ZooError
+from zoo.core.io import writable_dir
+from zoo.core.sources import Source, Target, resolve
+from zoo.core.state import load_state_dict_checked
+from zoo.core.version import __version__
+from zoo.data import DataOptions, DatasetSpec, EvalSet, get_dataset_spec, load_eval_set
+from zoo.export.convert import EXPORTERS, PRECISIONS, onnx_name, to_fp16, to_int8, torch_to_onnx
+from zoo.export.gate import parity
+from zoo.export.onnxfile import add_metadata
+from zoo.models import create_model
+
+MIN_GATE_IMAGES = 1000  # top-1 agreement on fewer images is too coarse to gate on
+INT8_GATE_IMAGES = 10_000  # int8 is gated on accuracy: one point on 1,000 images is only 10 images
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    precision: str
+    size_bytes: int
+    seconds: float  # export + conversion + gate
+    parity: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what was measured on, when not the full split
+
+
+def build_model(arch: str, dataset: str, src: Source | None) -> torch.nn.Module:
+    """The model in eval mode with the source's tensors (random init when there are none)."""
+    model = create_model(arch, dataset)
+    if src is not None and src.state is not None:
+        load_state_dict_checked(model, src.state, source=src.origin)
+    return model.eval()
+
+
+def _check_options(precision: str, exporter: str, opset: int, eval_images: int, calib_size: int) -> None:
+    if precision not in PRECISIONS:
+        raise ZooError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+    if exporter not in EXPORTERS:
+        raise ZooError(f"unknown exporter {exporter!r}; choose from {', '.join(EXPORTERS)}")
+    if opset < 18 and exporter == "dynamo":
+        raise ZooError(f"the dynamo exporter needs opset >= 18, got {opset}")
+    if eval_images < MIN_GATE_IMAGES:
+        raise ZooError(f"the parity gate needs at least {MIN_GATE_IMAGES} images, got --eval-images {eval_images}")
+    if precision == "int8" and calib_size < 1:
+        raise ZooError(f"int8 calibration needs at least 1 image, got --calib-size {calib_size}")
+
+
+def gate_images(spec: DatasetSpec, data: DataOptions, need: int, want: int) -> tuple[EvalSet, list[str]]:
+    """Up to `want` real test images, at least `need`; the notes say when they are not the full split."""
+    ev = load_eval_set(spec, data)
+    if len(ev) < need:
+        have = f"the {ev.origin} holds {len(ev)}" if ev.images is not None else "none are shipped"
+        raise ZooError(f"the parity gate needs {need} real {spec.name} images and {have}: {ev.why}")
+    notes = [] if ev.full_split else [f"gate measured on zoo's shipped {spec.name} test sample ({len(ev)} images), "
+                                      f"not the test split ({ev.why})"]
+    return ev.take(want), notes
+
+
+def calibration_images(spec: DatasetSpec, data: DataOptions, n: int) -> tuple[np.ndarray, list[str]]:
+    """n training images drawn with a fixed seed; without the dataset, the shipped test sample, said so."""
+    cal = load_eval_set(spec, data, split="train")
+    if cal.images is None:
+        raise ZooError(f"int8 calibration needs real {spec.name} images and none are here: {cal.why}")
+    cal = cal.take(n, seed=0)
+    notes = [] if cal.full_split else [f"int8 calibrated on {len(cal)} images of zoo's shipped {spec.name} test "
+                                       f"sample: the training split is not here"]
+    return cal.normalized(spec), notes
+
+
+def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, out="exports", opset: int = 18,
+           precision: str = "fp32", calib_size: int = 256, exporter: str = "dynamo", eval_images: int = 1000,
+           int8_max_drop: float = 1.0, data: DataOptions | None = None) -> ExportResult:
+    """Export `arch` for `dataset` to OUT/<arch>.<dataset>[-precision].onnx, after the parity gate.
+
+    int8_max_drop: the most top-1 accuracy (points) int8 may lose against fp32 on the eval set.
+    """
+    _check_options(precision, exporter, opset, eval_images, calib_size)
+    spec, data = get_dataset_spec(dataset), data or DataOptions()
+    src = resolve(Target(arch, dataset, str(weights) if weights else None, pretrained))
+    model = build_model(arch, dataset, src)
+    out = writable_dir(out)
+    t0 = time.perf_counter()
+    ev, notes = gate_images(spec, data, eval_images, INT8_GATE_IMAGES if precision == "int8" else eval_images)
+    images, labels = ev.normalized(spec), ev.labels.numpy()
+    with tempfile.TemporaryDirectory(dir=out, prefix=".export-") as tmp:
+        tmp = Path(tmp)
+        fp32 = path = tmp / "fp32.onnx"
+        torch_to_onnx(model, spec.input_shape, fp32, opset, exporter)
+        kept_float = None
+        if precision == "fp16":
+            path = tmp / "fp16.onnx"
+            to_fp16(fp32, path)
+        elif precision == "int8":
+            calib, cal_notes = calibration_images(spec, data, calib_size)
+            notes += cal_notes
+            path = tmp / "int8.onnx"
+            kept_float = to_int8(fp32, path, calib, tmp)
+        fig = parity(model, path, precision, images, labels, fp32_path=fp32 if precision == "int8" else None,
+                     max_acc_drop=int8_max_drop, random_weights=src.state is None)
+        if kept_float is not None:
+            fig["float_nodes"] = kept_float  # first and last layer stay in float (see convert.float_ends)
+        fig["eval_set"] = f"{dataset} {ev.label}"
+        meta = _metadata(arch, spec, src, precision, exporter, opset, fig)
+        add_metadata(path, meta)
+        final = out / onnx_name(arch, dataset, precision)
+        os.replace(path, final)
+    return ExportResult(final, precision, final.stat().st_size, time.perf_counter() - t0, fig, meta, notes)
+
+
+def _metadata(arch: str, spec: DatasetSpec, src: Source, precision: str, exporter: str, opset: int,
+              fig: dict) -> dict:
+    """Everything a consumer of the file needs (classes, shape, normalization) and where it came from."""
+    import onnx
+    import onnxruntime as ort
+
+    return {
+        "model": arch, "dataset": spec.name, "class_names": list(spec.class_names),
+        "input_shape": ["batch", *spec.input_shape], "layout": "NCHW", "input_name": "input",
+        "output_name": "logits", "mean": list(spec.mean), "std": list(spec.std),
+        "preprocess": "x = (pixels / 255 - mean) / std, float32",
+        "weights": src.origin, "weights_sha256": src.sha256 or "",
+        "train_top1": src.card.top1 if src.card else None, "recipe": src.card.recipe if src.card else {},
+        "precision": precision, "exporter": exporter, "opset": opset, "parity": fig, "zoo_version": __version__,
+        "torch_version": torch.__version__, "onnx_version": onnx.__version__, "onnxruntime_version": ort.__version__,
+    }

@@ -1,0 +1,289 @@
+"""`zoo train`: one run = model + dataset + recipe -> checkpoints, metrics.jsonl, best weights.
+
+    zoo train resnet20 cifar10                      # paper recipe, fastest path for this machine
+    torchrun --nproc-per-node 2 -m zoo.cli train resnet20 cifar10 --out runs/r20   # data-parallel
+
+train() checks everything and loads the data, then a Run does the work:
+
+    run = Run(...); run.restore()                   # from OUT's newest checkpoint, when resuming
+    for epoch: run.train_epoch(); run.evaluate(); run.save(...)
+    run.summary()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import tomllib
+from contextlib import nullcontext
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from zoo.core.cards import RunCard
+from zoo.core.env import machine, now
+from zoo.core.errors import ZooError
+from zoo.core.io import atomic_write_json, read_json
+from zoo.core.shipped import sha256_bytes
+from zoo.core.sources import init_source
+from zoo.core.version import __version__
+from zoo.core.state import load_state_dict_checked, load_state_dict_transfer, state_dict_of
+from zoo.data import BatchLoader, DataOptions, DatasetSpec, get_dataset_spec, load_split
+from zoo.models import check_supported, create_model
+from zoo.models.stats import num_params
+from zoo.train import rundir
+from zoo.train.loop import EpochSums, Interrupted, build_optimizer, evaluate, pct, train_one_epoch
+from zoo.train.progress import EpochProgress
+from zoo.train.recipes import TrainConfig, get_recipe, lr_at
+from zoo.train.runtime import Dist, Runtime, RuntimeRequest, StopFlag, init_dist, resolve_runtime, stop_on_signals
+
+EVAL_BATCH = 1000  # images per evaluation forward pass
+
+
+class Run:
+    """One training run in OUT: the model, its optimizer and loaders, and where the run stands."""
+
+    def __init__(self, arch: str, spec: DatasetSpec, cfg: TrainConfig, rt: Runtime, dist: Dist, out: Path,
+                 data: tuple, init: tuple[dict | None, dict | None] = (None, None),
+                 save_every_s: float | None = 600.0):
+        self.arch, self.spec, self.cfg, self.rt, self.dist, self.out = arch, spec, cfg, rt, dist, Path(out)
+        self.save_every_s = save_every_s
+        torch.manual_seed(cfg.seed)
+        self.model = create_model(arch, spec)
+        self.init = self._load_init(*init)
+        self.model = self.model.to(rt.device)
+        if rt.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.opt = build_optimizer(self.model, cfg)
+        self.n_params = num_params(self.model)
+        self.epoch, self.sums, self.gen_state, self.best, self.last_metrics = 0, EpochSums(), None, -1.0, {}
+        common = dict(mean=spec.mean, std=spec.std, device=torch.device(rt.device), channels_last=rt.channels_last,
+                      rank=dist.rank, world_size=dist.world_size)
+        (train_x, train_y), (test_x, test_y) = data
+        self.train_loader = BatchLoader(train_x, train_y, cfg.batch_size // dist.world_size, shuffle=True,
+                                        augment=cfg.augment, seed=cfg.seed, **common)
+        self.test_loader = BatchLoader(test_x, test_y, EVAL_BATCH, **common)
+        self.net = self.model  # wrapped by start(): DDP, torch.compile
+        self._t_epoch = self._saved_at = time.perf_counter()
+
+    def _load_init(self, state: dict | None, record: dict | None) -> dict | None:
+        """Fine-tuning: the source's tensors, except those whose shape differs (they start fresh)."""
+        if state is None:
+            return record
+        fresh = load_state_dict_transfer(self.model, state, record["source"])
+        if self.dist.main and fresh:
+            print(f"zoo: --init {record['arg']}: {len(fresh)} tensors start fresh (shape differs): {', '.join(fresh)}")
+        return {**record, "reinitialized": fresh}
+
+    def restore(self) -> None:
+        """Continue from OUT's newest checkpoint: weights, optimizer, RNG, epoch, the epoch's running sums."""
+        weights, card, state = rundir.load_checkpoint(self.out)
+        check_same_recipe(self.out, card.recipe, self.cfg)
+        self.last_metrics = card.metrics  # the summary's "final" if no epoch is left to run
+        load_state_dict_checked(self.model, weights, source=str(self.out))
+        self.opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        self.epoch, self.best = state["epoch"], state["best"]
+        self.sums = EpochSums(**state["sums"])
+        self.gen_state = state.get("loader_generator")
+
+    def start(self) -> None:
+        """Record the run's config and wrap the model for execution; after restore(), before training."""
+        if self.dist.main:
+            rundir.remove_stale_temps(self.out)
+            rundir.truncate_metrics(self.out, self.epoch)
+            atomic_write_json(self.out / "config.json", {
+                "arch": self.arch, "dataset": self.spec.name, "recipe": self.cfg.to_dict(),
+                "runtime": self.rt.to_dict(), **({"init": self.init} if self.init else {})})
+        if self.dist.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+            dev = torch.device(self.rt.device)
+            self.net = DDP(self.model, device_ids=[dev.index] if dev.type == "cuda" else None)
+        if self.rt.compile:
+            self.net = torch.compile(self.net)
+
+    def card(self, metrics: dict) -> RunCard:
+        return RunCard(self.arch, self.spec.name, self.epoch, self.sums.step, "", self.n_params, metrics,
+                       self.cfg.to_dict(), self.rt.to_dict(), self.init,
+                       {"torch": torch.__version__, "zoo": __version__, "machine": machine(), "date": now()})
+
+    def save(self, tag: str, metrics: dict | None = None, best: bool = False) -> Path:
+        """Checkpoint the run as it stands (mid-epoch: with the loader's RNG state and this epoch's wall time)."""
+        sums = self.sums
+        state = {"optimizer": self.opt.state_dict(), "torch_rng": torch.get_rng_state(), "epoch": self.epoch,
+                 "best": self.best}
+        if metrics is None:  # mid-epoch
+            sums = replace(sums, wall=sums.wall + time.perf_counter() - self._t_epoch)
+            state["loader_generator"] = self.train_loader.generator.get_state()
+        state["sums"] = dict(sums.__dict__)
+        path = rundir.save_checkpoint(self.out, tag, state_dict_of(self.model), self.card(metrics or {}), state,
+                                      best=best)
+        self._saved_at = time.perf_counter()
+        return path
+
+    def save_mid_epoch(self) -> Path:
+        return self.save(f"epoch-{self.epoch:04d}-step{self.sums.step:06d}")
+
+    def train_epoch(self, stop: StopFlag, bar: EpochProgress) -> EpochSums:
+        """Train to the end of the current epoch (from a mid-epoch checkpoint's step when resumed)."""
+        self.train_loader.set_epoch(self.epoch)
+        self._t_epoch = time.perf_counter()
+        bar.start_epoch(self.epoch, self.cfg.epochs, len(self.train_loader), self.sums.step)
+
+        def on_step(sums: EpochSums, lr: float) -> None:
+            bar.step(sums, lr, self.dist.world_size)
+            due = self.save_every_s is not None and time.perf_counter() - self._saved_at >= self.save_every_s
+            if self.dist.main and due and sums.step < len(self.train_loader):
+                self.save_mid_epoch()
+
+        try:
+            train_one_epoch(self.net, self.train_loader, self.opt, self.cfg, self.epoch, precision=self.rt.precision,
+                            sums=self.sums, generator_state=self.gen_state,
+                            should_stop=lambda: self.dist.any(stop.requested), on_step=on_step,
+                            all_finite=self._all_finite)
+        except Interrupted:
+            if self.dist.main:
+                self.save_mid_epoch()
+            raise Interrupted(f"interrupted ({stop.signal.name}) at epoch {self.epoch + 1} step {self.sums.step}; "
+                              f"saved; continue with zoo train --resume --out {self.out}", stop.signal) from None
+        self.gen_state = None
+        return self.sums
+
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        finite = torch.isfinite(loss).float().reshape(1)
+        return bool(self.dist.all_sum(finite).item() == self.dist.world_size)
+
+    def evaluate(self) -> dict:
+        """The finished epoch's metrics line: train figures from the running sums, test figures measured now."""
+        tl, tc, tn = self.dist.all_sum(self.sums.as_tensor()).tolist()
+        el, ec, en = self.dist.all_sum(torch.tensor(evaluate(self.net, self.test_loader, self.rt.precision),
+                                                    dtype=torch.float64)).tolist()
+        elapsed = time.perf_counter() - self._t_epoch
+        step_time = self.sums.seconds if self.dist.world_size == 1 else elapsed
+        return {"epoch": self.epoch + 1, "lr": lr_at(self.cfg, self.epoch), "train_loss": tl / tn,
+                "train_acc": pct(tc, tn), "test_loss": el / en, "test_acc": pct(ec, en),
+                "images_per_s": tn / max(step_time, 1e-9), "wall_s": self.sums.wall + elapsed}
+
+    def end_epoch(self, metrics: dict) -> None:
+        """Log the epoch, then checkpoint it (a kill between the two leaves a line restore() drops)."""
+        is_best = metrics["test_acc"] > self.best
+        self.best = max(self.best, metrics["test_acc"])
+        self.epoch, self.sums, self.last_metrics = self.epoch + 1, EpochSums(), metrics
+        if self.dist.main:
+            rundir.append_metrics(self.out, metrics)
+            self.save(f"epoch-{self.epoch:04d}", metrics, best=is_best)
+
+    def fit(self, show_progress: bool | None = None) -> dict:
+        t_run = time.perf_counter()
+        with stop_on_signals() as stop, EpochProgress(enabled=self.dist.main and show_progress is not False) as bar:
+            while self.epoch < self.cfg.epochs:
+                self.train_epoch(stop, bar)
+                metrics = self.evaluate()
+                self.end_epoch(metrics)
+                bar.end_epoch(metrics)
+        return self.summary(time.perf_counter() - t_run)
+
+    def summary(self, wall_s: float) -> dict:
+        from safetensors.torch import save
+
+        summary = {"arch": self.arch, "dataset": self.spec.name, "out": str(self.out), "epochs": self.cfg.epochs,
+                   "best_test_acc": self.best, "final": self.last_metrics, "rank": self.dist.rank,
+                   "world_size": self.dist.world_size, "runtime": self.rt.to_dict(), "wall_s_this_process": wall_s,
+                   # every rank: DDP keeps the weights identical
+                   "weights_sha256": sha256_bytes(save(state_dict_of(self.model)))}
+        if self.dist.main:
+            atomic_write_json(self.out / "summary.json", summary)
+        return summary
+
+
+def check_same_recipe(out: Path, started: dict, cfg: TrainConfig) -> None:
+    if started != cfg.to_dict():
+        diff = {k: (started.get(k), v) for k, v in cfg.to_dict().items() if started.get(k) != v}
+        raise ZooError(f"--resume with a different recipe than {out} was started with: {diff}; "
+                       f"use the same options or another --out")
+
+
+def read_config(path: str | os.PathLike) -> tuple[str, str, dict, dict | None]:
+    """(arch, dataset, recipe fields, init record) of a run's config.json, or of a TOML/JSON file of that shape
+    (`zoo train --config`); run folders written before the `arch` key hold `model`."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "config.json"
+    if p.suffix == ".toml":
+        try:
+            cfg = tomllib.loads(p.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ZooError(f"cannot read run config {p} ({e})") from None
+    else:
+        cfg = read_json(p, "run config")
+    arch = cfg.get("arch") or cfg.get("model") if isinstance(cfg, dict) else None
+    if not arch or not cfg.get("dataset") or not isinstance(cfg.get("recipe", {}), dict):
+        raise ZooError(f"{p} is not a zoo run config (needs arch, dataset and a recipe table)")
+    return arch, cfg["dataset"], cfg.get("recipe", {}), cfg.get("init")
+
+
+def recipe_from(fields: dict, dataset: str, arch: str, **overrides) -> TrainConfig:
+    """A recorded recipe (all its fields) with overrides applied: what `--config` and `--resume` replay."""
+    fields = {**fields, **{k: v for k, v in overrides.items() if v is not None}}
+    return get_recipe(fields.pop("recipe", "paper"), get_dataset_spec(dataset), arch, **fields)
+
+
+def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: RuntimeRequest | None = None, *,
+          out: str | os.PathLike | None = None, resume: bool = False, init: str | None = None,
+          data: DataOptions | None = None, save_every_s: float | None = 600.0,
+          progress: bool | None = None) -> dict:
+    """Train `arch` on `dataset` with `recipe` (default: get_recipe("paper", ...)); returns the final summary
+    (also written to OUT/summary.json).
+
+    resume=True continues from OUT's newest checkpoint (same recipe required). Besides the checkpoint at every
+    epoch's end, one is saved mid-epoch whenever `save_every_s` seconds have passed since the last (None: epoch
+    ends only), so a kill -9 loses at most that much of a long epoch.
+
+    `init` starts from trained weights instead of a random initialization (fine-tuning): "pretrained" (zoo's
+    shipped weights for this pair), "pretrained:DATASET" (this architecture's shipped weights for another
+    dataset; tensors whose shape differs, such as the classifier, start fresh), or a run folder, checkpoint
+    folder or .safetensors file. The source and its sha256 go into config.json and every checkpoint's card.
+    """
+    spec = get_dataset_spec(dataset)
+    cfg = (recipe or get_recipe("paper", spec, arch)).validate()
+    req = (runtime or RuntimeRequest()).validate()
+    check_supported(arch, spec)  # unknown / unsupported model -> one-line error before anything is written
+    if save_every_s is not None and not save_every_s >= 0:
+        raise ZooError(f"save interval must be >= 0 seconds, got {save_every_s}")
+    dist = init_dist(req.device)
+    if cfg.batch_size % dist.world_size:
+        raise ZooError(f"batch size {cfg.batch_size} does not split over {dist.world_size} processes")
+    out = Path(out) if out else rundir.default_out(arch, dataset, cfg.recipe)
+    last = rundir.read_last(out)
+    if not resume and last is not None:
+        raise ZooError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if resume and rundir.finished(last, cfg.epochs) and (out / "summary.json").is_file():
+        # Nothing to train: keep the summary (and skip the fast-path probe and the data loading).
+        check_same_recipe(out, read_config(out)[2], cfg)
+        return {**read_json(out / "summary.json", "run summary"), "already_finished": True}
+    init_src = _resolve_init(init, arch, spec.name, out if resume and last is not None else None)
+    # Data before the fast-path probe (a missing dataset is said at once) and before the lock (nothing is left).
+    data = data or DataOptions()
+    data = replace(data, download=data.download and dist.main)
+    splits = (load_split(dataset, "train", data), load_split(dataset, "test", data))
+    rt = resolve_runtime(req, arch, dataset, cfg.batch_size // dist.world_size, cfg.epochs * spec.train_size,
+                         dist.world_size)
+    with rundir.run_lock(out) if dist.main else nullcontext():
+        run = Run(arch, spec, cfg, rt, dist, out, splits, init_src, save_every_s)
+        if resume and last is not None:
+            run.restore()
+        run.start()
+        return run.fit(progress)
+
+
+def _resolve_init(init: str | None, arch: str, dataset: str, resuming: Path | None):
+    """(state dict or None, the cards' "init" record or None). Resuming keeps the run's recorded init."""
+    if resuming:
+        started = read_config(resuming)[3]
+        if init is not None and (started or {}).get("arg") != init:
+            raise ZooError(f"--init {init} differs from the run in {resuming} (started with "
+                           f"{(started or {}).get('arg', 'no --init')}); drop --init to resume it")
+        return None, started
+    return init_source(init, arch, dataset) if init else (None, None)
