@@ -72,13 +72,13 @@ def test_report_rejects_foreign_json(tmp_path):
         load_report(tmp_path)
 
 
-def test_dataset_absent_measures_latency_and_says_why(tmp_path):
-    # KMNIST ships no evaluation sample, so without its files accuracy cannot be measured
+def test_dataset_absent_and_no_sample_refuses_in_one_line(tmp_path, capsys):
+    # KMNIST ships no evaluation sample: without its files no real image can gate the export, and a gate on
+    # generated images would prove nothing, so nothing is measured and the error names the data it needs.
     assert main(["bench", "mlp", "kmnist", "--random", "--data-dir", str(tmp_path / "nodata"), "--out",
-                 str(tmp_path / "r"), *QUICK]) == 0
-    row = json.loads((tmp_path / "r" / "report.json").read_text())["rows"][0]
-    assert row["top1"] is None and row["latency_ms_p50"] > 0
-    assert row["eval_set"].startswith("not measured: kmnist not found in")
+                 str(tmp_path / "r"), *QUICK]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs 1000 real kmnist images" in err and "--data-dir" in err
 
 
 def test_dataset_absent_uses_the_shipped_sample(tmp_path):
