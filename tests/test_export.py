@@ -161,3 +161,38 @@ def test_cli_bad_input(args, msg, tmp_path):
     r = subprocess.run([sys.executable, "-m", "zoo.cli", *args, "--out", str(tmp_path)], capture_output=True,
                        text=True)
     assert r.returncode == 2 and msg in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+# ---------------------------------------------------------------- the gate measures real images only
+def test_without_the_dataset_the_gate_uses_the_shipped_sample_and_says_so(trained, tmp_path):
+    kw = dict(weights=trained / "cnn.mnist", out=tmp_path, data=data(tmp_path / "nodata"))
+    r = export("cnn", "mnist", **kw)
+    assert r.parity["images"] == 1000 and r.parity["eval_set"] == "mnist shipped sample (1000)"
+    assert any("shipped mnist test sample (1000 images), not the test split" in n for n in r.notes)
+    int8 = export("cnn", "mnist", precision="int8", int8_max_drop=100, **kw)
+    assert int8.parity["images"] == 1000  # not padded up to the 10,000 the int8 gate would use
+    assert any("int8 calibrated on 256 images of zoo's shipped mnist test sample" in n for n in int8.notes)
+
+
+def test_a_gate_needing_more_real_images_than_exist_refuses(tmp_path, capsys):
+    from zoo.cli import main
+
+    assert main(["export", "mlp", "mnist", "--random", "--eval-images", "2000", "--data-dir",
+                 str(tmp_path / "nodata"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs 2000 real mnist images and the shipped sample holds 1000" in err
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
+
+
+def test_non_finite_weights_fail_the_gate(tmp_path, fake_root):
+    """A tensor set to 3.4e38 makes every logit NaN; argmax of NaN rows agrees, so agreement alone passed it."""
+    from safetensors.torch import save_file
+
+    from zoo.models import create_model
+
+    state = create_model("mlp", "mnist").state_dict()
+    state["net.1.weight"] = torch.full_like(state["net.1.weight"], 3.4e38)
+    save_file(state, str(tmp_path / "w.safetensors"))
+    with pytest.raises(ZooError, match="parity gate failed for fp32: the logits hold NaN or infinity"):
+        export("mlp", "mnist", weights=tmp_path / "w.safetensors", out=tmp_path / "o", data=data(fake_root))
+    assert not list((tmp_path / "o").iterdir())

@@ -329,3 +329,64 @@ def test_transfer_load_refuses_another_architecture():
     assert torch.equal(c100.state_dict()["stem.0.weight"], c10.state_dict()["stem.0.weight"])
     with pytest.raises(ZooError, match="tensors missing"):
         load_state_dict_transfer(c100, create_model("cnn", "cifar10").state_dict(), "src")
+
+
+# ---------------------------------------------------------------- recipes from the command line and from records
+def _cli(*args):
+    from zoo.cli import main
+    return main(["train", *args, "--precision", "fp32", "--compile", "off"])
+
+
+def test_set_overrides_any_recipe_field_and_config_replays_a_run(fake_root, tmp_path, capsys):
+    data = ["--data-dir", str(fake_root), "--no-verify"]
+    assert _cli("mlp", "mnist", "--recipe", "fast", "--epochs", "1", "--set", "label_smoothing=0",
+                "--set", "augment=", "--set", "milestones=3,5", "--out", str(tmp_path / "a"), *data) == 0
+    recipe = json.loads((tmp_path / "a" / "config.json").read_text())["recipe"]
+    assert recipe["label_smoothing"] == 0 and recipe["augment"] == [] and recipe["milestones"] == [3, 5]
+    assert recipe["epochs"] == 1 and recipe["recipe"] == "fast"
+    # Replayed from its record: the same recipe, the same weights.
+    assert _cli("--config", str(tmp_path / "a" / "config.json"), "--out", str(tmp_path / "b"), *data) == 0
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["recipe"] == recipe
+    assert same(weights(tmp_path / "a"), weights(tmp_path / "b"))
+    # TOML works too, and flags override the record.
+    (tmp_path / "c.toml").write_text('arch = "mlp"\ndataset = "mnist"\n[recipe]\nrecipe = "fast"\nepochs = 2\n')
+    assert _cli("--config", str(tmp_path / "c.toml"), "--set", "lr=0.01", "--out", str(tmp_path / "c"), *data) == 0
+    c = json.loads((tmp_path / "c" / "config.json").read_text())["recipe"]
+    assert (c["epochs"], c["lr"], c["label_smoothing"]) == (2, 0.01, 0.1)
+    capsys.readouterr()
+    assert _cli("mlp", "mnist", "--set", "lr", "--out", str(tmp_path / "x"), *data) == 2
+    assert _cli("mlp", "mnist", "--set", "warmpu=0.1", "--out", str(tmp_path / "x"), *data) == 2
+    assert _cli("mlp", "mnist", "--set", "epochs=two", "--out", str(tmp_path / "x"), *data) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["zoo: error: --set 'lr': write FIELD=VALUE, e.g. --set lr=0.1",
+                   "zoo: error: --set warmpu: not a recipe field; did you mean warmup?",
+                   "zoo: error: --set epochs=two: not a valid int"]
+    assert not (tmp_path / "x").exists()
+
+
+def test_resume_with_only_the_run_folder(fake_root, tmp_path, monkeypatch, capsys):
+    """The interrupt message's command works as printed: model, dataset and recipe come from config.json."""
+    data = ["--data-dir", str(fake_root), "--no-verify"]
+    interrupt_after(monkeypatch, 3)
+    assert _cli("mlp", "mnist", "--recipe", "fast", "--epochs", "2", "--batch-size", "50", "--out",
+                str(tmp_path / "r"), *data) == 130
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    printed = err.split("continue with ")[1].split()
+    assert printed[:3] == ["zoo", "train", "--resume"]
+    assert _cli(*printed[2:], *data) == 0
+    assert "mlp.mnist: best test accuracy" in capsys.readouterr().out
+    assert json.loads((tmp_path / "r" / "last.json").read_text())["epoch"] == 2
+
+
+def test_a_run_card_in_the_old_vocabulary_still_reads(tmp_path, fake_root):
+    from zoo.core.sources import from_path
+
+    train_fast("mlp", "mnist", tmp_path / "r", fake_root, recipe="paper", epochs=1)
+    card = json.loads((tmp_path / "r" / "best.json").read_text())
+    old = {k: v for k, v in card.items() if k not in ("arch", "env", "schema")}
+    old.update(model=card["arch"], **card["env"])  # schema 1: `model`, the environment at the top level
+    (tmp_path / "r" / "best.json").write_text(json.dumps(old))
+    src = from_path(tmp_path / "r")
+    assert (src.card.arch, src.card.schema, src.card.env["torch"]) == ("mlp", 1, torch.__version__)
+    assert src.card.top1 == card["metrics"]["test_acc"]

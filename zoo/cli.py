@@ -229,6 +229,19 @@ def _add_data_args(p: argparse.ArgumentParser, download: bool = True) -> None:
                    help="skip torchvision's md5 check of CIFAR files (known-good re-encodings); also ZOO_VERIFY=0")
 
 
+def _add_pair(p: argparse.ArgumentParser, model_help: str, dataset_help: str) -> None:
+    p.add_argument("model", nargs="?", help=model_help)
+    p.add_argument("dataset", nargs="?", help=dataset_help)
+
+
+def _add_sources(p: argparse.ArgumentParser, matrix_help: str) -> None:
+    """Where export's and bench's weights come from."""
+    p.add_argument("--weights", help="a run folder written by zoo train, a checkpoint folder or a .safetensors file")
+    p.add_argument("--random", action="store_true", help="random initialization (latency and size only)")
+    p.add_argument("--matrix", help=matrix_help)
+    p.add_argument("--runs", default="runs", help="folder of training runs (default runs/)")
+
+
 def _add_list(sub) -> None:
     p = sub.add_parser("list", help="the model registry: params, size, MACs, pretrained accuracy")
     p.add_argument("pattern", nargs="?", help="model name or shell wildcard, e.g. 'resnet*'")
@@ -240,8 +253,7 @@ def _add_list(sub) -> None:
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model on a dataset (the paper's recipe by default)")
-    p.add_argument("model", nargs="?", help="architecture, e.g. resnet20 (see zoo list)")
-    p.add_argument("dataset", nargs="?", help="mnist, kmnist, cifar10 or cifar100")
+    _add_pair(p, "architecture, e.g. resnet20 (see zoo list)", "mnist, kmnist, cifar10 or cifar100")
     p.add_argument("--matrix", help="train a whole matrix: 'paper' = the 16 seed pairs (skips finished ones)")
     p.add_argument("--only", help="with --matrix: a wildcard over MODEL.DATASET names, e.g. '*.mnist'")
     p.add_argument("--recipe", help="paper (default) or fast")
@@ -271,13 +283,9 @@ def _add_train(sub) -> None:
 
 def _add_export(sub) -> None:
     p = sub.add_parser("export", help="export to ONNX (fp32/fp16/int8), gated on parity with PyTorch")
-    p.add_argument("model", nargs="?", help="architecture, e.g. resnet20 (see zoo list)")
-    p.add_argument("dataset", nargs="?", help="the dataset it was trained on, e.g. cifar10")
-    p.add_argument("--weights", help="a run folder written by zoo train, a checkpoint folder or a .safetensors file")
+    _add_pair(p, "architecture, e.g. resnet20 (see zoo list)", "the dataset it was trained on, e.g. cifar10")
     p.add_argument("--pretrained", action="store_true", help="the weights shipped with zoo")
-    p.add_argument("--random", action="store_true", help="random initialization (for latency and tests)")
-    p.add_argument("--matrix", help="'paper': every seed pair that has a trained run (see --runs) or shipped weights")
-    p.add_argument("--runs", default="runs", help="where --matrix looks for trained runs (default runs/)")
+    _add_sources(p, "'paper': every seed pair that has a trained run (see --runs) or shipped weights")
     p.add_argument("--out", default="exports", help="output folder (default exports/)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     p.add_argument("--precision", default="fp32", help="fp32 (default), fp16 (GPUs) or int8 (static QDQ, CPUs)")
@@ -293,13 +301,9 @@ def _add_export(sub) -> None:
 
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="accuracy, size and latency in onnxruntime (default: the shipped weights)")
-    p.add_argument("model", nargs="?", help="architecture, e.g. resnet20 (default: every shipped pair)")
-    p.add_argument("dataset", nargs="?", help="its dataset, e.g. cifar10")
-    p.add_argument("--matrix", help="'paper': the 16 seed pairs, trained runs first, then shipped weights")
-    p.add_argument("--weights", help="a run folder or .safetensors file (with MODEL DATASET)")
-    p.add_argument("--random", action="store_true", help="random weights: latency and size only make sense")
+    _add_pair(p, "architecture, e.g. resnet20 (default: every shipped pair)", "its dataset, e.g. cifar10")
+    _add_sources(p, "'paper': the 16 seed pairs, trained runs first, then shipped weights")
     p.add_argument("--onnx", nargs="+", help="bench these files written by zoo export, as they are")
-    p.add_argument("--runs", default="runs", help="folder of training runs (default runs/)")
     p.add_argument("--precision", default="fp32", help="comma list of fp32, int8 (CPU), fp16 (CUDA); default fp32")
     p.add_argument("--provider", help="comma list of cpu, cuda (default: cpu, plus cuda when usable)")
     p.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")

@@ -95,8 +95,9 @@ def _weights_card(run: Path, card: RunCard, blob: bytes, acc: float, onnx_mb: fl
                   extra: dict) -> WeightsCard:
     sha = sha256_bytes(blob)
     lines = read_jsonl(run / "metrics.jsonl")
+    fname = f"{card.arch.replace('/', '_')}.{card.dataset}-{sha[:8]}.safetensors"
     return WeightsCard(
-        arch=card.arch, dataset=card.dataset, file=f"{card.arch.replace('/', '_')}.{card.dataset}-{sha[:8]}.safetensors",
+        arch=card.arch, dataset=card.dataset, file=fname,
         sha256=sha, num_params=card.num_params, size_mb=round(len(blob) / 1e6, 3),
         metrics={"top1": round(acc, 2), "eval_set": f"{eval_set}, onnxruntime CPU fp32", "train_top1": card.top1,
                  "onnx_mb": round(onnx_mb, 3), "epoch": card.epoch, **extra},

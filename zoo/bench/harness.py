@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import torch
 
 from zoo.bench.backends import NullBackend, OrtBackend, TorchBackend
@@ -53,7 +54,6 @@ class BenchConfig:
 
 
 def cuda_usable() -> bool:
-    import onnxruntime as ort
     return "CUDAExecutionProvider" in ort.get_available_providers() and torch.cuda.is_available()
 
 

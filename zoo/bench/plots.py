@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from safetensors.torch import load_file
+
 from zoo.core.cards import BenchRow
 from zoo.core.io import read_jsonl
 from zoo.core.shipped import get_card, weights_dir
@@ -121,8 +123,6 @@ def render_plots(report: dict, out: Path, runs_dir: Path | None = None) -> list[
 
 def _trained_cnn(runs_dir):
     """Weights of a trained MNIST cnn: a run's best, else the shipped ones."""
-    from safetensors.torch import load_file
-
     if runs_dir and Path(runs_dir).is_dir():
         for run in find_runs(runs_dir):
             if (run.arch, run.dataset) == ("cnn", "mnist") and (run.path / "best.safetensors").is_file():

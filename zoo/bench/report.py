@@ -10,6 +10,8 @@ import io
 import json
 from pathlib import Path
 
+from rich.table import Table
+
 from zoo.core.cards import BenchRow
 from zoo.core.errors import ZooError
 from zoo.core.io import atomic_write_bytes, read_json
@@ -77,8 +79,6 @@ def to_json(report: dict) -> str:
 
 
 def print_table(report: dict) -> None:
-    from rich.table import Table
-
     env = report["environment"]
     t = Table(title=f"zoo bench — {env['cpu']}, {env['threads']} threads, onnxruntime {env['onnxruntime']}")
     cols = [c for c in COLUMNS if c[0] in TERMINAL]  # the full set goes to report.md / .csv

@@ -24,6 +24,8 @@ def _fields(cls) -> set[str]:
 def _build(cls, data: dict, source: str):
     if not isinstance(data, dict):
         raise ZooError(f"{source} is not a zoo card (expected a JSON object)")
+    if "arch" not in data and "model" in data:  # the older vocabulary
+        data = {**data, "arch": data["model"]}
     missing = {f.name for f in dataclasses.fields(cls)
                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING} - set(data)
     if missing:
@@ -31,8 +33,29 @@ def _build(cls, data: dict, source: str):
     return cls(**{k: v for k, v in data.items() if k in _fields(cls)})
 
 
+class _Card:
+    """What every card shares: its pair's name and the JSON round trip (older keys accepted on read)."""
+    arch: str
+    dataset: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch}.{self.dataset}"
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict, source: str | None = None):
+        return _build(cls, cls._upgrade(data) if isinstance(data, dict) else data, source or "card")
+
+    @staticmethod
+    def _upgrade(data: dict) -> dict:
+        return data
+
+
 @dataclass(frozen=True)
-class RunCard:
+class RunCard(_Card):
     arch: str
     dataset: str
     epoch: int  # epochs finished when this checkpoint was taken
@@ -50,19 +73,16 @@ class RunCard:
     def top1(self) -> float | None:
         return self.metrics.get("test_acc")
 
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict, source: str = "run card") -> RunCard:
-        if isinstance(data, dict) and "arch" not in data and "model" in data:  # schema 1
-            env = {k: data[k] for k in ("torch", "zoo", "machine", "date") if k in data}
-            data = {**data, "arch": data["model"], "env": env, "schema": 1}
-        return _build(cls, data, source)
+    @staticmethod
+    def _upgrade(data: dict) -> dict:
+        if "schema" in data:
+            return data
+        # schema 1: the environment at the top level
+        return {**data, "env": {k: data[k] for k in ("torch", "zoo", "machine", "date") if k in data}, "schema": 1}
 
 
 @dataclass(frozen=True)
-class WeightsCard:
+class WeightsCard(_Card):
     arch: str
     dataset: str
     file: str  # file name inside weights/, "<arch>.<dataset>-<sha256[:8]>.safetensors"
@@ -74,23 +94,12 @@ class WeightsCard:
     meta: dict = field(default_factory=dict)  # wall time, machine, torch version, date, init, ...
 
     @property
-    def name(self) -> str:
-        return f"{self.arch}.{self.dataset}"
-
-    @property
     def top1(self) -> float | None:
         return self.metrics.get("top1")
 
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict, source: str = "weights card") -> WeightsCard:
-        return _build(cls, data, source)
-
 
 @dataclass(frozen=True)
-class BenchRow:
+class BenchRow(_Card):
     arch: str
     dataset: str
     precision: str  # fp32 | fp16 | int8 | "-" (null backend)
@@ -112,16 +121,3 @@ class BenchRow:
     eager_throughput_img_s: float | None = None
     speedup_vs_eager: float | None = None
     schema: int = BENCH_ROW_SCHEMA
-
-    @property
-    def name(self) -> str:
-        return f"{self.arch}.{self.dataset}"
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict, source: str = "report row") -> BenchRow:
-        if isinstance(data, dict) and "arch" not in data and "model" in data:  # reports before schema 1
-            data = {**data, "arch": data["model"]}
-        return _build(cls, data, source)

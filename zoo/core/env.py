@@ -10,6 +10,8 @@ import platform
 import subprocess
 from pathlib import Path
 
+import cpuinfo
+
 from zoo.core.version import __version__
 
 # Widest matrix/vector extension first: it decides training speed (bf16 autocast is 4x faster than fp32
@@ -22,7 +24,6 @@ ISA_FLAGS = (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "A
 def cpu_info() -> dict:
     """py-cpuinfo's record (cross-platform); {} where it cannot read this CPU."""
     try:
-        import cpuinfo
         return cpuinfo.get_cpu_info()
     except Exception:  # py-cpuinfo shells out on some platforms; a record without a CPU name is still useful
         return {}

@@ -11,6 +11,9 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from zoo.core.cards import WeightsCard
 from zoo.core.errors import ZooError
 from zoo.core.io import read_json
@@ -80,9 +83,6 @@ def pretrained_path(arch: str, dataset: str) -> tuple[Path, WeightsCard]:
 
 def eval_sample(dataset: str):
     """The shipped evaluation sample of a test split as (uint8 [N, C, H, W], int64 [N]), or None."""
-    import numpy as np
-    import torch
-
     path = weights_dir() / f"eval_{dataset}.npz"
     if not path.is_file():
         return None

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load
 
 from zoo.core.cards import RunCard, WeightsCard
 from zoo.core.errors import ZooError
@@ -48,8 +49,6 @@ RANDOM = Source(None)
 
 
 def _read_safetensors(path: Path, expect_sha: str | None) -> tuple[dict[str, torch.Tensor], str]:
-    from safetensors.torch import load
-
     try:
         blob = path.read_bytes()
     except OSError as e:

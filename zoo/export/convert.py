@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 
 from zoo.core.errors import ZooError
@@ -64,7 +65,6 @@ def _export(model, x, path: Path, opset: int, exporter: str) -> None:
 
 def to_fp16(src: Path, dst: Path) -> None:
     """Weights and compute in half; the graph's input and output stay fp32 (onnxruntime's converter)."""
-    import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     import onnx_ir as ir
@@ -107,8 +107,6 @@ def to_int8(src: Path, dst: Path, calib: np.ndarray, work: Path) -> list[str]:
 def float_ends(path: Path) -> list[str]:
     """Names of the nodes int8 quantization leaves in float: the first layer if it is a Conv, the last
     Conv/Gemm/MatMul if there are at least three."""
-    import onnx
-
     nodes = [n for n in onnx.load(str(path), load_external_data=False).graph.node
              if n.op_type in ("Conv", "Gemm", "MatMul")]
     keep = []

@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 
 from zoo.core.errors import ZooError
@@ -84,8 +85,6 @@ def _failures(fig: dict, gate: dict) -> list[str]:
 def parity(model, path: Path, precision: str, images: np.ndarray, labels: np.ndarray | None,
            fp32_path: Path | None = None, max_acc_drop: float | None = None, random_weights: bool = False) -> dict:
     """The gate's figures; raises GateFailed (with them) when a threshold is missed."""
-    import onnx
-
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as e:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import onnx
+import onnxruntime as ort
+
 from zoo.core.errors import ZooError
 
 
 def ort_session(path: str | Path, provider: str = "CPUExecutionProvider", threads: int | None = None):
     """An InferenceSession on exactly `provider`: onnxruntime-gpu falls back to the CPU without a GPU, and a
     figure labelled CUDA must not be a CPU figure."""
-    import onnxruntime as ort
-
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     if threads:
@@ -29,8 +30,6 @@ def ort_session(path: str | Path, provider: str = "CPUExecutionProvider", thread
 
 
 def add_metadata(path: Path, meta: dict) -> None:
-    import onnx
-
     proto = onnx.load(str(path))
     del proto.metadata_props[:]
     for k, v in meta.items():
@@ -41,8 +40,6 @@ def add_metadata(path: Path, meta: dict) -> None:
 
 def read_metadata(path: str | Path) -> dict:
     """metadata_props of an exported file, JSON values decoded."""
-    import onnx
-
     proto = onnx.load(str(path), load_external_data=False)
     out = {}
     for p in proto.metadata_props:
@@ -55,8 +52,6 @@ def read_metadata(path: str | Path) -> dict:
 
 def check_onnx(path: str | Path) -> dict:
     """Metadata of a zoo-exported ONNX file; a corrupt or foreign file is a one-line error."""
-    import onnx
-
     try:
         onnx.checker.check_model(str(path), full_check=True)
         meta = read_metadata(path)

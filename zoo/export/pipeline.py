@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import torch
 
 from zoo.core.errors import ZooError
@@ -126,9 +128,6 @@ def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, o
 def _metadata(arch: str, spec: DatasetSpec, src: Source, precision: str, exporter: str, opset: int,
               fig: dict) -> dict:
     """Everything a consumer of the file needs (classes, shape, normalization) and where it came from."""
-    import onnx
-    import onnxruntime as ort
-
     return {
         "model": arch, "dataset": spec.name, "class_names": list(spec.class_names),
         "input_shape": ["batch", *spec.input_shape], "layout": "NCHW", "input_name": "input",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 
 def num_params(model: nn.Module) -> int:
@@ -19,8 +20,6 @@ def fp32_size_mb(model: nn.Module) -> float:
 @torch.no_grad()
 def macs_per_image(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
     """Multiply-accumulates for one image, from torch's FlopCounterMode (FLOPs / 2; convs and matmuls)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     was_training = model.training
     model.eval()
     try:

@@ -6,6 +6,9 @@ from __future__ import annotations
 import sys
 import time
 
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+
 
 class EpochProgress:
     def __init__(self, enabled: bool = True, interval: float = 60.0):
@@ -17,8 +20,6 @@ class EpochProgress:
 
     def __enter__(self):
         if self._tty:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                       TimeRemainingColumn)
             self._progress = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                                       TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                                       transient=False)

@@ -118,8 +118,8 @@ def get_recipe(name: str, spec: DatasetSpec, arch: str | None = None, **override
     return dataclasses.replace(cfg, **changes).validate()
 
 
-_PARSERS = {"int": int, "float": float, "str": str,
-            "bool": lambda v: {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[v.lower()],
+_BOOLS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+_PARSERS = {"int": int, "float": float, "str": str, "bool": lambda v: _BOOLS[v.lower()],
             "tuple[str, ...]": lambda v: tuple(x for x in v.split(",") if x),
             "tuple[int, ...]": lambda v: tuple(int(x) for x in v.split(",") if x)}
 

@@ -12,7 +12,6 @@ train() checks everything and loads the data, then a Run does the work:
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import tomllib
@@ -21,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from safetensors.torch import save
 
 from zoo.core.cards import RunCard
 from zoo.core.env import machine, now
@@ -186,8 +186,6 @@ class Run:
         return self.summary(time.perf_counter() - t_run)
 
     def summary(self, wall_s: float) -> dict:
-        from safetensors.torch import save
-
         summary = {"arch": self.arch, "dataset": self.spec.name, "out": str(self.out), "epochs": self.cfg.epochs,
                    "best_test_acc": self.best, "final": self.last_metrics, "rank": self.dist.rank,
                    "world_size": self.dist.world_size, "runtime": self.rt.to_dict(), "wall_s_this_process": wall_s,

@@ -19,10 +19,11 @@ import json
 import os
 import shutil
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from safetensors.torch import load, save
 
 from zoo.core.cards import RunCard
 from zoo.core.errors import ZooError
@@ -62,10 +63,6 @@ def save_checkpoint(out: Path, tag: str, weights: dict[str, torch.Tensor], card:
                     best: bool = False) -> Path:
     """Write checkpoints/<tag>/ atomically (card.sha256 filled in), then best.* when `best`, then repoint
     last.json to it, then prune old checkpoints."""
-    from dataclasses import replace
-
-    from safetensors.torch import save
-
     out = Path(out)
     final = out / "checkpoints" / tag
     tmp = out / "checkpoints" / f".{tag}.tmp"
@@ -109,8 +106,6 @@ def finished(last: dict | None, epochs: int) -> bool:
 
 def load_checkpoint(out: Path) -> tuple[dict[str, torch.Tensor], RunCard, dict]:
     """(weights, card, state) of the newest complete checkpoint; sha256 verified."""
-    from safetensors.torch import load
-
     last = read_last(out)
     if last is None:
         raise ZooError(f"nothing to resume in {out}: no last.json; start without --resume")
