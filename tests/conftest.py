@@ -33,7 +33,7 @@ def real_root(tmp_path_factory):
 
     script = SHARED_DATA / "unpack.sh"
     if not script.is_file():
-        pytest.skip("real datasets not present (../shared/datasets)")
+        pytest.skip("real datasets not found: set ZOO_REAL_DATA to a folder holding unpack.sh and the data files")
     target = os.environ.get("ZOO_REAL_UNPACKED")  # reuse an unpacked copy when given
     if target and (Path(target) / "MNIST").is_dir():
         return Path(target)

@@ -35,3 +35,122 @@ def test_unknown_model_one_line_error():
 def test_unknown_dataset_one_line_error():
     r = run_cli("list", "--dataset", "cifar")
     assert r.returncode == 2 and "cifar10, cifar100" in r.stderr and "Traceback" not in r.stderr
+
+
+# ---------------------------------------------------------------- what a new user trips on (issue 24)
+import os  # noqa: E402
+import re  # noqa: E402
+import shlex  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def zoo_cli(*args, env=None, cwd=None):
+    return subprocess.run([sys.executable, "-m", "zoo.cli", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, cwd=cwd)
+
+
+def test_resume_mismatch_is_refused_in_words_before_any_probing(fake_root, tmp_path):
+    out, cache = tmp_path / "run", {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    data = ["--data-dir", fake_root, "--no-verify"]
+    assert zoo_cli("train", "mlp", "mnist", "--recipe", "fast", "--epochs", "1", "--precision", "fp32",
+                   "--compile", "off", "--out", out, *data).returncode == 0
+    r = zoo_cli("train", "--resume", "--out", out, "--epochs", "2", "--set", "label_smoothing=0", *data, env=cache)
+    assert r.returncode == 2 and r.stdout == ""  # no "fast path: ..." probe lines: refused before it
+    assert r.stderr == (f"zoo: error: this run ({out}) was started with --epochs 1 --set label_smoothing=0.1, not "
+                        f"--epochs 2 --set label_smoothing=0.0; resume it with its own recipe (zoo train --resume "
+                        f"--out {out}) or start another --out\n")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_missing_data_is_said_before_probing(tmp_path):
+    r = zoo_cli("train", "cnn", "kmnist", "--data-dir", tmp_path / "none", "--out", tmp_path / "run",
+                env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.startswith("zoo: error: kmnist not found in ")
+    assert r.stderr.count("\n") == 1 and not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command", [["train", "resnt20", "cifar10"], ["export", "resnt20", "cifar10", "--pretrained"],
+                                     ["bench", "resnt20", "cifar10"], ["list", "resnt20"]])
+def test_one_message_for_an_unknown_model_everywhere(command, tmp_path):
+    r = zoo_cli(*command, "--out" if command[0] != "list" else "--json", *([tmp_path / "o"] if command[0] != "list"
+                                                                          else []))
+    assert r.returncode == 2
+    assert r.stderr == "zoo: error: unknown model 'resnt20'; did you mean resnet20, resnet18, timm/resnet18?\n"
+
+
+def test_every_option_is_documented_with_its_default_and_every_command_has_examples():
+    import argparse
+
+    from zoo.cli import EXAMPLES, build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, p in sub.choices.items():
+        assert len(EXAMPLES[name]) >= 2 and all(e in p.format_help() for e in EXAMPLES[name])
+        for a in p._actions:
+            assert a.help, f"zoo {name} {a.dest}: no help"
+            if a.option_strings and a.default not in (None, False, argparse.SUPPRESS) and a.dest != "help":
+                assert "default" in p._get_formatter()._get_help_string(a), f"zoo {name} {a.dest}: default not shown"
+
+
+def test_progress_bar_fits_80_columns_and_shows_the_lr_range():
+    import io
+
+    from rich.console import Console
+
+    from zoo.train.loop import EpochSums
+    from zoo.train.progress import EpochProgress
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=80, force_terminal=True, color_system=None)
+    with EpochProgress(console=console) as bar:
+        bar.start_epoch(0, 1, 196, 0)
+        bar.step(EpochSums(loss=460.0, correct=200, seen=22_000, step=85, seconds=4.0), 0.19, 1)
+        bar.end_epoch({"lr": 0.008, "lr_min": 0.008, "lr_max": 0.2, "train_loss": 1.5, "train_acc": 40.0,
+                       "test_loss": 1.2, "test_acc": 55.0, "images_per_s": 5500.0, "wall_s": 12.0})
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buf.getvalue())
+    lines = [ln for ln in re.split(r"[\r\n]", text) if ln.strip()]
+    assert all(len(ln) <= 80 and "…" not in ln for ln in lines), lines
+    assert any("85/196" in ln and "epoch 1/1" in ln for ln in lines)
+    assert "epoch 1/1  lr 0.008-0.2  train loss 1.5000" in text
+
+
+def test_curves_come_from_any_run_folder_and_say_which(fake_root, tmp_path, capsys):
+    from helpers import train_fast
+
+    from zoo.bench.plots import training_curves
+
+    train_fast("mlp", "mnist", tmp_path / "runs" / "c1", fake_root, recipe="paper", epochs=1)
+    (tmp_path / "runs" / "notes").mkdir()
+    paths = training_curves(tmp_path / "runs", tmp_path)
+    assert [p.name for p in paths] == ["curves_mnist.png"]
+    assert capsys.readouterr().out == (f"training curves from 1 runs in {tmp_path / 'runs'}: mlp (paper, c1); "
+                                       f"skipped notes (no config.json)\n")
+
+
+def test_importing_from_above_a_checkout_named_zoo_says_what_happened(tmp_path):
+    (tmp_path / "zoo").symlink_to(REPO, target_is_directory=True)
+    r = subprocess.run([sys.executable, "-c", "import zoo; print(zoo.list_models()[:2])"], capture_output=True,
+                       text=True, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout == "['mlp', 'cnn']\n"
+    assert r.stderr == (f"zoo: note: `import zoo` found the checkout folder {tmp_path / 'zoo'} (Python runs in the "
+                        f"folder above it), not an installed zoo; using the package inside it, "
+                        f"{tmp_path / 'zoo' / 'zoo'}\n")
+
+
+def test_readme_commands_parse_and_the_cheap_ones_run():
+    from zoo.cli import build_parser
+
+    text = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+    lines = [ln.split("  #")[0].strip() for b in blocks for ln in b.replace("\\\n", " ").splitlines()]
+    commands = [shlex.split(ln)[1:] for ln in lines if ln.startswith("zoo ")]
+    assert len(commands) >= 10
+    parser = build_parser()
+    for argv in commands:
+        parser.parse_args(argv)  # exits (2) on a flag the CLI no longer has
+    for argv in (c for c in commands if c[0] == "list"):
+        assert zoo_cli(*argv).returncode == 0, argv

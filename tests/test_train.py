@@ -173,7 +173,7 @@ def test_existing_run_needs_resume(fake_root, tmp_path):
     train_fast("mlp", "mnist", tmp_path, fake_root, recipe="paper", epochs=1)
     with pytest.raises(ZooError, match="--resume"):
         train_fast("mlp", "mnist", tmp_path, fake_root, recipe="paper", epochs=1)
-    with pytest.raises(ZooError, match="different recipe"):
+    with pytest.raises(ZooError, match=r"was started with --epochs 1, not --epochs 2; resume it with its own recipe"):
         train_fast("mlp", "mnist", tmp_path, fake_root, recipe="paper", epochs=2, resume=True)
 
 
@@ -215,7 +215,7 @@ def test_non_finite_loss_stops_and_keeps_last_good(fake_root, tmp_path, monkeypa
 
 @pytest.mark.parametrize("args,msg", [
     (["--recipe", "papr"], "unknown recipe 'papr'; did you mean paper"),
-    (["--epochs", "-3"], "epochs must be >= 1"),
+    (["--epochs", "-3"], "argument --epochs: must be >= 1, got -3"),
     (["--lr", "0"], "learning rate must be a positive number"),
     (["--precision", "fp8"], "unknown precision 'fp8'"),
 ])

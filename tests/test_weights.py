@@ -109,7 +109,8 @@ def test_wheel_installs_and_loads_weights(tmp_path):
             f"m = zoo.load('{card.arch}', '{card.dataset}')\n"
             f"x, y = eval_sample('{card.dataset}')\n"
             f"p = m(torch.from_numpy(normalize(x[:8], zoo.get_dataset_spec('{card.dataset}')))).argmax(1).tolist()\n"
-            f"print(json.dumps({{'file': zoo.__file__, 'sha': sha256_file(weights_dir() / '{card.file}'), 'pred': p}}))")
+            f"sha = sha256_file(weights_dir() / '{card.file}')\n"
+            f"print(json.dumps({{'file': zoo.__file__, 'sha': sha, 'pred': p}}))")
     r = subprocess.run([str(py), "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])

@@ -22,6 +22,20 @@ def _split(v: str | None) -> tuple[str, ...]:
     return tuple(x for x in (v or "").replace(" ", "").split(",") if x)
 
 
+def _at_least(low: int):
+    """An argparse type: an integer >= low (the range is also stated in --help)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
 def _minutes(text: str) -> float:
     try:
         value = float(text)
@@ -52,7 +66,7 @@ def cmd_list(args) -> int:
         table.add_row(r["model"], r["dataset"], f"{r['paper_top1']:.1f}" if r["paper"] else "",
                       f"{r['params']:,}", f"{r['size_mb']:.2f}", f"{r['macs'] / 1e6:.2f}",
                       f"{r['top1']:.2f}" if r["top1"] is not None else
-                      "[dim]no data offline[/dim]" if "offline" in r["weights_note"] else "[dim]-[/dim]")
+                      "[dim]-[/dim]" if r["data_offline"] else "[dim]no data offline[/dim]")
     table.caption = "paper %: the paper's test accuracy; weights: shipped pretrained weights (top-1 by onnxruntime)"
     console()(table)
     return 0
@@ -221,6 +235,40 @@ def cmd_publish(args) -> int:
 
 
 # ---------------------------------------------------------------- parser
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Every option's default in its help line (unless the help already says it), examples kept as written."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes in one line, like every other zoo error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+EXAMPLES = {
+    "list": ["zoo list 'resnet*' --dataset cifar10", "zoo list --paper --json"],
+    "train": ["zoo train resnet20 cifar10 --recipe fast --set label_smoothing=0",
+              "zoo train --resume --out runs/resnet20.cifar10.fast"],
+    "export": ["zoo export resnet20 cifar10 --pretrained --precision int8",
+               "zoo export cnn mnist --weights runs/cnn.mnist.paper --out exports"],
+    "bench": ["zoo bench", "zoo bench resnet20 cifar10 --precision fp32,int8 --threads 2"],
+    "publish": ["zoo publish runs/resnet20.cifar10.fast --storage fp16", "zoo publish --eval-samples"],
+    "report": ["zoo report bench", "zoo report bench/report.json --out site/"],
+}
+
+
+def _command(sub, name: str, help: str) -> argparse.ArgumentParser:
+    epilog = "examples:\n" + "\n".join(f"  {e}" for e in EXAMPLES[name])
+    return sub.add_parser(name, help=help, description=help, epilog=epilog, formatter_class=_Help)
+
+
 def _add_data_args(p: argparse.ArgumentParser, download: bool = True) -> None:
     p.add_argument("--data-dir", help="dataset root (default: $ZOO_DATA, else ~/.cache/zoo/data)")
     if download:
@@ -239,11 +287,11 @@ def _add_sources(p: argparse.ArgumentParser, matrix_help: str) -> None:
     p.add_argument("--weights", help="a run folder written by zoo train, a checkpoint folder or a .safetensors file")
     p.add_argument("--random", action="store_true", help="random initialization (latency and size only)")
     p.add_argument("--matrix", help=matrix_help)
-    p.add_argument("--runs", default="runs", help="folder of training runs (default runs/)")
+    p.add_argument("--runs", default="runs", help="folder of training runs")
 
 
 def _add_list(sub) -> None:
-    p = sub.add_parser("list", help="the model registry: params, size, MACs, pretrained accuracy")
+    p = _command(sub, "list", "the model registry: params, size, MACs, pretrained accuracy")
     p.add_argument("pattern", nargs="?", help="model name or shell wildcard, e.g. 'resnet*'")
     p.add_argument("--dataset", help="only models that build for this dataset")
     p.add_argument("--paper", action="store_true", help="only the paper's 16 seed pairs")
@@ -252,20 +300,21 @@ def _add_list(sub) -> None:
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a model on a dataset (the paper's recipe by default)")
+    p = _command(sub, "train", "train a model on a dataset (the paper's recipe by default)")
     _add_pair(p, "architecture, e.g. resnet20 (see zoo list)", "mnist, kmnist, cifar10 or cifar100")
     p.add_argument("--matrix", help="train a whole matrix: 'paper' = the 16 seed pairs (skips finished ones)")
     p.add_argument("--only", help="with --matrix: a wildcard over MODEL.DATASET names, e.g. '*.mnist'")
-    p.add_argument("--recipe", help="paper (default) or fast")
+    p.add_argument("--recipe", help="paper or fast (default: paper; with --resume or --config, the recorded one)")
     p.add_argument("--config", metavar="FILE",
                    help="replay a run: its config.json (or a TOML file of that shape); flags override it")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE",
                    help="override any recipe field, e.g. --set lr=0.1 --set augment=crop,flip (repeatable)")
-    p.add_argument("--epochs", type=int, help="override the recipe's epochs")
-    p.add_argument("--batch-size", type=int, help="override the recipe's batch size (global, all processes)")
+    p.add_argument("--epochs", type=_at_least(1), help="override the recipe's epochs (>= 1)")
+    p.add_argument("--batch-size", type=_at_least(1),
+                   help="override the recipe's batch size (global, all processes; >= 1)")
     p.add_argument("--lr", type=float, help="override the recipe's peak learning rate")
-    p.add_argument("--seed", type=int, help="override the recipe's seed (default 0)")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--seed", type=int, help="override the recipe's seed (the recipes' default: 0)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--precision", default="auto", help="auto (measured per model, remembered), fp32 or bf16")
     p.add_argument("--compile", default="auto", help="torch.compile: auto, on or off")
     p.add_argument("--out", help="run folder (default runs/MODEL.DATASET.RECIPE; with --matrix, the parent)")
@@ -282,66 +331,66 @@ def _add_train(sub) -> None:
 
 
 def _add_export(sub) -> None:
-    p = sub.add_parser("export", help="export to ONNX (fp32/fp16/int8), gated on parity with PyTorch")
+    p = _command(sub, "export", "export to ONNX (fp32/fp16/int8), gated on parity with PyTorch")
     _add_pair(p, "architecture, e.g. resnet20 (see zoo list)", "the dataset it was trained on, e.g. cifar10")
     p.add_argument("--pretrained", action="store_true", help="the weights shipped with zoo")
     _add_sources(p, "'paper': every seed pair that has a trained run (see --runs) or shipped weights")
-    p.add_argument("--out", default="exports", help="output folder (default exports/)")
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
-    p.add_argument("--precision", default="fp32", help="fp32 (default), fp16 (GPUs) or int8 (static QDQ, CPUs)")
-    p.add_argument("--calib-size", type=int, default=256, help="training images used to calibrate int8 (default 256)")
-    p.add_argument("--exporter", default="dynamo", help="dynamo (default) or torchscript")
-    p.add_argument("--eval-images", type=int, default=1000,
-                   help="real images in the top-1 agreement check (>= 1000, default 1000)")
+    p.add_argument("--out", default="exports", help="output folder")
+    p.add_argument("--opset", type=_at_least(7), default=18, help="ONNX opset (the dynamo exporter needs >= 18)")
+    p.add_argument("--precision", default="fp32", help="fp32, fp16 (GPUs) or int8 (static QDQ, CPUs)")
+    p.add_argument("--calib-size", type=_at_least(1), default=256, help="training images used to calibrate int8 (>= 1)")
+    p.add_argument("--exporter", default="dynamo", help="dynamo or torchscript")
+    p.add_argument("--eval-images", type=_at_least(1000), default=1000,
+                   help="real images in the top-1 agreement check (>= 1000)")
     p.add_argument("--int8-max-drop", type=float, default=1.0,
-                   help="int8 gate: most top-1 points int8 may lose against fp32 (default 1.0)")
+                   help="int8 gate: most top-1 points int8 may lose against fp32")
     _add_data_args(p, download=False)
     p.set_defaults(func=cmd_export)
 
 
 def _add_bench(sub) -> None:
-    p = sub.add_parser("bench", help="accuracy, size and latency in onnxruntime (default: the shipped weights)")
+    p = _command(sub, "bench", "accuracy, size and latency in onnxruntime (default: the shipped weights)")
     _add_pair(p, "architecture, e.g. resnet20 (default: every shipped pair)", "its dataset, e.g. cifar10")
     _add_sources(p, "'paper': the 16 seed pairs, trained runs first, then shipped weights")
     p.add_argument("--onnx", nargs="+", help="bench these files written by zoo export, as they are")
-    p.add_argument("--precision", default="fp32", help="comma list of fp32, int8 (CPU), fp16 (CUDA); default fp32")
+    p.add_argument("--precision", default="fp32", help="comma list of fp32, int8 (CPU), fp16 (CUDA)")
     p.add_argument("--provider", help="comma list of cpu, cuda (default: cpu, plus cuda when usable)")
-    p.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")
-    p.add_argument("--warmup", type=int, default=20, help="untimed batch-1 calls (default 20)")
-    p.add_argument("--repeat", type=int, default=200, help="timed batch-1 calls (default 200)")
-    p.add_argument("--batch", type=int, default=256, help="batch size for throughput (default 256)")
+    p.add_argument("--threads", type=_at_least(1), help="intra-op threads (>= 1; default: all cores)")
+    p.add_argument("--warmup", type=_at_least(0), default=20, help="untimed batch-1 calls (>= 0)")
+    p.add_argument("--repeat", type=_at_least(1), default=200, help="timed batch-1 calls (>= 1)")
+    p.add_argument("--batch", type=_at_least(1), default=256, help="batch size for throughput (>= 1)")
     p.add_argument("--no-eager", action="store_true", help="skip the PyTorch eager comparison")
     p.add_argument("--null", action="store_true", help="add the null backend (harness overhead)")
-    p.add_argument("--out", default="bench", help="report folder (default bench/)")
+    p.add_argument("--out", default="bench", help="report folder")
     _add_data_args(p, download=False)
     p.set_defaults(func=cmd_bench)
 
 
 def _add_publish_and_report(sub) -> None:
-    p = sub.add_parser("publish", help="(maintainers) ship a trained run's weights in weights/, accuracy by ORT")
+    p = _command(sub, "publish", "(maintainers) ship a trained run's weights in weights/, accuracy by ORT")
     p.add_argument("runs", nargs="*", help="run folders written by zoo train")
     p.add_argument("--eval-samples", action="store_true",
                    help="also write the shipped evaluation samples (1000 stratified test images per dataset)")
     p.add_argument("--dest", help="weights folder (default: the package's, i.e. weights/ in a checkout)")
     p.add_argument("--storage", default="fp32",
-                   help="fp32 (default) or fp16 (halves the file; refused if it costs >= 0.1 top-1 point)")
+                   help="fp32 or fp16 (halves the file; refused if it costs >= 0.1 top-1 point)")
     p.add_argument("--force", action="store_true",
                    help="replace the pair's shipped weights even if these measure lower")
     _add_data_args(p, download=False)
     p.set_defaults(func=cmd_publish)
 
-    p = sub.add_parser("report", help="re-render tables and plots from a saved report.json (no measuring)")
-    p.add_argument("report", nargs="?", default="bench", help="report.json or its folder (default bench/)")
-    p.add_argument("--runs", default="runs", help="training runs for the curves (default runs/)")
+    p = _command(sub, "report", "re-render tables and plots from a saved report.json (no measuring)")
+    p.add_argument("report", nargs="?", default="bench", help="report.json or its folder (default: bench/)")
+    p.add_argument("--runs", default="runs", help="training runs for the curves")
     p.add_argument("--out", help="where to write (default: beside the report)")
     p.set_defaults(func=cmd_report)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zoo", description="Small image classifiers: train, export to ONNX, "
-                                     "benchmark in onnxruntime.")
+    parser = _Parser(prog="zoo", description="Small image classifiers: train, export to ONNX, benchmark in "
+                     "onnxruntime.", epilog="run `zoo COMMAND --help` for a command's options and examples")
     parser.add_argument("--version", action="version", version=f"zoo {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for add in (_add_list, _add_train, _add_export, _add_bench, _add_publish_and_report):
         add(sub)
     return parser

@@ -60,19 +60,30 @@ def _scatter(rows: list[BenchRow], xkey: str, xlabel: str, title: str, path: Pat
     return _save(fig, path)
 
 
-def training_curves(runs_dir: Path, out: Path) -> list[Path]:
-    """Test accuracy per epoch for each run, one figure per dataset (the paper's figs. 4, 5, 10, 11)."""
+def training_curves(runs_dir: Path, out: Path, log=print) -> list[Path]:
+    """Test accuracy per epoch for each run, one figure per dataset (the paper's figs. 4, 5, 10, 11).
+    Runs are found by their config.json, whatever their folder names; the log says which were used."""
     curves: dict[str, dict[str, list]] = {}
-    for run in find_runs(runs_dir):
+    runs = find_runs(runs_dir)
+    skipped = [f"{p.name} (no config.json)" for p in sorted(Path(runs_dir).iterdir())
+               if p.is_dir() and p not in {r.path for r in runs}]
+    for run in runs:
         lines = read_jsonl(run.path / "metrics.jsonl")
         if lines:
             curves.setdefault(run.dataset, {})[f"{run.arch} ({run.recipe}, {run.path.name})"] = lines
+        else:
+            skipped.append(f"{run.path.name} (no finished epoch)")
+    used = [label for by_arch in curves.values() for label in by_arch]
+    if used or skipped:
+        log(f"training curves from {len(used)} runs in {runs_dir}: {', '.join(used) or 'none'}"
+            + (f"; skipped {', '.join(skipped)}" if skipped else ""))
     plt = _plt()
     paths = []
     for ds, by_arch in curves.items():
         fig, ax = plt.subplots(figsize=(6, 4))
         for label, lines in sorted(by_arch.items()):
-            ax.plot([m["epoch"] for m in lines], [m["test_acc"] for m in lines], label=label)
+            ax.plot([m["epoch"] for m in lines], [m["test_acc"] for m in lines], label=label,
+                marker="o" if len(lines) < 3 else None)  # a one-epoch run is a point, not an invisible line
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy %")
         ax.set_title(f"{ds}: test accuracy per epoch")
@@ -102,7 +113,7 @@ def first_layer_filters(state: dict, title: str, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def render_plots(report: dict, out: Path, runs_dir: Path | None = None) -> list[Path]:
+def render_plots(report: dict, out: Path, runs_dir: Path | None = None, log=print) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[BenchRow] = report["rows"]
@@ -112,7 +123,7 @@ def render_plots(report: dict, out: Path, runs_dir: Path | None = None) -> list[
         _scatter(rows, "onnx_mb", "ONNX file size, MB", "accuracy vs size", out / "accuracy_vs_size.png", logx=True),
     ) if p]
     if runs_dir and Path(runs_dir).is_dir():
-        paths += training_curves(Path(runs_dir), out)
+        paths += training_curves(Path(runs_dir), out, log)
     state, title = _trained_cnn(runs_dir)
     if state is not None:
         p = first_layer_filters(state, title, out / "filters_cnn_mnist.png")

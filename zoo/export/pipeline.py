@@ -25,7 +25,7 @@ from zoo.data import DataOptions, DatasetSpec, EvalSet, get_dataset_spec, load_e
 from zoo.export.convert import EXPORTERS, PRECISIONS, onnx_name, to_fp16, to_int8, torch_to_onnx
 from zoo.export.gate import parity
 from zoo.export.onnxfile import add_metadata
-from zoo.models import create_model
+from zoo.models import check_supported, create_model
 
 MIN_GATE_IMAGES = 1000  # top-1 agreement on fewer images is too coarse to gate on
 INT8_GATE_IMAGES = 10_000  # int8 is gated on accuracy: one point on 1,000 images is only 10 images
@@ -94,6 +94,7 @@ def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, o
     """
     _check_options(precision, exporter, opset, eval_images, calib_size)
     spec, data = get_dataset_spec(dataset), data or DataOptions()
+    check_supported(arch, spec)  # an unknown model is named as such, before any weights are looked for
     src = resolve(Target(arch, dataset, str(weights) if weights else None, pretrained))
     model = build_model(arch, dataset, src)
     out = writable_dir(out)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zoo.core.shipped import get_card, no_weights_reason
+from zoo.core.shipped import OFFLINE_UNAVAILABLE, get_card, no_weights_reason
 from zoo.data.specs import get_dataset_spec
 from zoo.models.registry import PAPER_MATRIX, create_model, get_model_entry, list_pairs
 from zoo.models.stats import fp32_size_mb, macs_per_image, num_params
@@ -25,5 +25,6 @@ def list_rows(pattern: str | None = None, dataset: str | None = None, paper: boo
             "macs": macs_per_image(model, get_dataset_spec(ds).input_shape),
             "pretrained": card is not None, "top1": card.top1 if card else None,
             "weights_note": "" if card else no_weights_reason(arch, ds),
+            "data_offline": ds not in OFFLINE_UNAVAILABLE,
         })
     return rows

@@ -162,7 +162,10 @@ class Run:
                                                     dtype=torch.float64)).tolist()
         elapsed = time.perf_counter() - self._t_epoch
         step_time = self.sums.seconds if self.dist.world_size == 1 else elapsed
-        return {"epoch": self.epoch + 1, "lr": lr_at(self.cfg, self.epoch), "train_loss": tl / tn,
+        steps = len(self.train_loader)
+        lrs = [lr_at(self.cfg, self.epoch + i / steps) for i in range(steps)]  # what the steps used
+        return {"epoch": self.epoch + 1, "lr": lr_at(self.cfg, self.epoch), "lr_min": min(lrs), "lr_max": max(lrs),
+                "train_loss": tl / tn,
                 "train_acc": pct(tc, tn), "test_loss": el / en, "test_acc": pct(ec, en),
                 "images_per_s": tn / max(step_time, 1e-9), "wall_s": self.sums.wall + elapsed}
 
@@ -196,11 +199,22 @@ class Run:
         return summary
 
 
+def _flag(key: str, value) -> str:
+    """A recipe field as the option that sets it: --epochs 1, --set augment=crop,flip."""
+    if key in ("epochs", "lr", "seed", "batch_size", "recipe"):
+        return f"--{key.replace('_', '-')} {value}"
+    return f"--set {key}={','.join(map(str, value)) if isinstance(value, (list, tuple)) else value}"
+
+
 def check_same_recipe(out: Path, started: dict, cfg: TrainConfig) -> None:
-    if started != cfg.to_dict():
-        diff = {k: (started.get(k), v) for k, v in cfg.to_dict().items() if started.get(k) != v}
-        raise ZooError(f"--resume with a different recipe than {out} was started with: {diff}; "
-                       f"use the same options or another --out")
+    """A run resumes only with the recipe it was started with; the refusal names both, as options."""
+    asked = cfg.to_dict()
+    diff = [k for k in asked if started.get(k) != asked[k]]
+    if diff:
+        was = " ".join(_flag(k, started.get(k)) for k in diff)
+        now = " ".join(_flag(k, asked[k]) for k in diff)
+        raise ZooError(f"this run ({out}) was started with {was}, not {now}; resume it with its own recipe "
+                       f"(zoo train --resume --out {out}) or start another --out")
 
 
 def read_config(path: str | os.PathLike) -> tuple[str, str, dict, dict | None]:
@@ -257,11 +271,12 @@ def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: R
     last = rundir.read_last(out)
     if not resume and last is not None:
         raise ZooError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    init_src = _resolve_init(init, arch, spec.name, out if resume and last is not None else None)
+    if resume and last is not None:  # before any data loading or probing
+        check_same_recipe(out, read_config(out)[2], cfg)
     if resume and rundir.finished(last, cfg.epochs) and (out / "summary.json").is_file():
         # Nothing to train: keep the summary (and skip the fast-path probe and the data loading).
-        check_same_recipe(out, read_config(out)[2], cfg)
         return {**read_json(out / "summary.json", "run summary"), "already_finished": True}
-    init_src = _resolve_init(init, arch, spec.name, out if resume and last is not None else None)
     # Data before the fast-path probe (a missing dataset is said at once) and before the lock (nothing is left).
     data = data or DataOptions()
     data = replace(data, download=data.download and dist.main)
