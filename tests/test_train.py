@@ -105,7 +105,9 @@ def test_periodic_mid_epoch_checkpoint_resumes_bit_identically(fake_root, tmp_pa
     assert tags == [f"epoch-0000-{s}" for s in steps] + ["epoch-0001"] + [f"epoch-0001-{s}" for s in steps] + \
         ["epoch-0002"]
     assert same(weights(tmp_path / "a"), weights(tmp_path / "b"))  # saving does not perturb the run
-    assert len(list((tmp_path / "b" / "checkpoints").iterdir())) == 2  # old ones pruned
+    kept = sorted(p.name for p in (tmp_path / "b" / "checkpoints").iterdir())  # the newest two and the best one
+    best = json.loads((tmp_path / "b" / "last.json").read_text())["best"]
+    assert set(kept) == {"epoch-0001-step000004", "epoch-0002", best}
     assert json.loads((tmp_path / "killed" / "last.json").read_text())["step"] == 2
     train_fast("alexnet", "cifar10", tmp_path / "killed", fake_root, resume=True, **kw)
     assert same(weights(tmp_path / "a"), weights(tmp_path / "killed"))

@@ -92,8 +92,7 @@ class Run:
     def start(self) -> None:
         """Record the run's config and wrap the model for execution; after restore(), before training."""
         if self.dist.main:
-            rundir.remove_stale_temps(self.out)
-            rundir.truncate_metrics(self.out, self.epoch)
+            rundir.reconcile(self.out, self.epoch)
             atomic_write_json(self.out / "config.json", {
                 "arch": self.arch, "dataset": self.spec.name, "recipe": self.cfg.to_dict(),
                 "runtime": self.rt.to_dict(), **({"init": self.init} if self.init else {})})
@@ -268,7 +267,7 @@ def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: R
     if cfg.batch_size % dist.world_size:
         raise ZooError(f"batch size {cfg.batch_size} does not split over {dist.world_size} processes")
     out = Path(out) if out else rundir.default_out(arch, dataset, cfg.recipe)
-    last = rundir.read_last(out)
+    last = _last_commit(out, resume)
     if not resume and last is not None:
         raise ZooError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     init_src = _resolve_init(init, arch, spec.name, out if resume and last is not None else None)
@@ -289,6 +288,17 @@ def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: R
             run.restore()
         run.start()
         return run.fit(progress)
+
+
+def _last_commit(out: Path, resume: bool) -> dict | None:
+    """last.json; a damaged one is rebuilt from the newest good checkpoint when resuming."""
+    try:
+        return rundir.read_last(out)
+    except ZooError:
+        if not resume:
+            raise
+        rundir.load_checkpoint(out)  # repoints last.json at the newest checkpoint that loads, and says so
+        return rundir.read_last(out)
 
 
 def _resolve_init(init: str | None, arch: str, dataset: str, resuming: Path | None):

@@ -1,15 +1,20 @@
-"""Run folder layout and atomic checkpoint I/O.
+"""Run folder layout, the commit protocol, and recovery.
 
     OUT/config.json                         arch, dataset, resolved recipe, runtime, init (atomic)
     OUT/metrics.jsonl                       one line per finished epoch
     OUT/checkpoints/epoch-NNNN[-stepS]/     model.safetensors, card.json (a RunCard), state.pt
-    OUT/best.safetensors, OUT/best.json     weights and card of the best test accuracy so far
-    OUT/last.json                           pointer to the newest complete checkpoint (written last)
+    OUT/best.safetensors, OUT/best.json     copies of the best epoch's checkpoint files
+    OUT/last.json                           the commit point: the newest checkpoint and the best one's tag
     OUT/summary.json                        the finished run's summary
 
-A checkpoint folder is written under a temp name and renamed; best.* are written next, and last.json
-moves only after that, so a kill at any moment leaves the previous checkpoint intact, pointed to and
-consistent with best.*. state.pt holds only tensors and plain containers (loaded with weights_only=True).
+Commit protocol, for each checkpoint: (1) the epoch's metrics line is appended; (2) the checkpoint is
+written into checkpoints/.TAG.tmp/ and renamed to checkpoints/TAG/; (3) a new best is copied to best.*;
+(4) last.json is replaced atomically — this rename is the commit; (5) old checkpoints are pruned (the
+newest KEEP and the best one stay). A kill anywhere before (4) leaves the previous commit current; a
+resume reconciles the folder to it (reconcile()): metrics.jsonl cut to its epochs, best.* rebuilt from
+the best checkpoint it names, temp files removed. A newest checkpoint that fails its hash or cannot be
+read is skipped for the previous one, and the run says so. state.pt holds only tensors and plain
+containers (loaded with weights_only=True).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from zoo.core.errors import ZooError
 from zoo.core.io import atomic_write_bytes, atomic_write_json, read_json, read_jsonl
 from zoo.core.shipped import sha256_bytes
 
-KEEP = 2  # epoch checkpoints kept besides best
+KEEP = 2  # newest checkpoints kept (besides the best one)
 
 
 def default_out(arch: str, dataset: str, recipe: str) -> Path:
@@ -59,33 +64,55 @@ def find_runs(runs_dir: Path) -> list[RunInfo]:
     return runs
 
 
-def save_checkpoint(out: Path, tag: str, weights: dict[str, torch.Tensor], card: RunCard, state: dict,
-                    best: bool = False) -> Path:
-    """Write checkpoints/<tag>/ atomically (card.sha256 filled in), then best.* when `best`, then repoint
-    last.json to it, then prune old checkpoints."""
-    out = Path(out)
-    final = out / "checkpoints" / tag
-    tmp = out / "checkpoints" / f".{tag}.tmp"
+def _write_checkpoint(folder: Path, blob: bytes, card: RunCard, state: dict) -> None:
+    tmp = folder.parent / f".{folder.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    try:
+        atomic_write_bytes(tmp / "model.safetensors", blob)
+        atomic_write_bytes(tmp / "card.json", _card_bytes(card))
+        try:
+            torch.save(state, tmp / "state.pt")
+        except RuntimeError as e:  # torch reports a full disk as an inline_container error
+            raise OSError(f"cannot write {tmp / 'state.pt'}: {str(e).splitlines()[0][:100]}") from None
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _card_bytes(card: RunCard) -> bytes:
+    return (json.dumps(card.to_json(), indent=1) + "\n").encode()
+
+
+def save_checkpoint(out: Path, tag: str, weights: dict[str, torch.Tensor], card: RunCard, state: dict,
+                    best: bool = False) -> Path:
+    """Steps (2)-(5) of the commit protocol (see the module docstring); card.sha256 is filled in here."""
+    out = Path(out)
+    folder = out / "checkpoints" / tag
     blob = save(weights)
     card = replace(card, sha256=sha256_bytes(blob))
-    card_bytes = (json.dumps(card.to_json(), indent=1) + "\n").encode()
-    atomic_write_bytes(tmp / "model.safetensors", blob)
-    atomic_write_bytes(tmp / "card.json", card_bytes)
-    torch.save(state, tmp / "state.pt")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    _write_checkpoint(folder, blob, card, state)
+    previous = _read_last_quietly(out)
+    best_tag = tag if best else (previous or {}).get("best")
     if best:
         atomic_write_bytes(out / "best.safetensors", blob)
-        atomic_write_bytes(out / "best.json", card_bytes)
-    atomic_write_json(out / "last.json", {"tag": tag, "epoch": card.epoch, "step": card.step,
+        atomic_write_bytes(out / "best.json", _card_bytes(card))
+    atomic_write_json(out / "last.json", {"tag": tag, "epoch": card.epoch, "step": card.step, "best": best_tag,
                                           "path": f"checkpoints/{tag}", "metrics": card.metrics})
-    old = sorted(p for p in (out / "checkpoints").iterdir() if p.is_dir() and not p.name.startswith("."))
-    for p in old[:-KEEP]:
-        if p != final:
+    for p in checkpoint_dirs(out)[KEEP:]:
+        if p.name != best_tag:
             shutil.rmtree(p, ignore_errors=True)
-    return final
+    return folder
+
+
+def checkpoint_dirs(out: Path) -> list[Path]:
+    """Committed-looking checkpoint folders, newest first (tags sort by epoch, then step)."""
+    folder = Path(out) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")), reverse=True)
 
 
 def read_last(out: Path) -> dict | None:
@@ -94,9 +121,16 @@ def read_last(out: Path) -> dict | None:
         return None
     last = read_json(p, "checkpoint pointer")
     if not isinstance(last, dict) or not {"epoch", "step", "path"} <= set(last):
-        raise ZooError(f"{p} is damaged (no epoch/step/path); point it at a folder in {Path(out) / 'checkpoints'} "
-                       f"or start a new run")
+        raise ZooError(f"{p} is damaged (no epoch/step/path); resume with --resume to rebuild it from the newest "
+                       f"good checkpoint, or start another --out")
     return last
+
+
+def _read_last_quietly(out: Path) -> dict | None:
+    try:
+        return read_last(out)
+    except ZooError:
+        return None
 
 
 def finished(last: dict | None, epochs: int) -> bool:
@@ -104,22 +138,88 @@ def finished(last: dict | None, epochs: int) -> bool:
     return last is not None and last["epoch"] >= epochs and last["step"] == 0
 
 
-def load_checkpoint(out: Path) -> tuple[dict[str, torch.Tensor], RunCard, dict]:
-    """(weights, card, state) of the newest complete checkpoint; sha256 verified."""
-    last = read_last(out)
-    if last is None:
-        raise ZooError(f"nothing to resume in {out}: no last.json; start without --resume")
-    d = Path(out) / last["path"]
+def _load_dir(d: Path) -> tuple[dict[str, torch.Tensor], RunCard, dict]:
     card = RunCard.from_json(read_json(d / "card.json", "checkpoint card"), str(d / "card.json"))
     try:
         blob = (d / "model.safetensors").read_bytes()
         if sha256_bytes(blob) != card.sha256:
-            raise ZooError(f"checkpoint {d} is corrupt (sha256 mismatch); delete it and repoint {out}/last.json")
+            raise ZooError(f"checkpoint {d} is corrupt (sha256 mismatch)")
         state = torch.load(d / "state.pt", map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as e:
-        raise ZooError(f"checkpoint {d} cannot be read ({str(e).splitlines()[0][:80]}); delete it and repoint "
-                       f"{out}/last.json at an older one") from None
-    return load(blob), card, state
+        return load(blob), card, state
+    except ZooError:
+        raise
+    except Exception as e:  # truncated or garbled state.pt / safetensors: torch and safetensors raise many types
+        raise ZooError(f"checkpoint {d} cannot be read ({str(e).splitlines()[0][:80]})") from None
+
+
+def load_checkpoint(out: Path, log=print) -> tuple[dict[str, torch.Tensor], RunCard, dict]:
+    """(weights, card, state) of the newest checkpoint that loads and passes its hash check. When that is not
+    the one last.json names, the run says so and last.json is repointed (the resume then reconciles to it)."""
+    out = Path(out)
+    last = _read_last_quietly(out)
+    named = out / last["path"] if last else None
+    order = ([named] if named else []) + [d for d in checkpoint_dirs(out) if d != named]
+    problems = []
+    for d in order:
+        try:
+            weights, card, state = _load_dir(d)
+        except ZooError as e:
+            problems.append(str(e))
+            continue
+        if problems or d != named:
+            why = problems[0] if problems else f"{out / 'last.json'} is damaged"
+            log(f"zoo: note: {why}; resuming from the newest good checkpoint {d.name}")
+            atomic_write_json(out / "last.json", {"tag": d.name, "epoch": card.epoch, "step": card.step,
+                                                  "best": (last or {}).get("best"), "path": f"checkpoints/{d.name}",
+                                                  "metrics": card.metrics})
+        return weights, card, state
+    if not order:
+        raise ZooError(f"nothing to resume in {out}: no checkpoint; start without --resume")
+    raise ZooError(f"no checkpoint in {out} can be read ({problems[0]}); start the run again in another --out")
+
+
+def reconcile(out: Path, epochs_done: int) -> None:
+    """Bring OUT back to its last commit: temp files removed, metrics.jsonl cut to the committed epochs, best.*
+    made a copy of the best committed checkpoint (the one last.json names; in folders from before that
+    record, the best kept epoch-end checkpoint), or removed when nothing committed is a best yet."""
+    out = Path(out)
+    remove_stale_temps(out)
+    truncate_metrics(out, epochs_done)
+    last = _read_last_quietly(out)
+    named = out / "checkpoints" / last["best"] if last and last.get("best") else None
+    if named is not None and (named / "card.json").is_file():
+        return _sync_best(out, named)
+    if _best_is_valid(out, epochs_done):
+        return None
+    ends = [d for d in checkpoint_dirs(out) if "-step" not in d.name and _card_epoch(d) is not None
+            and _card_epoch(d) <= epochs_done]
+    if ends:
+        return _sync_best(out, max(ends, key=lambda d: RunCard.from_json(read_json(d / "card.json")).top1 or -1))
+    for name in ("best.safetensors", "best.json"):
+        (out / name).unlink(missing_ok=True)
+
+
+def _card_epoch(d: Path) -> int | None:
+    try:
+        return RunCard.from_json(read_json(d / "card.json")).epoch
+    except ZooError:
+        return None
+
+
+def _best_is_valid(out: Path, epochs_done: int) -> bool:
+    try:
+        card = RunCard.from_json(read_json(out / "best.json"))
+        return card.epoch <= epochs_done and sha256_bytes((out / "best.safetensors").read_bytes()) == card.sha256
+    except (ZooError, OSError):
+        return False
+
+
+def _sync_best(out: Path, d: Path) -> None:
+    """best.* := the files of checkpoint folder d (only when they differ)."""
+    card = (d / "card.json").read_bytes()
+    if not (out / "best.json").is_file() or (out / "best.json").read_bytes() != card:
+        atomic_write_bytes(out / "best.safetensors", (d / "model.safetensors").read_bytes())
+        atomic_write_bytes(out / "best.json", card)
 
 
 def append_metrics(out: Path, metrics: dict) -> None:
