@@ -23,3 +23,24 @@ def data_root(tmp_path_factory):
         write_fake_dataset(name, fake, n_train=10_000, n_test=1_000)
     os.environ["ZOO_VERIFY"] = "0"
     return str(fake), "generated"
+
+
+class TutorialDataset:
+    """What torchvision's MNIST / CIFAR10 classes do per sample — a PIL image from the in-memory array, then the
+    transforms — over zoo's decoded split (torchvision's own CIFAR reader would unpickle the files, which zoo
+    never does for files it did not write)."""
+
+    def __init__(self, name, root, transform):
+        from zoo.data import DataOptions, load_split
+
+        x, y = load_split(name, "train", DataOptions(root))
+        self.images = x[:, 0].numpy() if x.shape[1] == 1 else x.permute(0, 2, 3, 1).numpy()  # HW or HWC, as tv
+        self.labels, self.transform = y.tolist(), transform
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[i])), self.labels[i]

@@ -3,6 +3,7 @@
 import time
 
 import pytest
+from conftest import TutorialDataset
 
 
 def fast_pass(name, root, batch):
@@ -18,14 +19,13 @@ def torchvision_pass(name, root, batch):
     import torchvision.transforms as T
     from torch.utils.data import DataLoader
 
-    from zoo.data.datasets import tv_dataset_class, verify_default
     from zoo.data import get_dataset_spec
 
     spec = get_dataset_spec(name)
     tf = [T.ToTensor(), T.Normalize(spec.mean, spec.std)]
     if spec.family == "cifar":
         tf = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.RandomRotation(10)] + tf
-    ds = tv_dataset_class(spec, verify_default())(root, train=True, transform=T.Compose(tf))
+    ds = TutorialDataset(name, root, T.Compose(tf))
     n = 0
     for x, y in DataLoader(ds, batch_size=batch, shuffle=True, num_workers=2):
         n += len(y)

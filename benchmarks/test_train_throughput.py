@@ -9,6 +9,7 @@ import time
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import TutorialDataset
 
 
 def _steps(model, batches, opt, precision="fp32"):
@@ -40,13 +41,12 @@ def _tutorial_batches(name, root, batch, steps):
     from torch.utils.data import DataLoader
 
     from zoo.data import get_dataset_spec
-    from zoo.data.datasets import tv_dataset_class, verify_default
 
     spec = get_dataset_spec(name)
     tf = [T.ToTensor(), T.Normalize(spec.mean, spec.std)]
     if spec.family == "cifar":
         tf = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] + tf
-    ds = tv_dataset_class(spec, verify_default())(root, train=True, transform=T.Compose(tf))
+    ds = TutorialDataset(name, root, T.Compose(tf))
     loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=2)
 
     def gen():

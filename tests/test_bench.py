@@ -72,13 +72,16 @@ def test_report_rejects_foreign_json(tmp_path):
         load_report(tmp_path)
 
 
-def test_dataset_absent_and_no_sample_refuses_in_one_line(tmp_path, capsys):
+def test_dataset_absent_and_no_sample_is_an_error_row(tmp_path, capsys):
     # KMNIST ships no evaluation sample: without its files no real image can gate the export, and a gate on
-    # generated images would prove nothing, so nothing is measured and the error names the data it needs.
+    # generated images would prove nothing, so nothing is measured; the row and the error say what data it needs.
     assert main(["bench", "mlp", "kmnist", "--random", "--data-dir", str(tmp_path / "nodata"), "--out",
-                 str(tmp_path / "r"), *QUICK]) == 2
+                 str(tmp_path / "r"), *QUICK]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "needs 1000 real kmnist images" in err and "--data-dir" in err
+    assert err.count("\n") == 1 and "mlp.kmnist: the parity gate needs 1000 real kmnist images" in err
+    row = json.loads((tmp_path / "r" / "report.json").read_text())["rows"][0]
+    assert row["error"].startswith("the parity gate needs 1000 real kmnist images") and "--data-dir" in row["error"]
+    assert row["latency_ms_p50"] is None and "mlp.kmnist: not measured" in (tmp_path / "r" / "report.md").read_text()
 
 
 def test_dataset_absent_uses_the_shipped_sample(tmp_path):

@@ -181,6 +181,7 @@ def cmd_bench(args) -> int:
     from zoo.bench.harness import BenchConfig, bench_target, environment, resolve_providers
     from zoo.bench.plots import render_plots
     from zoo.bench.report import print_table, write_reports
+    from zoo.core.cards import BenchRow
     from zoo.core.io import writable_dir
     from zoo.targets import bench_targets
 
@@ -194,13 +195,17 @@ def cmd_bench(args) -> int:
     if "fp16" in cfg.precisions and "cuda" not in providers:
         notes.append("fp16 not measured: it is a GPU precision and no CUDA provider runs here")
     rows = []
-    for t in targets:
-        rows += bench_target(t, cfg, providers, data=_data(args), notes=notes)
+    for t in targets:  # one target that fails is a row with its error; the others are still measured
+        try:
+            rows += bench_target(t, cfg, providers, data=_data(args), notes=notes)
+        except ZooError as e:
+            rows.append(BenchRow(t.arch, t.dataset, "-", "-", error=str(e)))
+            print(f"zoo: error: {t.name}: {e}", file=sys.stderr)
     report = {"environment": environment(cfg, providers), "rows": rows, "notes": notes}
     paths = write_reports(report, out) + render_plots(report, out, Path(args.runs))
     print_table(report)
     print("wrote " + ", ".join(str(p) for p in paths))
-    return 0
+    return 1 if any(r.error for r in rows) else 0
 
 
 def cmd_report(args) -> int:
@@ -402,6 +407,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args) or 0
     except ZooError as e:
         print(f"zoo: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk, a read-only or vanished folder: the system's words, the file, what to do
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"zoo: error: {e.strerror or e}{where}; nothing half-written is left: free space or choose another "
+              f"--out, then run the command again (zoo train: add --resume)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)

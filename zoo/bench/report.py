@@ -42,8 +42,8 @@ def cell(row: BenchRow, key: str, fmt: str) -> str:
 
 
 def sort_rows(rows: list[BenchRow]) -> list[BenchRow]:
-    return sorted(rows, key=lambda r: (DATASET_ORDER.get(r.dataset, 9), r.dataset, r.macs, r.arch, r.provider,
-                                       r.precision))
+    return sorted(rows, key=lambda r: (DATASET_ORDER.get(r.dataset, 9), r.dataset, r.macs or 0, r.arch,
+                                       r.provider, r.precision))
 
 
 def to_markdown(report: dict) -> str:
@@ -60,6 +60,7 @@ def to_markdown(report: dict) -> str:
     lines.append(f"Latency: batch 1, after {env['config']['warmup']} warm-up calls, {env['config']['runs']} timed; "
                  f"throughput at batch {env['config']['batch']}. Δ top-1: against fp32 on the same eval set.")
     lines += [f"- {n}" for n in report.get("notes", [])]
+    lines += [f"- {r.name}: not measured: {r.error}" for r in report["rows"] if r.error]
     return "\n".join(lines) + "\n"
 
 
@@ -86,8 +87,10 @@ def print_table(report: dict) -> None:
         t.add_column(h, justify="left" if h in ("model", "dataset", "prec", "EP") else "right", no_wrap=True)
     for r in sort_rows(report["rows"]):
         t.add_row(*(cell(r, k, f) for k, _, f in cols))
-    sets = sorted({r.eval_set for r in report["rows"]})
-    t.caption = "top-1 by onnxruntime on: " + "; ".join(sets) + "".join(f"\n{n}" for n in report.get("notes", []))
+    sets = sorted({r.eval_set for r in report["rows"] if r.eval_set})
+    errors = [f"{r.name}: not measured: {r.error}" for r in report["rows"] if r.error]
+    t.caption = "top-1 by onnxruntime on: " + "; ".join(sets) + "".join(f"\n{n}" for n in [*report.get("notes", []),
+                                                                                          *errors])
     console()(t)
 
 

@@ -103,16 +103,16 @@ class BenchRow(_Card):
     arch: str
     dataset: str
     precision: str  # fp32 | fp16 | int8 | "-" (null backend)
-    provider: str  # cpu | cuda | null
-    params: int
-    macs: int  # multiply-accumulates per image
-    eval_set: str  # what top-1 was measured on, e.g. "test split (10000)"
-    threads: int
-    latency_ms_p50: float  # batch 1
-    latency_ms_p90: float
-    latency_ms_p99: float
-    throughput_batch: int
-    throughput_img_s: float
+    provider: str  # cpu | cuda | null | "-" (a target that failed before any runtime)
+    params: int | None = None
+    macs: int | None = None  # multiply-accumulates per image
+    eval_set: str = ""  # what top-1 was measured on, e.g. "test split (10000)"
+    threads: int | None = None
+    latency_ms_p50: float | None = None  # batch 1
+    latency_ms_p90: float | None = None
+    latency_ms_p99: float | None = None
+    throughput_batch: int | None = None
+    throughput_img_s: float | None = None
     weights: str = ""  # where the weights came from
     onnx_mb: float | None = None
     top1: float | None = None  # % on eval_set, through this runtime
@@ -120,4 +120,5 @@ class BenchRow(_Card):
     eager_latency_ms_p50: float | None = None  # PyTorch eager on the same inputs
     eager_throughput_img_s: float | None = None
     speedup_vs_eager: float | None = None
+    error: str | None = None  # why this target was not measured (the other fields stay None)
     schema: int = BENCH_ROW_SCHEMA

@@ -58,10 +58,15 @@ def _read_safetensors(path: Path, expect_sha: str | None) -> tuple[dict[str, tor
         raise ZooError(f"{path} does not match the sha256 in its card (truncated or corrupt); "
                        f"re-copy it or export another checkpoint")
     try:
-        return load(blob), sha
+        state = load(blob)
     except Exception as e:  # safetensors raises SafetensorError, OSError or others on garbage
         raise ZooError(f"{path} is not a valid safetensors file ({str(e).splitlines()[0][:80]}); "
                        f"is it truncated?") from None
+    bad = next((k for k, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()), None)
+    if bad is not None:
+        raise ZooError(f"{path} holds NaN or infinite values (tensor {bad}); these weights are broken: use an "
+                       f"earlier checkpoint")
+    return state, sha
 
 
 def read_card(path: Path) -> Card:

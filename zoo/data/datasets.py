@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import functools
 import os
+import pickle
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from zoo.core.errors import ZooError
@@ -40,29 +43,100 @@ def verify_default() -> bool:
     return os.environ.get("ZOO_VERIFY", "1").lower() not in ("0", "false", "no")
 
 
-def tv_dataset_class(spec: DatasetSpec, verify: bool):
+def tv_dataset_class(spec: DatasetSpec, verify: bool = True):
+    """torchvision's class for the dataset: it knows the file names, md5s and download addresses. zoo uses it
+    to download; reading is zoo's own (read_mnist_split, read_cifar_split), which never runs pickled code."""
     import torchvision.datasets as tvd
 
-    cls = getattr(tvd, spec.tv_class)
-    if verify or not hasattr(cls, "_check_integrity"):
-        return cls
-
-    # Same reader; md5=None makes torchvision's check_integrity a file-presence check.
-    Unverified = type(f"Unverified{cls.__name__}", (cls,), {
-        "train_list": [[f, None] for f, _ in cls.train_list],
-        "test_list": [[f, None] for f, _ in cls.test_list],
-        "meta": {**cls.meta, "md5": None}})
-    return Unverified
+    return getattr(tvd, spec.tv_class)
 
 
-def _missing_message(spec: DatasetSpec, root: Path, verify: bool) -> str:
-    where = root / spec.folder
-    present = where.is_dir() and any(where.iterdir())
-    if present and verify and spec.family == "cifar":
-        return (f"{spec.name}: files in {where} fail torchvision's md5 check; re-download with --download, "
-                f"or pass --no-verify (ZOO_VERIFY=0) if they are a known-good re-encoding")
-    return (f"{spec.name} not found in {where}; get it with --download (needs internet), "
+def _missing_message(spec: DatasetSpec, root: Path) -> str:
+    return (f"{spec.name} not found in {root / spec.folder}; get it with --download (needs internet), "
             f"or point --data-dir / ZOO_DATA at a folder that holds {spec.folder}/")
+
+
+def _damaged(path: Path, why: str) -> ZooError:
+    return ZooError(f"{path} is damaged ({why}); re-copy it, or delete it and fetch it again with --download")
+
+
+def read_idx(path: Path, ndim: int) -> np.ndarray:
+    """An IDX file (MNIST's format) as uint8, after checking its magic, its dimensions and its length."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ZooError(f"{path} not found") from None
+    head = 4 + 4 * ndim
+    if len(raw) < head or raw[:4] != bytes([0, 0, 0x08, ndim]):
+        raise _damaged(path, f"not an IDX file of {ndim}-d unsigned bytes: wrong magic {raw[:4].hex() or 'none'}")
+    dims = struct.unpack(f">{ndim}I", raw[4:head])
+    if len(raw) != head + int(np.prod(dims)):
+        raise _damaged(path, f"{len(raw)} bytes where its header {dims} says {head + int(np.prod(dims))}")
+    return np.frombuffer(raw, np.uint8, offset=head).reshape(dims)
+
+
+def read_mnist_split(spec: DatasetSpec, root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    raw = root / spec.folder / "raw"
+    prefix = "train" if split == "train" else "t10k"
+    images_path, labels_path = raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"
+    if not (images_path.is_file() and labels_path.is_file()):
+        raise ZooError(_missing_message(spec, root))
+    images, labels = read_idx(images_path, 3), read_idx(labels_path, 1)
+    if len(images) != len(labels):
+        raise _damaged(labels_path, f"{len(labels)} labels for {len(images)} images in {images_path.name}")
+    return images[:, None], labels
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Admits only what CIFAR's python batches hold (dicts, lists, str/bytes, ints, numpy uint8 arrays):
+    any other global is refused, so a crafted file cannot run code."""
+
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it holds a {module}.{name}, which a CIFAR batch never holds")
+        return super().find_class(module, name)
+
+
+def _read_cifar_batch(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            batch = _CifarUnpickler(f, encoding="latin1").load()
+    except FileNotFoundError:
+        raise ZooError(f"{path} not found") from None
+    except pickle.UnpicklingError as e:
+        raise _damaged(path, f"refused to unpickle: {e}") from None
+    except Exception as e:  # truncated or random bytes: pickle raises EOFError, ValueError, KeyError, ...
+        raise _damaged(path, f"not a CIFAR batch: {type(e).__name__}") from None
+    if not isinstance(batch, dict):
+        raise _damaged(path, "not a CIFAR batch: no dict at the top")
+    return batch
+
+
+def read_cifar_split(spec: DatasetSpec, root: Path, split: str, verify: bool) -> tuple[np.ndarray, np.ndarray]:
+    from torchvision.datasets.utils import check_integrity
+
+    cls = tv_dataset_class(spec)
+    folder = root / spec.folder
+    files = cls.train_list if split == "train" else cls.test_list
+    if not all((folder / f).is_file() for f, _ in files):
+        raise ZooError(_missing_message(spec, root))
+    if verify and not all(check_integrity(str(folder / f), md5) for f, md5 in files):
+        raise ZooError(f"{spec.name}: files in {folder} fail torchvision's md5 check; re-download with --download, "
+                       f"or pass --no-verify (ZOO_VERIFY=0) if they are a known-good re-encoding")
+    images, labels = [], []
+    for f, _ in files:
+        batch = _read_cifar_batch(folder / f)
+        data, y = batch.get("data"), batch.get("labels", batch.get("fine_labels"))
+        if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 \
+                or y is None or len(y) != len(data):
+            raise _damaged(folder / f, "its data is not N x 3072 uint8 pixels with N labels")
+        images.append(data.reshape(-1, 3, 32, 32))
+        labels.append(np.asarray(y, dtype=np.int64))
+    return np.concatenate(images), np.concatenate(labels)
 
 
 def load_split(name: str, split: str = "train", data: DataOptions | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,26 +149,30 @@ def load_split(name: str, split: str = "train", data: DataOptions | None = None)
     return _load_cached(spec.name, split, str(resolve_root(data.root)), data.download, verify)
 
 
+def _download(spec: DatasetSpec, root: Path, split: str) -> None:
+    """torchvision's own download (official files, md5-checked by torchvision before it reads them)."""
+    try:
+        tv_dataset_class(spec)(str(root), train=(split == "train"), download=True)
+    except (OSError, RuntimeError) as e:  # no network, or a failed check after download
+        raise ZooError(f"{spec.name}: download failed ({e.__class__.__name__}: {e}); "
+                       f"copy the files into {root / spec.folder} or set ZOO_DATA") from None
+
+
 @functools.lru_cache(maxsize=4)
 def _load_cached(name: str, split: str, root: str, download: bool, verify: bool):
-    spec = get_dataset_spec(name)
-    cls = tv_dataset_class(spec, verify)
-    try:
-        ds = cls(root, train=(split == "train"), download=download)
-    except RuntimeError as e:
-        if "not found" in str(e).lower() or "corrupted" in str(e).lower():
-            raise ZooError(_missing_message(spec, Path(root), verify)) from None
-        raise
-    except OSError as e:  # no network while --download
-        raise ZooError(f"{spec.name}: download failed ({e.__class__.__name__}: {e}); "
-                       f"copy the files into {Path(root) / spec.folder} or set ZOO_DATA") from None
-    data = torch.as_tensor(ds.data)
-    images = data.unsqueeze(1) if data.ndim == 3 else data.permute(0, 3, 1, 2)  # -> N, C, H, W
-    labels = torch.as_tensor(ds.targets, dtype=torch.int64)
+    spec, root = get_dataset_spec(name), Path(root)
+    if download:
+        _download(spec, root, split)
+    if spec.family == "mnist":
+        images, labels = read_mnist_split(spec, root, split)
+    else:
+        images, labels = read_cifar_split(spec, root, split, verify)
     if tuple(images.shape[1:]) != spec.input_shape:
-        raise ZooError(f"{spec.name}: images in {root} are {tuple(images.shape[1:])}, "
-                       f"expected {spec.input_shape}")
-    return images.contiguous(), labels
+        raise ZooError(f"{spec.name}: images in {root} are {tuple(images.shape[1:])}, expected {spec.input_shape}")
+    if len(labels) and not 0 <= labels.min() <= labels.max() < spec.num_classes:
+        raise ZooError(f"{spec.name}: labels in {root / spec.folder} fall outside 0..{spec.num_classes - 1}; "
+                       f"the files are damaged")
+    return torch.from_numpy(np.array(images)), torch.from_numpy(labels.astype(np.int64))  # np.array: a writable copy
 
 
 def dataset_available(name: str, data: DataOptions | None = None) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,10 @@ def onnx_name(arch: str, dataset: str, precision: str) -> str:
 def torch_to_onnx(model: torch.nn.Module, input_shape, path: Path, opset: int, exporter: str) -> None:
     """Export with a dynamic batch axis (traced at batch 2), tensors named input / logits, weights embedded."""
     x = torch.randn(2, *input_shape)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the exporters narrate their steps on stdout
+    try:  # the exporters narrate their steps (stdout), warn and log tracebacks (stderr): zoo says what matters
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             _export(model, x, path, opset, exporter)
     except ZooError:
         raise
@@ -37,6 +40,11 @@ def torch_to_onnx(model: torch.nn.Module, input_shape, path: Path, opset: int, e
                        f"{_why(e)}; try --exporter {other} or another --opset") from None
     if Path(str(path) + ".data").exists():
         raise ZooError(f"the exporter wrote external weights beside {path.name}; models over 2 GB are not supported")
+    written = next((o.version for o in onnx.load(str(path), load_external_data=False).opset_import
+                    if o.domain in ("", "ai.onnx")), None)
+    if written != opset:  # the dynamo exporter falls back to its own opset when the conversion fails
+        raise ZooError(f"the {exporter} exporter wrote opset {written}, not the requested {opset}; "
+                       f"export with --opset {written}")
 
 
 def _why(e: BaseException) -> str:

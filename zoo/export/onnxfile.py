@@ -22,7 +22,10 @@ def ort_session(path: str | Path, provider: str = "CPUExecutionProvider", thread
     providers: list = [provider]
     if provider == "CUDAExecutionProvider":
         providers = [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})]
-    sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    try:
+        sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as e:  # onnxruntime's own exception types (InvalidGraph, Fail, NoSuchFile, ...)
+        raise ZooError(f"onnxruntime {ort.__version__} cannot load {path}: {str(e).splitlines()[0][:160]}") from None
     if sess.get_providers()[0] != provider:
         raise ZooError(f"{provider} is listed by onnxruntime but could not start (no usable GPU/CUDA); "
                        f"the session would run on {sess.get_providers()[0]}")
@@ -52,14 +55,19 @@ def read_metadata(path: str | Path) -> dict:
 
 def check_onnx(path: str | Path) -> dict:
     """Metadata of a zoo-exported ONNX file; a corrupt or foreign file is a one-line error."""
+    if not Path(path).is_file():
+        raise ZooError(f"ONNX file {path} not found")
     try:
         onnx.checker.check_model(str(path), full_check=True)
         meta = read_metadata(path)
-    except FileNotFoundError:
-        raise ZooError(f"ONNX file {path} not found") from None
     except Exception as e:
         raise ZooError(f"{path} is not a valid ONNX model ({str(e).splitlines()[0][:100]}); "
                        f"re-export it with zoo export") from None
     if not {"model", "dataset"} <= set(meta):
         raise ZooError(f"{path} has no zoo metadata (model, dataset); export it with zoo export")
+    graph_input = [d.dim_value or d.dim_param for d in
+                   onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim]
+    if graph_input[1:] != list(meta.get("input_shape", [])[1:]):
+        raise ZooError(f"{path}: its metadata says input {meta.get('input_shape')} ({meta['dataset']}) but the graph "
+                       f"takes {graph_input}; the metadata was edited: re-export it with zoo export")
     return meta

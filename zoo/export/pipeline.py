@@ -57,6 +57,9 @@ def _check_options(precision: str, exporter: str, opset: int, eval_images: int, 
         raise ZooError(f"unknown exporter {exporter!r}; choose from {', '.join(EXPORTERS)}")
     if opset < 18 and exporter == "dynamo":
         raise ZooError(f"the dynamo exporter needs opset >= 18, got {opset}")
+    if opset > onnx.defs.onnx_opset_version():
+        raise ZooError(f"onnx {onnx.__version__} knows opsets up to {onnx.defs.onnx_opset_version()}, "
+                       f"got --opset {opset}")
     if eval_images < MIN_GATE_IMAGES:
         raise ZooError(f"the parity gate needs at least {MIN_GATE_IMAGES} images, got --eval-images {eval_images}")
     if precision == "int8" and calib_size < 1:
