@@ -6,6 +6,7 @@ A report is {"environment": dict, "rows": [BenchRow], "notes": [str]}; report.js
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -75,8 +76,13 @@ def to_csv(report: dict) -> str:
     return buf.getvalue()
 
 
+def _rows_sha256(rows: list[dict]) -> str:
+    return hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def to_json(report: dict) -> str:
-    return json.dumps({**report, "rows": [r.to_json() for r in report["rows"]]}, indent=1, default=str) + "\n"
+    rows = [r.to_json() for r in report["rows"]]
+    return json.dumps({**report, "rows": rows, "rows_sha256": _rows_sha256(rows)}, indent=1, default=str) + "\n"
 
 
 def print_table(report: dict) -> None:
@@ -96,8 +102,11 @@ def print_table(report: dict) -> None:
 
 def from_json(data) -> dict:
     """A report.json's content as a report; a foreign file fails clearly."""
-    if not isinstance(data, dict) or not {"environment", "rows"} <= set(data):
+    if not isinstance(data, dict) or not {"environment", "rows"} <= set(data) or not isinstance(data["rows"], list):
         raise ZooError("not a zoo report: expected keys 'environment' and 'rows'")
+    if data.get("rows_sha256") not in (None, _rows_sha256(data["rows"])):
+        raise ZooError("the report's rows do not match their sha256 (the file is damaged or was edited); "
+                       "run zoo bench again")
     rows = [BenchRow.from_json(r, f"report row {i}") for i, r in enumerate(data["rows"])]
     return {**data, "rows": rows}
 
@@ -115,4 +124,7 @@ def load_report(path: Path) -> dict:
         p = p / "report.json"
     if not p.is_file():
         raise ZooError(f"no report at {p}; run zoo bench first")
-    return from_json(read_json(p, "report"))
+    try:
+        return from_json(read_json(p, "report"))
+    except ZooError as e:
+        raise ZooError(f"{p}: {e}") if str(p) not in str(e) else e from None

@@ -45,17 +45,19 @@ def read_json(path: str | os.PathLike, what: str = "file"):
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """The JSON lines of `path` ([] when it does not exist). A partial last line (a kill mid-write) is dropped."""
+    """The JSON objects of `path`, one per line ([] when it does not exist); damaged lines (a partial last line
+    after a kill, a flipped byte) are skipped."""
     p = Path(path)
     if not p.is_file():
         return []
     rows = []
-    for line in p.read_text().splitlines():
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
+    for line in p.read_bytes().decode("utf-8", "replace").splitlines():
+        try:
+            row = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
     return rows
 
 
@@ -75,3 +77,18 @@ def writable_dir(out: str | os.PathLike) -> Path:
     except OSError as e:
         raise ZooError(f"cannot write to output folder {out} ({e.strerror}); choose another --out") from None
     return out
+
+
+def check_can_create(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Fail early (before any expensive step) when `path` could not be created or written, creating nothing."""
+    path = Path(path)
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise ZooError(f"cannot write {what} {path}: {probe} is a file, not a folder; choose another {what}")
+    if probe.exists() and not os.access(probe, os.W_OK):
+        raise ZooError(f"cannot write {what} {path}: {probe} is read-only; choose another {what}")
+    return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -32,10 +33,15 @@ def ort_session(path: str | Path, provider: str = "CPUExecutionProvider", thread
     return sess
 
 
+def graph_sha256(proto) -> str:
+    """sha256 of the graph (nodes and weights, not the metadata): a damaged or edited file fails it."""
+    return hashlib.sha256(proto.graph.SerializeToString(deterministic=True)).hexdigest()
+
+
 def add_metadata(path: Path, meta: dict) -> None:
     proto = onnx.load(str(path))
     del proto.metadata_props[:]
-    for k, v in meta.items():
+    for k, v in {**meta, "graph_sha256": graph_sha256(proto)}.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)
     onnx.save(proto, str(path))
@@ -65,8 +71,11 @@ def check_onnx(path: str | Path) -> dict:
                        f"re-export it with zoo export") from None
     if not {"model", "dataset"} <= set(meta):
         raise ZooError(f"{path} has no zoo metadata (model, dataset); export it with zoo export")
-    graph_input = [d.dim_value or d.dim_param for d in
-                   onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim]
+    proto = onnx.load(str(path), load_external_data=False)
+    if meta.get("graph_sha256") not in (None, graph_sha256(proto)):
+        raise ZooError(f"{path}: its graph does not match the sha256 in its metadata (the file is damaged or was "
+                       f"edited); export it again with zoo export")
+    graph_input = [d.dim_value or d.dim_param for d in proto.graph.input[0].type.tensor_type.shape.dim]
     if graph_input[1:] != list(meta.get("input_shape", [])[1:]):
         raise ZooError(f"{path}: its metadata says input {meta.get('input_shape')} ({meta['dataset']}) but the graph "
                        f"takes {graph_input}; the metadata was edited: re-export it with zoo export")

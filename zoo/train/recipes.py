@@ -8,7 +8,6 @@ training progress (lr_at), so resuming needs no scheduler state.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 from zoo.core.errors import ZooError, close_matches
@@ -37,8 +36,8 @@ class TrainConfig:
             raise ZooError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
             raise ZooError(f"batch size must be >= 1, got {self.batch_size}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ZooError(f"learning rate must be a positive number, got {self.lr}")
+        if not 0 < self.lr <= MAX_LR:  # also NaN; beyond MAX_LR an SGD step overflows float32 or diverges at once
+            raise ZooError(f"learning rate must be a positive number up to {MAX_LR:g}, got {self.lr}")
         if self.schedule not in SCHEDULES:
             raise ZooError(f"unknown schedule {self.schedule!r}{close_matches(self.schedule, SCHEDULES)}")
         if self.nesterov and self.momentum <= 0:
@@ -51,6 +50,7 @@ class TrainConfig:
 
 
 SCHEDULES = ("constant", "step", "onecycle")
+MAX_LR = 100.0
 
 
 def lr_at(cfg: TrainConfig, progress: float) -> float:

@@ -25,7 +25,7 @@ from safetensors.torch import save
 from zoo.core.cards import RunCard
 from zoo.core.env import machine, now
 from zoo.core.errors import ZooError
-from zoo.core.io import atomic_write_json, read_json
+from zoo.core.io import atomic_write_json, check_can_create, read_json
 from zoo.core.shipped import sha256_bytes
 from zoo.core.sources import init_source
 from zoo.core.version import __version__
@@ -266,7 +266,7 @@ def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: R
     dist = init_dist(req.device)
     if cfg.batch_size % dist.world_size:
         raise ZooError(f"batch size {cfg.batch_size} does not split over {dist.world_size} processes")
-    out = Path(out) if out else rundir.default_out(arch, dataset, cfg.recipe)
+    out = check_can_create(out or rundir.default_out(arch, dataset, cfg.recipe))
     last = _last_commit(out, resume)
     if not resume and last is not None:
         raise ZooError(f"{out} already holds a run; pass --resume to continue it or choose another --out")

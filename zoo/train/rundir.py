@@ -32,7 +32,7 @@ from safetensors.torch import load, save
 
 from zoo.core.cards import RunCard
 from zoo.core.errors import ZooError
-from zoo.core.io import atomic_write_bytes, atomic_write_json, read_json, read_jsonl
+from zoo.core.io import atomic_write_bytes, atomic_write_json, read_json
 from zoo.core.shipped import sha256_bytes
 
 KEEP = 2  # newest checkpoints kept (besides the best one)
@@ -229,13 +229,27 @@ def append_metrics(out: Path, metrics: dict) -> None:
         os.fsync(f.fileno())
 
 
-def truncate_metrics(out: Path, epochs_done: int) -> None:
+def truncate_metrics(out: Path, epochs_done: int, log=print) -> None:
     """Keep the lines of the epochs the newest checkpoint closes: a kill between the metrics line and the
-    checkpoint leaves a line for an epoch that will run again."""
+    checkpoint leaves a line for an epoch that will run again. Damaged lines are dropped, and said."""
     path = Path(out) / "metrics.jsonl"
-    if path.is_file():
-        keep = [m for m in read_jsonl(path) if m.get("epoch", 0) <= epochs_done]
-        atomic_write_bytes(path, "".join(json.dumps(m) + "\n" for m in keep).encode())
+    if not path.is_file():
+        return
+    keep, damaged = [], 0
+    for line in path.read_bytes().decode("utf-8", "replace").splitlines():
+        try:
+            m = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            m = None
+        if isinstance(m, dict) and isinstance(m.get("epoch"), int):
+            if m["epoch"] <= epochs_done:
+                keep.append(m)
+        elif line.strip():
+            damaged += 1
+    if damaged:
+        log(f"zoo: note: {path}: {damaged} damaged line(s) dropped; the checkpoints are intact, so training "
+            f"resumes as before, but those epochs' figures are gone from the log")
+    atomic_write_bytes(path, "".join(json.dumps(m) + "\n" for m in keep).encode())
 
 
 def remove_stale_temps(out: Path) -> None:
