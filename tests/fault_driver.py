@@ -22,7 +22,6 @@ from pathlib import Path
 
 import torch
 
-import zoo.core.io
 import zoo.train.rundir as rundir
 from zoo.cli import main
 

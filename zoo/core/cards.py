@@ -9,12 +9,33 @@ older zoo versions wrote (a run card's `model` and top-level `torch`/`zoo`/`mach
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 from zoo.core.errors import ZooError
 
 RUN_CARD_SCHEMA = 2  # 1: dict cards with `model` and the environment at the top level
 BENCH_ROW_SCHEMA = 1
+
+
+SEAL = "card_sha256"  # a card's own checksum: the card is what names the other files' hashes
+
+
+def _digest(data: dict) -> str:
+    body = {k: v for k, v in data.items() if k != SEAL}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def sealed(data: dict) -> dict:
+    """`data` with its checksum, for writing."""
+    return {**data, SEAL: _digest(data)}
+
+
+def check_seal(data, source: str) -> None:
+    """A card that carries a checksum must match it (a flipped byte can leave valid JSON with other values)."""
+    if isinstance(data, dict) and SEAL in data and data[SEAL] != _digest(data):
+        raise ZooError(f"{source} is damaged (its content does not match its checksum)")
 
 
 def _fields(cls) -> set[str]:
@@ -24,6 +45,7 @@ def _fields(cls) -> set[str]:
 def _build(cls, data: dict, source: str):
     if not isinstance(data, dict):
         raise ZooError(f"{source} is not a zoo card (expected a JSON object)")
+    check_seal(data, source)
     if "arch" not in data and "model" in data:  # the older vocabulary
         data = {**data, "arch": data["model"]}
     missing = {f.name for f in dataclasses.fields(cls)
@@ -67,6 +89,7 @@ class RunCard(_Card):
     runtime: dict = field(default_factory=dict)  # device, precision, compile, channels_last, world_size
     init: dict | None = None  # fine-tuning source: arg, source, dataset, sha256, reinitialized
     env: dict = field(default_factory=dict)  # torch, zoo, machine, date
+    state_sha256: str = ""  # of the checkpoint's state.pt (optimizer, RNG, running sums)
     schema: int = RUN_CARD_SCHEMA
 
     @property

@@ -51,9 +51,13 @@ def tv_dataset_class(spec: DatasetSpec, verify: bool = True):
     return getattr(tvd, spec.tv_class)
 
 
-def _missing_message(spec: DatasetSpec, root: Path) -> str:
-    return (f"{spec.name} not found in {root / spec.folder}; get it with --download (needs internet), "
-            f"or point --data-dir / ZOO_DATA at a folder that holds {spec.folder}/")
+class DatasetMissing(ZooError):
+    """The dataset's files are not there (as opposed to there and damaged, which is never papered over)."""
+
+
+def _missing(spec: DatasetSpec, root: Path) -> DatasetMissing:
+    return DatasetMissing(f"{spec.name} not found in {root / spec.folder}; get it with --download (needs internet), "
+                          f"or point --data-dir / ZOO_DATA at a folder that holds {spec.folder}/")
 
 
 def _damaged(path: Path, why: str) -> ZooError:
@@ -80,7 +84,7 @@ def read_mnist_split(spec: DatasetSpec, root: Path, split: str) -> tuple[np.ndar
     prefix = "train" if split == "train" else "t10k"
     images_path, labels_path = raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"
     if not (images_path.is_file() and labels_path.is_file()):
-        raise ZooError(_missing_message(spec, root))
+        raise _missing(spec, root)
     images, labels = read_idx(images_path, 3), read_idx(labels_path, 1)
     if len(images) != len(labels):
         raise _damaged(labels_path, f"{len(labels)} labels for {len(images)} images in {images_path.name}")
@@ -123,7 +127,7 @@ def read_cifar_split(spec: DatasetSpec, root: Path, split: str, verify: bool) ->
     folder = root / spec.folder
     files = cls.train_list if split == "train" else cls.test_list
     if not all((folder / f).is_file() for f, _ in files):
-        raise ZooError(_missing_message(spec, root))
+        raise _missing(spec, root)
     if verify and not all(check_integrity(str(folder / f), md5) for f, md5 in files):
         raise ZooError(f"{spec.name}: files in {folder} fail torchvision's md5 check; re-download with --download, "
                        f"or pass --no-verify (ZOO_VERIFY=0) if they are a known-good re-encoding")

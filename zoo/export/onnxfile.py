@@ -10,6 +10,7 @@ import onnx
 import onnxruntime as ort
 
 from zoo.core.errors import ZooError
+from zoo.data.specs import get_dataset_spec
 
 
 def ort_session(path: str | Path, provider: str = "CPUExecutionProvider", threads: int | None = None):
@@ -76,7 +77,8 @@ def check_onnx(path: str | Path) -> dict:
         raise ZooError(f"{path}: its graph does not match the sha256 in its metadata (the file is damaged or was "
                        f"edited); export it again with zoo export")
     graph_input = [d.dim_value or d.dim_param for d in proto.graph.input[0].type.tensor_type.shape.dim]
-    if graph_input[1:] != list(meta.get("input_shape", [])[1:]):
-        raise ZooError(f"{path}: its metadata says input {meta.get('input_shape')} ({meta['dataset']}) but the graph "
-                       f"takes {graph_input}; the metadata was edited: re-export it with zoo export")
+    spec = get_dataset_spec(str(meta["dataset"]))
+    if graph_input[1:] != list(spec.input_shape):
+        raise ZooError(f"{path}: its metadata names {spec.name} ({'x'.join(map(str, spec.input_shape))} images) but "
+                       f"the graph takes {graph_input[1:]}; the metadata was edited: re-export it with zoo export")
     return meta

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save
 
-from zoo.core.cards import RunCard
+from zoo.core.cards import RunCard, check_seal, sealed
 from zoo.core.env import machine, now
 from zoo.core.errors import ZooError
 from zoo.core.io import atomic_write_json, check_can_create, read_json
@@ -93,9 +93,9 @@ class Run:
         """Record the run's config and wrap the model for execution; after restore(), before training."""
         if self.dist.main:
             rundir.reconcile(self.out, self.epoch)
-            atomic_write_json(self.out / "config.json", {
+            atomic_write_json(self.out / "config.json", sealed({
                 "arch": self.arch, "dataset": self.spec.name, "recipe": self.cfg.to_dict(),
-                "runtime": self.rt.to_dict(), **({"init": self.init} if self.init else {})})
+                "runtime": self.rt.to_dict(), **({"init": self.init} if self.init else {})}))
         if self.dist.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
             dev = torch.device(self.rt.device)
@@ -229,6 +229,7 @@ def read_config(path: str | os.PathLike) -> tuple[str, str, dict, dict | None]:
             raise ZooError(f"cannot read run config {p} ({e})") from None
     else:
         cfg = read_json(p, "run config")
+        check_seal(cfg, str(p))
     arch = cfg.get("arch") or cfg.get("model") if isinstance(cfg, dict) else None
     if not arch or not cfg.get("dataset") or not isinstance(cfg.get("recipe", {}), dict):
         raise ZooError(f"{p} is not a zoo run config (needs arch, dataset and a recipe table)")

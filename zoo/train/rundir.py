@@ -20,6 +20,7 @@ containers (loaded with weights_only=True).
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
 import shutil
@@ -30,7 +31,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load, save
 
-from zoo.core.cards import RunCard
+from zoo.core.cards import RunCard, check_seal, sealed
 from zoo.core.errors import ZooError
 from zoo.core.io import atomic_write_bytes, atomic_write_json, read_json
 from zoo.core.shipped import sha256_bytes
@@ -64,17 +65,14 @@ def find_runs(runs_dir: Path) -> list[RunInfo]:
     return runs
 
 
-def _write_checkpoint(folder: Path, blob: bytes, card: RunCard, state: dict) -> None:
+def _write_checkpoint(folder: Path, blob: bytes, card: RunCard, state: bytes) -> None:
     tmp = folder.parent / f".{folder.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         atomic_write_bytes(tmp / "model.safetensors", blob)
+        atomic_write_bytes(tmp / "state.pt", state)
         atomic_write_bytes(tmp / "card.json", _card_bytes(card))
-        try:
-            torch.save(state, tmp / "state.pt")
-        except RuntimeError as e:  # torch reports a full disk as an inline_container error
-            raise OSError(f"cannot write {tmp / 'state.pt'}: {str(e).splitlines()[0][:100]}") from None
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)
     except BaseException:
@@ -83,7 +81,7 @@ def _write_checkpoint(folder: Path, blob: bytes, card: RunCard, state: dict) -> 
 
 
 def _card_bytes(card: RunCard) -> bytes:
-    return (json.dumps(card.to_json(), indent=1) + "\n").encode()
+    return (json.dumps(sealed(card.to_json()), indent=1) + "\n").encode()
 
 
 def save_checkpoint(out: Path, tag: str, weights: dict[str, torch.Tensor], card: RunCard, state: dict,
@@ -92,15 +90,17 @@ def save_checkpoint(out: Path, tag: str, weights: dict[str, torch.Tensor], card:
     out = Path(out)
     folder = out / "checkpoints" / tag
     blob = save(weights)
-    card = replace(card, sha256=sha256_bytes(blob))
-    _write_checkpoint(folder, blob, card, state)
+    buf = io.BytesIO()
+    torch.save(state, buf)  # in memory: a full disk then fails in atomic_write_bytes, which cleans up
+    card = replace(card, sha256=sha256_bytes(blob), state_sha256=sha256_bytes(buf.getvalue()))
+    _write_checkpoint(folder, blob, card, buf.getvalue())
     previous = _read_last_quietly(out)
     best_tag = tag if best else (previous or {}).get("best")
     if best:
         atomic_write_bytes(out / "best.safetensors", blob)
         atomic_write_bytes(out / "best.json", _card_bytes(card))
-    atomic_write_json(out / "last.json", {"tag": tag, "epoch": card.epoch, "step": card.step, "best": best_tag,
-                                          "path": f"checkpoints/{tag}", "metrics": card.metrics})
+    atomic_write_json(out / "last.json", sealed({"tag": tag, "epoch": card.epoch, "step": card.step, "best": best_tag,
+                                                 "path": f"checkpoints/{tag}", "metrics": card.metrics}))
     for p in checkpoint_dirs(out)[KEEP:]:
         if p.name != best_tag:
             shutil.rmtree(p, ignore_errors=True)
@@ -120,6 +120,7 @@ def read_last(out: Path) -> dict | None:
     if not p.is_file():
         return None
     last = read_json(p, "checkpoint pointer")
+    check_seal(last, str(p))
     if not isinstance(last, dict) or not {"epoch", "step", "path"} <= set(last):
         raise ZooError(f"{p} is damaged (no epoch/step/path); resume with --resume to rebuild it from the newest "
                        f"good checkpoint, or start another --out")
@@ -144,7 +145,10 @@ def _load_dir(d: Path) -> tuple[dict[str, torch.Tensor], RunCard, dict]:
         blob = (d / "model.safetensors").read_bytes()
         if sha256_bytes(blob) != card.sha256:
             raise ZooError(f"checkpoint {d} is corrupt (sha256 mismatch)")
-        state = torch.load(d / "state.pt", map_location="cpu", weights_only=True)
+        state_bytes = (d / "state.pt").read_bytes()
+        if card.state_sha256 and sha256_bytes(state_bytes) != card.state_sha256:
+            raise ZooError(f"checkpoint {d} is corrupt (state.pt sha256 mismatch)")
+        state = torch.load(io.BytesIO(state_bytes), map_location="cpu", weights_only=True)
         return load(blob), card, state
     except ZooError:
         raise
@@ -169,9 +173,9 @@ def load_checkpoint(out: Path, log=print) -> tuple[dict[str, torch.Tensor], RunC
         if problems or d != named:
             why = problems[0] if problems else f"{out / 'last.json'} is damaged"
             log(f"zoo: note: {why}; resuming from the newest good checkpoint {d.name}")
-            atomic_write_json(out / "last.json", {"tag": d.name, "epoch": card.epoch, "step": card.step,
-                                                  "best": (last or {}).get("best"), "path": f"checkpoints/{d.name}",
-                                                  "metrics": card.metrics})
+            atomic_write_json(out / "last.json", sealed({
+                "tag": d.name, "epoch": card.epoch, "step": card.step, "best": (last or {}).get("best"),
+                "path": f"checkpoints/{d.name}", "metrics": card.metrics}))
         return weights, card, state
     if not order:
         raise ZooError(f"nothing to resume in {out}: no checkpoint; start without --resume")
@@ -246,9 +250,11 @@ def truncate_metrics(out: Path, epochs_done: int, log=print) -> None:
                 keep.append(m)
         elif line.strip():
             damaged += 1
-    if damaged:
-        log(f"zoo: note: {path}: {damaged} damaged line(s) dropped; the checkpoints are intact, so training "
-            f"resumes as before, but those epochs' figures are gone from the log")
+    missing = sorted(set(range(1, epochs_done + 1)) - {m["epoch"] for m in keep})
+    if damaged or missing:
+        lost = f"{damaged} damaged line(s) dropped" if damaged else "lines lost"
+        log(f"zoo: note: {path}: {lost}, no figures for epoch(s) {', '.join(map(str, missing)) or '-'}; the "
+            f"checkpoints are intact, so training resumes as before")
     atomic_write_bytes(path, "".join(json.dumps(m) + "\n" for m in keep).encode())
 
 
