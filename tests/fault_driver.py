@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+import zoo.core.env
 import zoo.train.rundir as rundir
 from zoo.cli import main
 
@@ -108,5 +109,6 @@ def run(mode: str, data: str, work: Path, ks: list[int]) -> dict:
 
 if __name__ == "__main__":
     torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)  # the optimizer's 1.5 s of lazy imports, once
+    zoo.core.env.cpu_info()  # py-cpuinfo runs CPUID in a subprocess: once, not in every child
     mode, data, work, *ks = sys.argv[1:]
     print(json.dumps(run(mode, data, Path(work), [int(k) for k in ks])))

@@ -163,3 +163,50 @@ def test_failed_gate_is_a_note_not_a_crash(tmp_path, fake_root, monkeypatch):
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert [r["precision"] for r in report["rows"]] == ["fp32"]
     assert any("mlp.mnist int8: not measured: parity gate failed" in n for n in report["notes"])
+
+
+def test_cache_is_keyed_on_the_weights_bytes(tmp_path, fake_root):
+    """Random weights first, then trained cardless weights for the same pair: each is exported and measured
+    from its own bytes (the cache once keyed both on the pair alone and reported one as the other)."""
+    from helpers import train_fast
+
+    train_fast("cnn", "mnist", tmp_path / "run", fake_root, epochs=2, batch_size=50)
+    bare = tmp_path / "w.safetensors"
+    bare.write_bytes((tmp_path / "run" / "best.safetensors").read_bytes())  # no card beside it
+    args = ["bench", "cnn", "mnist", "--no-eager", "--data-dir", str(fake_root), *QUICK]
+    assert main([*args, "--random", "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--weights", str(bare), "--out", str(tmp_path / "b")]) == 0
+    a, b = (json.loads((tmp_path / x / "report.json").read_text())["rows"][0]["top1"] for x in "ab")
+    assert b > 50 > a  # trained vs random (10 classes)
+    assert len(list((tmp_path / "cache" / "zoo" / "exports").iterdir())) == 2
+
+
+def test_one_bad_shipped_weight_does_not_sink_the_report(tmp_path, fake_root, monkeypatch, capsys):
+    import shutil
+
+    import zoo.core.shipped as shipped
+
+    folder = tmp_path / "w"
+    shutil.copytree(shipped.weights_dir(), folder, ignore=shutil.ignore_patterns("*.npz"))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["weights"] = [c for c in manifest["weights"] if c["dataset"] == "mnist" and c["arch"] in ("mlp", "cnn")]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    bad = next(c for c in manifest["weights"] if c["arch"] == "cnn")
+    (folder / bad["file"]).write_bytes(b"\0" * 100)
+    monkeypatch.setattr(shipped, "weights_dir", lambda: folder)
+    shipped.manifest.cache_clear()
+    try:
+        code = main(["bench", "--no-eager", "--data-dir", str(fake_root), "--out", str(tmp_path / "r"), *QUICK])
+    finally:
+        shipped.manifest.cache_clear()
+    assert code == 1
+    rows = json.loads((tmp_path / "r" / "report.json").read_text())["rows"]
+    assert [(r["arch"], r["error"] is None) for r in rows] == [("mlp", True), ("cnn", False)]
+    assert "the file is corrupt: reinstall zoo" in rows[1]["error"]
+    err = capsys.readouterr().err
+    assert err.startswith("zoo: error: cnn.mnist: weights file") and err.count("\n") == 1
+
+
+def test_missing_onnx_file_is_not_called_invalid(tmp_path, capsys):
+    assert main(["bench", "--onnx", str(tmp_path / "nope.onnx"), "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err == f"zoo: error: ONNX file {tmp_path / 'nope.onnx'} not found\n"

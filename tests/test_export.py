@@ -195,3 +195,20 @@ def test_non_finite_weights_fail_the_gate(tmp_path, fake_root):
     with pytest.raises(ZooError, match="parity gate failed for fp32: the logits hold NaN or infinity"):
         export("mlp", "mnist", weights=tmp_path / "w.safetensors", out=tmp_path / "o", data=data(fake_root))
     assert not list((tmp_path / "o").iterdir())
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--opset", "99"], "onnx 1.23.2 knows opsets up to"),
+    (["--opset", "17"], "the dynamo exporter needs opset >= 18, got 17"),
+    (["--calib-size", "0", "--precision", "int8"], "argument --calib-size: must be >= 1, got 0"),
+    (["--opset", "5", "--exporter", "torchscript"], "argument --opset: must be >= 7, got 5"),
+])
+def test_bad_export_options_are_one_line_and_write_nothing(args, msg, tmp_path, fake_root):
+    import onnx
+
+    msg = msg.replace("1.23.2", onnx.__version__)
+    r = subprocess.run([sys.executable, "-m", "zoo.cli", "export", "mlp", "mnist", "--random", "--data-dir",
+                        str(fake_root), "--no-verify", "--out", str(tmp_path / "o"), *args],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and msg in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())

@@ -22,6 +22,7 @@ _LAZY = {
     "PAPER_MATRIX": "zoo.models", "create_model": "zoo.models", "list_models": "zoo.models",
     "list_pairs": "zoo.models", "register_model": "zoo.models",
     "TrainConfig": "zoo.train.recipes", "get_recipe": "zoo.train.recipes",
+    "transforms": "zoo.predict.preprocess", "Predictor": "zoo.predict.predictor",
 }
 # zoo.train and zoo.export are the stages' packages (their functions: zoo.train.train, zoo.export.export).
 

@@ -164,11 +164,13 @@ def cmd_export(args) -> int:
     for t in targets:
         r = export(t.arch, t.dataset, weights=t.weights, pretrained=t.pretrained, out=args.out, opset=args.opset,
                    precision=args.precision, calib_size=args.calib_size, exporter=args.exporter,
-                   eval_images=args.eval_images, int8_max_drop=args.int8_max_drop, data=_data(args))
+                   eval_images=args.eval_images, int8_max_drop=args.int8_max_drop, data=_data(args),
+                   image_input=args.image_input)
         p = r.parity
         extra = f", int8 accuracy change {p['acc_change']:+.2f} pt" if "acc_change" in p else ""
-        print(f"{r.path}  {r.size_bytes / 1e6:.3f} MB  {r.seconds:.1f} s  max|diff| {p['max_abs_diff']:.2e}  "
-              f"top-1 agreement {p['top1_agreement']:.2f}% on {p['eval_set']}{extra}")
+        diff = f"max|diff| {p['max_abs_diff_rel']:.2e} (relative)  " if "max_abs_diff_rel" in p else ""
+        print(f"{r.path}  {r.size_bytes / 1e6:.3f} MB  {r.seconds:.1f} s  {diff}top-1 agreement "
+              f"{p['top1_agreement']:.2f}% on {p['eval_set']}{extra}")
         for n in r.notes:
             print(f"  note: {n}")
     return 0
@@ -222,6 +224,82 @@ def cmd_report(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- predict
+def _predict_source(items: list[str]) -> tuple[str, str | None, list[str]]:
+    """SOURCE [DATASET] IMAGE...: an .onnx file or a run folder, else MODEL DATASET."""
+    from pathlib import Path
+
+    if not items:
+        raise ZooError("zoo predict needs a model and images (e.g. zoo predict resnet20 cifar10 photos/)")
+    first = Path(items[0])
+    if first.suffix == ".onnx" or first.is_dir():
+        return items[0], None, items[1:]
+    if len(items) < 2:
+        raise ZooError(f"{items[0]} is not an .onnx file or a run folder; for shipped weights give MODEL DATASET")
+    return items[0], items[1], items[2:]
+
+
+def cmd_predict(args) -> int:
+    from zoo.predict.images import find_images
+    from zoo.predict.predictor import Predictor
+
+    source, dataset, image_args = _predict_source(args.items)
+    if not image_args:
+        raise ZooError("no images given: name files, folders or globs after the model")
+    paths, problems = find_images(image_args)
+    predictor = Predictor(source, dataset, threads=args.threads, batch=args.batch,
+                          data=_data(args) if dataset or not source.endswith(".onnx") else None)
+    results = _run_with_progress(predictor, paths, args.top_k)
+    problems += [r for r in results if not hasattr(r, "top")]
+    found = [r for r in results if hasattr(r, "top")]
+    _print_predictions(found, args)
+    for p in problems:
+        print(f"zoo: error: {p.path}: {p.reason}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _run_with_progress(predictor, paths, top_k: int):
+    if len(paths) <= PROGRESS_FROM or not sys.stderr.isatty():
+        return predictor.predict(paths, top_k)
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("classifying", total=len(paths))
+        return predictor.predict(paths, top_k, on_batch=lambda n: bar.advance(task, n))
+
+
+PROGRESS_FROM = 200  # images: fewer finish before a bar would help
+
+
+def _print_predictions(found, args) -> None:
+    if args.json:
+        print(json.dumps([{"file": r.path, "top": [{"class": c, "probability": p} for c, p in r.top]}
+                          for r in found], indent=1))
+        return
+    if args.csv:
+        import csv
+
+        w = csv.writer(sys.stdout)
+        w.writerow(["file", *[f"{k}{i + 1}" for i in range(args.top_k) for k in ("class", "probability")]])
+        for r in found:
+            w.writerow([r.path, *[v for c, p in r.top for v in (c, f"{p:.6f}")]])
+        return
+    from rich.table import Table
+
+    from zoo.core.ui import console
+
+    t = Table(title=f"zoo predict — {len(found)} images")
+    t.add_column("file", overflow="fold")
+    t.add_column("class")
+    t.add_column("p", justify="right")
+    if args.top_k > 1:
+        t.add_column(f"next {args.top_k - 1}")
+    for r in found:
+        (c, p), rest = r.top[0], r.top[1:]
+        t.add_row(r.path, c, f"{p:.3f}", *([", ".join(f"{c2} {p2:.3f}" for c2, p2 in rest)] if args.top_k > 1 else []))
+    console()(t)
+
+
 # ---------------------------------------------------------------- publish
 def cmd_publish(args) -> int:
     from pathlib import Path
@@ -262,10 +340,12 @@ EXAMPLES = {
     "train": ["zoo train resnet20 cifar10 --recipe fast --set label_smoothing=0",
               "zoo train --resume --out runs/resnet20.cifar10.fast"],
     "export": ["zoo export resnet20 cifar10 --pretrained --precision int8",
-               "zoo export cnn mnist --weights runs/cnn.mnist.paper --out exports"],
+               "zoo export cnn mnist --pretrained --image-input --out exports"],
     "bench": ["zoo bench", "zoo bench resnet20 cifar10 --precision fp32,int8 --threads 2"],
     "publish": ["zoo publish runs/resnet20.cifar10.fast --storage fp16", "zoo publish --eval-samples"],
     "report": ["zoo report bench", "zoo report bench/report.json --out site/"],
+    "predict": ["zoo predict resnet20 cifar10 photos/ --top-k 3",
+                "zoo predict exports/cnn.mnist.onnx 'digits/*.png' --json"],
 }
 
 
@@ -347,6 +427,9 @@ def _add_export(sub) -> None:
     p.add_argument("--exporter", default="dynamo", help="dynamo or torchscript")
     p.add_argument("--eval-images", type=_at_least(1000), default=1000,
                    help="real images in the top-1 agreement check (>= 1000)")
+    p.add_argument("--image-input", action="store_true",
+                   help="a self-contained graph: uint8 images [N, H, W, C] in, logits and probabilities out "
+                        "(cast, scaling, normalization and layout inside; fp32)")
     p.add_argument("--int8-max-drop", type=float, default=1.0,
                    help="int8 gate: most top-1 points int8 may lose against fp32")
     _add_data_args(p, download=False)
@@ -391,12 +474,26 @@ def _add_publish_and_report(sub) -> None:
     p.set_defaults(func=cmd_report)
 
 
+def _add_predict(sub) -> None:
+    p = _command(sub, "predict", "classify your own images: top-k classes with their probabilities")
+    p.add_argument("items", nargs="+", metavar="SOURCE [DATASET] IMAGE",
+                   help="an .onnx file written by zoo export, a run folder, or MODEL DATASET (shipped weights); "
+                        "then image files, folders (searched recursively) or globs")
+    p.add_argument("--top-k", type=_at_least(1), default=5, help="classes shown per image (>= 1)")
+    p.add_argument("--json", action="store_true", help="JSON on stdout")
+    p.add_argument("--csv", action="store_true", help="CSV on stdout")
+    p.add_argument("--batch", type=_at_least(1), default=64, help="images per forward pass (>= 1)")
+    p.add_argument("--threads", type=_at_least(1), help="onnxruntime intra-op threads (>= 1; default: all cores)")
+    _add_data_args(p, download=False)
+    p.set_defaults(func=cmd_predict)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="zoo", description="Small image classifiers: train, export to ONNX, benchmark in "
                      "onnxruntime.", epilog="run `zoo COMMAND --help` for a command's options and examples")
     parser.add_argument("--version", action="version", version=f"zoo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for add in (_add_list, _add_train, _add_export, _add_bench, _add_publish_and_report):
+    for add in (_add_list, _add_train, _add_export, _add_bench, _add_predict, _add_publish_and_report):
         add(sub)
     return parser
 

@@ -87,7 +87,12 @@ def bench_targets(arch: str | None = None, dataset: str | None = None, *, weight
     """What `zoo bench` measures: exported files, one pair, or the paper's pairs (trained runs first with
     --matrix, else the shipped weights; --random fills the pairs that have neither)."""
     if onnx:
-        return [Target(m["model"], m["dataset"], onnx=f) for f, m in ((f, check_onnx(f)) for f in onnx)]
+        metas = [(f, check_onnx(f)) for f in onnx]
+        for f, m in metas:
+            if m.get("layout") == "NHWC":
+                raise ZooError(f"{f} is a self-contained image-input graph (uint8 pixels in); bench measures the "
+                               f"float graph: export it without --image-input")
+        return [Target(m["model"], m["dataset"], onnx=f) for f, m in metas]
     if arch or dataset:
         if not (arch and dataset):
             raise ZooError("zoo bench takes MODEL DATASET together (e.g. zoo bench resnet20 cifar10)")

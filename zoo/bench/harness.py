@@ -5,7 +5,6 @@ same inputs. Rows are BenchRows; report.py renders them.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,10 +18,9 @@ from zoo.bench.measure import latency_ms, throughput, top1
 from zoo.core.cards import BenchRow
 from zoo.core.env import environment as env_record
 from zoo.core.errors import ZooError
-from zoo.core.io import cache_dir
 from zoo.core.sources import Target, resolve
 from zoo.data import DataOptions, DatasetSpec, EvalSet, get_dataset_spec, load_eval_set
-from zoo.export import GateFailed, build_model, check_onnx, convert, export, onnx_name
+from zoo.export import GateFailed, build_model, exported
 from zoo.models.stats import macs_per_image, num_params
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -70,27 +68,6 @@ def resolve_providers(cfg: BenchConfig) -> tuple[list[str], list[str]]:
     if cuda_usable():
         return ["cpu", "cuda"], []
     return ["cpu"], ["CUDA not measured: no usable GPU on this machine"]
-
-
-def exported(target: Target, precision: str, data: DataOptions, log=print) -> tuple[Path, dict]:
-    """The ONNX file for target/precision, exported once per weights hash and export revision, then reused."""
-    if target.onnx:
-        return Path(target.onnx), check_onnx(target.onnx)
-    src = resolve(target)
-    # The weights' own hash (cardless files included); random init is seeded, so its pair names it.
-    key = src.sha256 or "random-" + hashlib.sha256(target.name.encode()).hexdigest()
-    folder = cache_dir("exports") / f"{key[:16]}-r{convert.EXPORT_REVISION}"  # an older exporter's files: not reused
-    path = folder / onnx_name(target.arch, target.dataset, precision)
-    if path.is_file():
-        try:
-            return path, check_onnx(path)
-        except ZooError as e:  # a damaged cache entry is rebuilt, not fatal
-            log(f"cached export damaged ({e}); exporting again")
-            path.unlink()
-    torch.manual_seed(0)  # random init is reproducible, so its cache key is stable
-    export(target.arch, target.dataset, weights=target.weights, pretrained=target.pretrained, out=folder,
-           precision=precision, data=data)
-    return path, check_onnx(path)
 
 
 class _Inputs:

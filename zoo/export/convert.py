@@ -19,19 +19,40 @@ PRECISIONS = ("fp32", "fp16", "int8")
 # 2: int8 keeps the first conv and the last layer in float.
 EXPORT_REVISION = 2
 EXPORTERS = ("dynamo", "torchscript")
-def onnx_name(arch: str, dataset: str, precision: str) -> str:
-    suffix = "" if precision == "fp32" else f"-{precision}"
+
+
+def onnx_name(arch: str, dataset: str, precision: str, image_input: bool = False) -> str:
+    suffix = ("" if precision == "fp32" else f"-{precision}") + ("-image" if image_input else "")
     return f"{arch.replace('/', '_')}.{dataset}{suffix}.onnx"
 
 
-def torch_to_onnx(model: torch.nn.Module, input_shape, path: Path, opset: int, exporter: str) -> None:
-    """Export with a dynamic batch axis (traced at batch 2), tensors named input / logits, weights embedded."""
-    x = torch.randn(2, *input_shape)
+class ImageInput(torch.nn.Module):
+    """A self-contained graph: uint8 images [N, H, W, C] as stored in files -> (logits, probabilities); the cast,
+    the scaling, the dataset's normalization and the layout change happen inside."""
+
+    def __init__(self, model: torch.nn.Module, mean, std):
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 1, 1, -1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 1, 1, -1))
+
+    def forward(self, x: torch.Tensor):
+        x = (x.float() / 255 - self.mean) / self.std  # [N, H, W, C], as predict's numpy pipeline computes it
+        logits = self.model(x.permute(0, 3, 1, 2))  # [N, classes]
+        return logits, torch.softmax(logits, dim=1)
+
+
+def torch_to_onnx(model: torch.nn.Module, input_shape, path: Path, opset: int, exporter: str,
+                  image_input: bool = False) -> None:
+    """Export with a dynamic batch axis (traced at batch 2), tensors named input / logits (/ probabilities),
+    weights embedded. image_input: `model` is an ImageInput and input_shape is (H, W, C)."""
+    x = torch.randint(0, 256, (2, *input_shape), dtype=torch.uint8) if image_input else torch.randn(2, *input_shape)
+    outputs = ["logits", "probabilities"] if image_input else ["logits"]
     try:  # the exporters narrate their steps (stdout), warn and log tracebacks (stderr): zoo says what matters
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
                 warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _export(model, x, path, opset, exporter)
+            _export(model, x, path, opset, exporter, outputs)
     except ZooError:
         raise
     except Exception as e:
@@ -60,15 +81,15 @@ def _why(e: BaseException) -> str:
     return (text.strip().splitlines() or ["unknown error"])[0][:160]
 
 
-def _export(model, x, path: Path, opset: int, exporter: str) -> None:
+def _export(model, x, path: Path, opset: int, exporter: str, outputs: list[str]) -> None:
     if exporter == "dynamo":
-        prog = torch.onnx.export(model, (x,), dynamo=True, input_names=["input"], output_names=["logits"],
+        prog = torch.onnx.export(model, (x,), dynamo=True, input_names=["input"], output_names=outputs,
                                  opset_version=opset, external_data=False, verbose=False,
                                  dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=65536)},))
         prog.save(str(path), external_data=False)
     else:
-        torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["input"], output_names=["logits"],
-                          opset_version=opset, dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["input"], output_names=outputs,
+                          opset_version=opset, dynamic_axes={n: {0: "batch"} for n in ["input", *outputs]})
 
 
 def to_fp16(src: Path, dst: Path) -> None:

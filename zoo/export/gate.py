@@ -16,6 +16,7 @@ import onnx
 import torch
 
 from zoo.core.errors import ZooError
+from zoo.data import normalize
 from zoo.export.onnxfile import ort_session
 
 # Gate per precision: max |onnx - torch| on logits <= atol * max(1, max|logits|); top-1 agreement >= min_agree.
@@ -106,3 +107,29 @@ def parity(model, path: Path, precision: str, images: np.ndarray, labels: np.nda
 
 def _round(d: dict) -> dict:
     return {k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else v) for k, v in d.items()}
+
+
+def parity_image_input(model, path: Path, images_u8: torch.Tensor, spec) -> dict:
+    """The self-contained graph against the float pipeline (zoo's normalization, then the PyTorch model) on
+    real images: top-1 agreement 100% and max |logit difference| within the fp32 tolerance; probabilities
+    that sum to 1."""
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as e:
+        raise ZooError(f"onnx.checker rejects the exported image-input model: {str(e).splitlines()[0][:160]}") \
+            from None
+    ref = torch_logits(model, normalize(images_u8, spec))
+    sess, nhwc = ort_session(path), images_u8.permute(0, 2, 3, 1).contiguous().numpy()
+    got = np.concatenate([sess.run(["logits"], {"input": nhwc[i:i + 500]})[0] for i in range(0, len(nhwc), 500)])
+    probs = sess.run(["probabilities"], {"input": nhwc[:64]})[0]
+    fig = {"precision": "fp32", "input": "uint8 NHWC", "images": int(len(nhwc)),
+           "max_abs_diff_rel": _rel_diff(ref, got), "finite": bool(np.isfinite(got).all()),
+           "top1_agreement": float(100.0 * (ref.argmax(1) == got.argmax(1)).mean()),
+           "probabilities_sum_max_error": float(np.abs(probs.sum(1) - 1).max())}
+    failures = _failures(fig, {"atol": GATES["fp32"]["atol"], "min_agree": 100.0})
+    if not fig["probabilities_sum_max_error"] <= 1e-5:
+        failures.append(f"probabilities sum to 1 +- {fig['probabilities_sum_max_error']:.1e}")
+    fig["passed"] = not failures
+    if failures:
+        raise GateFailed("the image-input graph", failures, fig)
+    return fig

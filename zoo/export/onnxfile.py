@@ -7,31 +7,10 @@ import json
 from pathlib import Path
 
 import onnx
-import onnxruntime as ort
 
 from zoo.core.errors import ZooError
+from zoo.core.sessions import ort_session  # noqa: F401  (re-exported: export's gate and bench use it)
 from zoo.data.specs import get_dataset_spec
-
-
-def ort_session(path: str | Path, provider: str = "CPUExecutionProvider", threads: int | None = None):
-    """An InferenceSession on exactly `provider`: onnxruntime-gpu falls back to the CPU without a GPU, and a
-    figure labelled CUDA must not be a CPU figure."""
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-    providers: list = [provider]
-    if provider == "CUDAExecutionProvider":
-        providers = [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})]
-    try:
-        sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-    except Exception as e:  # onnxruntime's own exception types (InvalidGraph, Fail, NoSuchFile, ...)
-        raise ZooError(f"onnxruntime {ort.__version__} cannot load {path}: {str(e).splitlines()[0][:160]}") from None
-    if sess.get_providers()[0] != provider:
-        raise ZooError(f"{provider} is listed by onnxruntime but could not start (no usable GPU/CUDA); "
-                       f"the session would run on {sess.get_providers()[0]}")
-    return sess
 
 
 def graph_sha256(proto) -> str:
@@ -78,7 +57,8 @@ def check_onnx(path: str | Path) -> dict:
                        f"edited); export it again with zoo export")
     graph_input = [d.dim_value or d.dim_param for d in proto.graph.input[0].type.tensor_type.shape.dim]
     spec = get_dataset_spec(str(meta["dataset"]))
-    if graph_input[1:] != list(spec.input_shape):
+    expected = [spec.size, spec.size, spec.channels] if meta.get("layout") == "NHWC" else list(spec.input_shape)
+    if graph_input[1:] != expected:
         raise ZooError(f"{path}: its metadata names {spec.name} ({'x'.join(map(str, spec.input_shape))} images) but "
                        f"the graph takes {graph_input[1:]}; the metadata was edited: re-export it with zoo export")
     return meta

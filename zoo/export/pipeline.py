@@ -22,8 +22,8 @@ from zoo.core.sources import Source, Target, resolve
 from zoo.core.state import load_state_dict_checked
 from zoo.core.version import __version__
 from zoo.data import DataOptions, DatasetSpec, EvalSet, get_dataset_spec, load_eval_set
-from zoo.export.convert import EXPORTERS, PRECISIONS, onnx_name, to_fp16, to_int8, torch_to_onnx
-from zoo.export.gate import parity
+from zoo.export.convert import EXPORTERS, PRECISIONS, ImageInput, onnx_name, to_fp16, to_int8, torch_to_onnx
+from zoo.export.gate import parity, parity_image_input
 from zoo.export.onnxfile import add_metadata
 from zoo.models import check_supported, create_model
 
@@ -90,12 +90,15 @@ def calibration_images(spec: DatasetSpec, data: DataOptions, n: int) -> tuple[np
 
 def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, out="exports", opset: int = 18,
            precision: str = "fp32", calib_size: int = 256, exporter: str = "dynamo", eval_images: int = 1000,
-           int8_max_drop: float = 1.0, data: DataOptions | None = None) -> ExportResult:
-    """Export `arch` for `dataset` to OUT/<arch>.<dataset>[-precision].onnx, after the parity gate.
+           int8_max_drop: float = 1.0, data: DataOptions | None = None, image_input: bool = False) -> ExportResult:
+    """Export `arch` for `dataset` to OUT/<arch>.<dataset>[-precision][-image].onnx, after the parity gate.
 
     int8_max_drop: the most top-1 accuracy (points) int8 may lose against fp32 on the eval set.
+    image_input: a self-contained graph, uint8 images [N, H, W, C] in, logits and probabilities out.
     """
     _check_options(precision, exporter, opset, eval_images, calib_size)
+    if image_input and precision != "fp32":
+        raise ZooError(f"--image-input graphs are fp32 (the cast and normalization run inside); got {precision}")
     spec, data = get_dataset_spec(dataset), data or DataOptions()
     check_supported(arch, spec)  # an unknown model is named as such, before any weights are looked for
     src = resolve(Target(arch, dataset, str(weights) if weights else None, pretrained))
@@ -103,40 +106,59 @@ def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, o
     out = writable_dir(out)
     t0 = time.perf_counter()
     ev, notes = gate_images(spec, data, eval_images, INT8_GATE_IMAGES if precision == "int8" else eval_images)
-    images, labels = ev.normalized(spec), ev.labels.numpy()
     with tempfile.TemporaryDirectory(dir=out, prefix=".export-") as tmp:
-        tmp = Path(tmp)
-        fp32 = path = tmp / "fp32.onnx"
-        torch_to_onnx(model, spec.input_shape, fp32, opset, exporter)
-        kept_float = None
-        if precision == "fp16":
-            path = tmp / "fp16.onnx"
-            to_fp16(fp32, path)
-        elif precision == "int8":
-            calib, cal_notes = calibration_images(spec, data, calib_size)
-            notes += cal_notes
-            path = tmp / "int8.onnx"
-            kept_float = to_int8(fp32, path, calib, tmp)
-        fig = parity(model, path, precision, images, labels, fp32_path=fp32 if precision == "int8" else None,
-                     max_acc_drop=int8_max_drop, random_weights=src.state is None)
-        if kept_float is not None:
-            fig["float_nodes"] = kept_float  # first and last layer stay in float (see convert.float_ends)
+        if image_input:
+            path = Path(tmp) / "image.onnx"
+            torch_to_onnx(ImageInput(model, spec.mean, spec.std).eval(), (spec.size, spec.size, spec.channels),
+                          path, opset, exporter, image_input=True)
+            fig = parity_image_input(model, path, ev.images, spec)
+        else:
+            path, fig = _convert_and_gate(model, spec, src, Path(tmp), precision, opset, exporter, ev, data,
+                                          calib_size, int8_max_drop, notes)
         fig["eval_set"] = f"{dataset} {ev.label}"
-        meta = _metadata(arch, spec, src, precision, exporter, opset, fig)
+        meta = _metadata(arch, spec, src, precision, exporter, opset, fig, image_input)
         add_metadata(path, meta)
-        final = out / onnx_name(arch, dataset, precision)
+        final = out / onnx_name(arch, dataset, precision, image_input)
         os.replace(path, final)
     return ExportResult(final, precision, final.stat().st_size, time.perf_counter() - t0, fig, meta, notes)
 
 
+def _convert_and_gate(model, spec: DatasetSpec, src: Source, tmp: Path, precision: str, opset: int, exporter: str,
+                      ev: EvalSet, data: DataOptions, calib_size: int, int8_max_drop: float, notes: list[str]):
+    """The float graph, converted to `precision`, through the parity gate: (its path, the gate's figures)."""
+    fp32 = path = tmp / "fp32.onnx"
+    torch_to_onnx(model, spec.input_shape, fp32, opset, exporter)
+    kept_float = None
+    if precision == "fp16":
+        path = tmp / "fp16.onnx"
+        to_fp16(fp32, path)
+    elif precision == "int8":
+        calib, cal_notes = calibration_images(spec, data, calib_size)
+        notes += cal_notes
+        path = tmp / "int8.onnx"
+        kept_float = to_int8(fp32, path, calib, tmp)
+    fig = parity(model, path, precision, ev.normalized(spec), ev.labels.numpy(),
+                 fp32_path=fp32 if precision == "int8" else None, max_acc_drop=int8_max_drop,
+                 random_weights=src.state is None)
+    if kept_float is not None:
+        fig["float_nodes"] = kept_float  # first and last layer stay in float (see convert.float_ends)
+    return path, fig
+
+
 def _metadata(arch: str, spec: DatasetSpec, src: Source, precision: str, exporter: str, opset: int,
-              fig: dict) -> dict:
+              fig: dict, image_input: bool = False) -> dict:
     """Everything a consumer of the file needs (classes, shape, normalization) and where it came from."""
+    if image_input:
+        io = {"input_shape": ["batch", spec.size, spec.size, spec.channels], "layout": "NHWC", "input_dtype": "uint8",
+              "output_name": ["logits", "probabilities"],
+              "preprocess": "inside the graph: x = (pixels / 255 - mean) / std, NHWC -> NCHW; feed uint8 pixels "
+                            "(resized: shorter side to the size, centre crop)"}
+    else:
+        io = {"input_shape": ["batch", *spec.input_shape], "layout": "NCHW", "input_dtype": "float32",
+              "output_name": "logits", "preprocess": "x = (pixels / 255 - mean) / std, float32"}
     return {
-        "model": arch, "dataset": spec.name, "class_names": list(spec.class_names),
-        "input_shape": ["batch", *spec.input_shape], "layout": "NCHW", "input_name": "input",
-        "output_name": "logits", "mean": list(spec.mean), "std": list(spec.std),
-        "preprocess": "x = (pixels / 255 - mean) / std, float32",
+        "model": arch, "dataset": spec.name, "class_names": list(spec.class_names), **io, "input_name": "input",
+        "mean": list(spec.mean), "std": list(spec.std),
         "weights": src.origin, "weights_sha256": src.sha256 or "",
         "train_top1": src.card.top1 if src.card else None, "recipe": src.card.recipe if src.card else {},
         "precision": precision, "exporter": exporter, "opset": opset, "parity": fig, "zoo_version": __version__,

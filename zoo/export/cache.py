@@ -1,0 +1,42 @@
+"""Exports cached per user, keyed by the weights' bytes and the export revision, verified before reuse:
+`zoo bench` and `zoo predict` export shipped weights and run folders once, then reuse the file."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+
+from zoo.core.errors import ZooError
+from zoo.core.io import cache_dir
+from zoo.core.sources import Target, resolve
+from zoo.data import DataOptions
+from zoo.export import convert
+from zoo.export.convert import onnx_name
+from zoo.export.onnxfile import check_onnx
+from zoo.export.pipeline import export
+
+
+def exported(target: Target, precision: str, data: DataOptions, log=print) -> tuple[Path, dict]:
+    """The ONNX file for target/precision, exported once per weights hash and export revision, then reused."""
+    if target.onnx:
+        return Path(target.onnx), check_onnx(target.onnx)
+    src = resolve(target)
+    # The weights' own hash (cardless files included); random init is seeded, so its pair names it.
+    key = src.sha256 or "random-" + hashlib.sha256(target.name.encode()).hexdigest()
+    folder = cache_dir("exports") / f"{key[:16]}-r{convert.EXPORT_REVISION}"  # an older exporter's files: not reused
+    path = folder / onnx_name(target.arch, target.dataset, precision)
+    if path.is_file():
+        try:
+            meta = check_onnx(path)  # the graph's own hash, the pair's shapes
+            if (meta.get("weights_sha256") or None, meta.get("precision")) != (src.sha256, precision):
+                raise ZooError(f"{path} was exported from other weights or at another precision")
+            return path, meta
+        except ZooError as e:  # a damaged or foreign cache entry is rebuilt, not fatal
+            log(f"cached export not reused ({e}); exporting again")
+            path.unlink()
+    torch.manual_seed(0)  # random init is reproducible, so its cache key is stable
+    export(target.arch, target.dataset, weights=target.weights, pretrained=target.pretrained, out=folder,
+           precision=precision, data=data)
+    return path, check_onnx(path)

@@ -1,0 +1,109 @@
+"""Predictor: an exported file (or weights zoo exports on the fly) applied to images, batched, with decoding
+on a thread pool. With an .onnx source it needs only onnxruntime, numpy and Pillow: everything else it
+needs (classes, size, channels, normalization, layout) is read from the file's metadata."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from zoo.core.errors import ZooError
+from zoo.core.sessions import ort_session, session_metadata
+from zoo.predict.images import Problem, decode
+from zoo.predict.preprocess import ImageSpec, normalize_pixels, to_pixels
+
+NEEDED = ("class_names", "mean", "std", "input_shape")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    path: str
+    top: list[tuple[str, float]]  # (class name, probability), most likely first
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def exported_file(source: str | Path, dataset: str | None = None, data=None) -> Path:
+    """The .onnx file a source stands for: the file itself; or, exported once into zoo's cache (this needs
+    torch), a run folder's best weights or the shipped weights of MODEL on DATASET."""
+    p = Path(source)
+    if p.suffix == ".onnx":
+        if not p.is_file():
+            raise ZooError(f"ONNX file {p} not found")
+        return p
+    from zoo.core.sources import Target, from_path
+    from zoo.data import DataOptions
+    from zoo.export import exported
+
+    if p.is_dir():
+        card = from_path(p).card
+        if card is None:
+            raise ZooError(f"{p} has no card naming its model and dataset; point at a run folder written by zoo train")
+        target = Target(card.arch, card.dataset, str(p))
+    elif dataset:
+        target = Target(str(source), dataset, pretrained=True)
+    else:
+        raise ZooError(f"{source} is not an .onnx file or a run folder; for shipped weights give MODEL DATASET "
+                       f"(e.g. zoo predict resnet20 cifar10 photo.jpg)")
+    return exported(target, "fp32", data or DataOptions(), log=lambda *_: None)[0]
+
+
+class Predictor:
+    """Classify images with a zoo model:
+
+        p = Predictor("exports/resnet20.cifar10.onnx")   # or Predictor("resnet20", "cifar10"), a run folder
+        p.predict(["cat.png"], top_k=3)                   # [Prediction("cat.png", [("cat", 0.91), ...])]
+    """
+
+    def __init__(self, source: str | Path, dataset: str | None = None, *, threads: int | None = None,
+                 batch: int = 64, workers: int | None = None, data=None):
+        self.path = exported_file(source, dataset, data)
+        self.session = ort_session(self.path, threads=threads)
+        self.meta = session_metadata(self.session)
+        missing = [k for k in NEEDED if k not in self.meta]
+        if missing:
+            raise ZooError(f"{self.path} lacks zoo's metadata ({', '.join(missing)}); export it with zoo export")
+        self.spec = ImageSpec.from_metadata(self.meta)
+        self.classes = list(self.meta["class_names"])
+        self.image_input = self.meta.get("layout") == "NHWC"  # a self-contained graph: uint8 pixels in
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.batch, self.workers = max(1, batch), workers or min(8, os.cpu_count() or 1)
+
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 [N, H, W, C] at the model's size -> probabilities [N, classes]."""
+        x = pixels if self.image_input else normalize_pixels(pixels, self.spec)
+        if "probabilities" in self.outputs:
+            return self.session.run(["probabilities"], {"input": x})[0]
+        return softmax(self.session.run(["logits"], {"input": x})[0].astype(np.float64))
+
+    def _top(self, probs: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        return [[(self.classes[i], float(p[i])) for i in row] for p, row in zip(probs, order)]
+
+    def predict_images(self, images, top_k: int = 5) -> list[list[tuple[str, float]]]:
+        """PIL images -> top-k (class, probability) per image."""
+        pixels = np.stack([to_pixels(img, self.spec) for img in images])
+        return self._top(self.probabilities(pixels), top_k)
+
+    def predict(self, paths, top_k: int = 5, on_batch=None) -> list[Prediction | Problem]:
+        """Files -> a Prediction, or the Problem that kept it from being read, per file, in order."""
+        results: list[Prediction | Problem] = []
+        with ThreadPoolExecutor(self.workers) as pool:  # Pillow decodes without the GIL
+            for start in range(0, len(paths), self.batch):
+                chunk = [Path(p) for p in paths[start:start + self.batch]]
+                decoded = list(pool.map(lambda p: decode(p, self.spec), chunk))
+                good = [i for i, d in enumerate(decoded) if not isinstance(d, Problem)]
+                tops = self._top(self.probabilities(np.stack([decoded[i] for i in good])), top_k) if good else []
+                by_index = dict(zip(good, tops))
+                results += [Prediction(str(p), by_index[i]) if i in by_index else decoded[i]
+                            for i, p in enumerate(chunk)]
+                if on_batch is not None:
+                    on_batch(len(chunk))
+        return results
