@@ -244,3 +244,19 @@ def test_a_foreign_onnx_file_is_one_line(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "foreign.onnx"), str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "lacks zoo's metadata (class_names, mean, std, input_shape)" in err
+
+
+def test_opencv_dnn_runs_the_self_contained_graph(onnx_files, test_images):
+    cv2 = pytest.importorskip("cv2", reason="OpenCV not installed (pip install 'zoo-classifiers[opencv]')")
+    import onnxruntime as ort
+
+    path = str(onnx_files[1].path)
+    x = np.stack([np.asarray(Image.open(f)) for f in sorted(test_images.glob("*.png"))])  # uint8 [N, 32, 32, 3]
+    net = cv2.dnn.readNetFromONNX(path)
+    net.setInput(x)
+    names = net.getUnconnectedOutLayersNames()
+    got = dict(zip(names, net.forward(names)))
+    ref = dict(zip(["logits", "probabilities"], ort.InferenceSession(path).run(None, {"input": x})))
+    assert set(names) == {"logits", "probabilities"}
+    assert (got["logits"].argmax(1) == ref["logits"].argmax(1)).all()
+    assert np.abs(got["logits"] - ref["logits"]).max() <= 1e-4 * max(1.0, np.abs(ref["logits"]).max())
