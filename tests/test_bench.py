@@ -170,14 +170,14 @@ def test_cache_is_keyed_on_the_weights_bytes(tmp_path, fake_root):
     from its own bytes (the cache once keyed both on the pair alone and reported one as the other)."""
     from helpers import train_fast
 
-    train_fast("cnn", "mnist", tmp_path / "run", fake_root, epochs=2, batch_size=50)
+    train_fast("cnn", "mnist", tmp_path / "run", fake_root, epochs=3, batch_size=25)
     bare = tmp_path / "w.safetensors"
     bare.write_bytes((tmp_path / "run" / "best.safetensors").read_bytes())  # no card beside it
     args = ["bench", "cnn", "mnist", "--no-eager", "--data-dir", str(fake_root), *QUICK]
     assert main([*args, "--random", "--out", str(tmp_path / "a")]) == 0
     assert main([*args, "--weights", str(bare), "--out", str(tmp_path / "b")]) == 0
     a, b = (json.loads((tmp_path / x / "report.json").read_text())["rows"][0]["top1"] for x in "ab")
-    assert b > 50 > a  # trained vs random (10 classes)
+    assert b > a + 20  # trained vs random (10 classes: ~10%)
     assert len(list((tmp_path / "cache" / "zoo" / "exports").iterdir())) == 2
 
 
