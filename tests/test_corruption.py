@@ -261,6 +261,29 @@ def test_a_crafted_cifar_pickle_never_runs(dataset_copy, tmp_path, capsys):
     assert "refused to unpickle" in err and "posix.system" in err and not marker.exists()
 
 
+@pytest.mark.parametrize("how", DAMAGE)
+def test_damaged_png_for_predict(onnx_file, tmp_path, capsys, how):
+    from PIL import Image
+
+    f = tmp_path / "x.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (28, 28), dtype=np.uint8)).save(f)
+    damage(f, how)
+    assert main(["predict", str(onnx_file), str(f)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"zoo: error: {f}: ")
+
+
+def test_weights_holding_nan_are_refused_at_load(run, tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(run / "best.safetensors"))
+    state["net.1.weight"][0, 0] = float("nan")
+    save_file(state, str(tmp_path / "nan.safetensors"))
+    assert main(["export", "mlp", "mnist", "--weights", str(tmp_path / "nan.safetensors"), "--out",
+                 str(tmp_path / "o")]) == 2
+    one_line_error(capsys, "nan.safetensors holds NaN or infinite values (tensor net.1.weight)")
+
+
 # ---------------------------------------------------------------- property-based
 COUNTS = {"--repeat": 1, "--batch": 1, "--warmup": 0, "--threads": 1}
 

@@ -219,9 +219,13 @@ def test_non_finite_loss_stops_and_keeps_last_good(fake_root, tmp_path, monkeypa
     (["--recipe", "papr"], "unknown recipe 'papr'; did you mean paper"),
     (["--epochs", "-3"], "argument --epochs: must be >= 1, got -3"),
     (["--lr", "0"], "learning rate must be a positive number"),
+    (["--lr", "1e300"], "learning rate must be a positive number up to 100, got 1e+300"),
+    (["--out", "{file}/run"], "is a file, not a folder; choose another --out"),
     (["--precision", "fp8"], "unknown precision 'fp8'"),
 ])
 def test_bad_options_one_line(fake_root, tmp_path, args, msg):
+    (tmp_path / "f").write_text("")
+    args = [a.replace("{file}", str(tmp_path / "f")) for a in args]
     r = subprocess.run([sys.executable, "-m", "zoo.cli", "train", "mlp", "mnist", "--data-dir", str(fake_root),
                         "--out", str(tmp_path / "x"), *args], capture_output=True, text=True)
     assert r.returncode == 2 and msg in r.stderr and r.stderr.count("\n") == 1, r.stderr

@@ -36,6 +36,17 @@ def _at_least(low: int):
     return parse
 
 
+def _points(text: str) -> float:
+    """An argparse type: accuracy points >= 0 (NaN refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of points >= 0 (e.g. 0.5)")
+    return value
+
+
 def _minutes(text: str) -> float:
     try:
         value = float(text)
@@ -430,7 +441,7 @@ def _add_export(sub) -> None:
     p.add_argument("--image-input", action="store_true",
                    help="a self-contained graph: uint8 images [N, H, W, C] in, logits and probabilities out "
                         "(cast, scaling, normalization and layout inside; fp32)")
-    p.add_argument("--int8-max-drop", type=float, default=1.0,
+    p.add_argument("--int8-max-drop", type=_points, default=1.0,
                    help="int8 gate: most top-1 points int8 may lose against fp32")
     _add_data_args(p, download=False)
     p.set_defaults(func=cmd_export)

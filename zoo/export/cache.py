@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import torch
@@ -17,6 +18,9 @@ from zoo.export.convert import onnx_name
 from zoo.export.onnxfile import check_onnx
 from zoo.export.pipeline import export
 
+# What cached exports are made with (export()'s defaults, spelled out so that the cache key names them).
+EXPORT_SETTINGS = {"opset": 18, "exporter": "dynamo", "calib_size": 256, "eval_images": 1000, "int8_max_drop": 1.0}
+
 
 def exported(target: Target, precision: str, data: DataOptions, log=print) -> tuple[Path, dict]:
     """The ONNX file for target/precision, exported once per weights hash and export revision, then reused."""
@@ -25,7 +29,9 @@ def exported(target: Target, precision: str, data: DataOptions, log=print) -> tu
     src = resolve(target)
     # The weights' own hash (cardless files included); random init is seeded, so its pair names it.
     key = src.sha256 or "random-" + hashlib.sha256(target.name.encode()).hexdigest()
-    folder = cache_dir("exports") / f"{key[:16]}-r{convert.EXPORT_REVISION}"  # an older exporter's files: not reused
+    settings = hashlib.sha256(json.dumps(EXPORT_SETTINGS, sort_keys=True).encode()).hexdigest()[:8]
+    # an older exporter's files, or files exported with other settings, are not reused
+    folder = cache_dir("exports") / f"{key[:16]}-{settings}-r{convert.EXPORT_REVISION}"
     path = folder / onnx_name(target.arch, target.dataset, precision)
     if path.is_file():
         try:
@@ -38,5 +44,5 @@ def exported(target: Target, precision: str, data: DataOptions, log=print) -> tu
             path.unlink()
     torch.manual_seed(0)  # random init is reproducible, so its cache key is stable
     export(target.arch, target.dataset, weights=target.weights, pretrained=target.pretrained, out=folder,
-           precision=precision, data=data)
+           precision=precision, data=data, **EXPORT_SETTINGS)
     return path, check_onnx(path)
