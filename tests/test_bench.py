@@ -210,3 +210,51 @@ def test_one_bad_shipped_weight_does_not_sink_the_report(tmp_path, fake_root, mo
 def test_missing_onnx_file_is_not_called_invalid(tmp_path, capsys):
     assert main(["bench", "--onnx", str(tmp_path / "nope.onnx"), "--out", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err == f"zoo: error: ONNX file {tmp_path / 'nope.onnx'} not found\n"
+
+
+def test_a_missing_dataset_is_said_loudly(tmp_path, capsys):
+    assert main(["bench", "mlp", "mnist", "--random", "--no-eager", "--data-dir", str(tmp_path / "nodata"),
+                 "--out", str(tmp_path / "r"), *QUICK]) == 0
+    out = capsys.readouterr().out
+    note = (f"mnist: accuracy measured on zoo's shipped 1,000-image sample, not the test split: mnist not found "
+            f"in {tmp_path / 'nodata' / 'MNIST'}")
+    assert out.startswith(f"zoo: warning: {note}")  # before anything is measured
+    md = (tmp_path / "r" / "report.md").read_text().splitlines()
+    assert md[4].startswith(f"**{note}") and md[6].startswith("| model |")  # the header, above the table
+
+
+def test_rows_timed_under_load_or_with_noise_are_flagged(tmp_path, fake_root, monkeypatch):
+    import zoo.bench.harness as harness
+
+    monkeypatch.setattr(harness, "other_load", lambda: 1.7)  # another process keeps ~2 cores busy
+    assert main(["bench", "mlp", "mnist", "--random", "--no-eager", "--data-dir", str(fake_root), "--out",
+                 str(tmp_path / "r"), *QUICK]) == 0
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    row = report["rows"][0]
+    assert row["load"] == 1.7 and row["flags"][0] == "busy (other load 1.7)" and row["latency_iqr_rel"] >= 0
+    assert "Re-measure such rows on an idle machine" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_warm_up_runs_until_stable_and_is_bounded(monkeypatch):
+    import time
+
+    from zoo.bench import measure
+
+    class Settling:  # 5 ms falling to 1 ms over 40 calls (caches, JIT), then flat
+        calls = 0
+
+        def predict(self, x):
+            self.calls += 1
+            time.sleep(max(0.001, 0.005 - 0.0001 * self.calls))
+
+    b = Settling()
+    assert 40 <= measure.warm_up(b, None, min_calls=10) <= 70
+    monkeypatch.setattr(measure, "MAX_WARMUP_S", 0.05)
+
+    class Drifting:
+        def predict(self, x):
+            time.sleep(0.002 * (1 + 0.1 * (time.perf_counter() % 1)))
+
+    assert measure.warm_up(Drifting(), None, min_calls=10_000) < 100  # never stable: stops at the bound
+    assert measure.flags({"iqr_rel": 0.2}, 0.0) == ["noisy (IQR 20% of p50)"] and measure.flags({"iqr_rel": 0.01},
+                                                                                                 0.2) == []

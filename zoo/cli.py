@@ -192,12 +192,14 @@ def cmd_bench(args) -> int:
     from pathlib import Path
 
     from zoo.bench.harness import BenchConfig, bench_target, environment, resolve_providers
+    from zoo.bench.measure import other_load
     from zoo.bench.plots import render_plots
     from zoo.bench.report import print_table, write_reports
     from zoo.core.cards import BenchRow
     from zoo.core.io import writable_dir
     from zoo.targets import bench_targets
 
+    load_before = other_load()
     out = writable_dir(args.out)
     cfg = BenchConfig(precisions=_split(args.precision) or ("fp32",), providers=_split(args.provider),
                       threads=args.threads or BenchConfig.threads, warmup=args.warmup, runs=args.repeat,
@@ -214,7 +216,7 @@ def cmd_bench(args) -> int:
         except ZooError as e:
             rows.append(BenchRow(t.arch, t.dataset, "-", "-", error=str(e)))
             print(f"zoo: error: {t.name}: {e}", file=sys.stderr)
-    report = {"environment": environment(cfg, providers), "rows": rows, "notes": notes}
+    report = {"environment": environment(cfg, providers, load_before), "rows": rows, "notes": notes}
     paths = write_reports(report, out) + render_plots(report, out, Path(args.runs))
     print_table(report)
     print("wrote " + ", ".join(str(p) for p in paths))

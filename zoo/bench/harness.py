@@ -14,7 +14,7 @@ import onnxruntime as ort
 import torch
 
 from zoo.bench.backends import NullBackend, OrtBackend, TorchBackend
-from zoo.bench.measure import latency_ms, throughput, top1
+from zoo.bench.measure import flags, latency_ms, other_load, throughput, top1
 from zoo.core.cards import BenchRow
 from zoo.core.env import environment as env_record
 from zoo.core.errors import ZooError
@@ -84,10 +84,21 @@ class _Inputs:
 
 
 def _timed(backend, inputs: _Inputs, cfg: BenchConfig) -> dict:
+    load = other_load()
     lat = latency_ms(backend, inputs.x1, cfg.warmup, cfg.runs)
+    load = max(load, other_load())
     return {"latency_ms_p50": lat["p50"], "latency_ms_p90": lat["p90"], "latency_ms_p99": lat["p99"],
+            "latency_iqr_rel": lat["iqr_rel"], "load": load, "flags": flags(lat, load),
             "throughput_batch": cfg.batch, "throughput_img_s": throughput(backend, inputs.xb, cfg.warmup,
                                                                           cfg.batch_runs)}
+
+
+def data_note(ev: EvalSet) -> str | None:
+    """Said loudly (terminal and report header) when accuracy is not measured on the full test split."""
+    if ev.origin == "test split":
+        return None
+    measured = "on zoo's shipped 1,000-image sample" if ev.images is not None else "not at all"
+    return (f"{ev.dataset}: accuracy measured {measured}, not the test split: {ev.why}")
 
 
 def bench_target(target: Target, cfg: BenchConfig, providers: list[str], data: DataOptions | None = None,
@@ -96,6 +107,10 @@ def bench_target(target: Target, cfg: BenchConfig, providers: list[str], data: D
     data = data or DataOptions()
     spec = get_dataset_spec(target.dataset)
     ev = load_eval_set(spec, data)
+    note = data_note(ev)
+    if note and notes is not None and note not in notes:
+        notes.insert(0, note)
+        log(f"zoo: warning: {note}")
     inputs = _Inputs(spec, ev, cfg.batch)
     model = build_model(target.arch, target.dataset, None if target.onnx else resolve(target))
     base = {"arch": target.arch, "dataset": target.dataset, "params": num_params(model),
@@ -147,7 +162,8 @@ def _line(r: BenchRow) -> str:
             f"{r.throughput_img_s:.0f} img/s @{r.throughput_batch}")
 
 
-def environment(cfg: BenchConfig, providers: list[str]) -> dict:
+def environment(cfg: BenchConfig, providers: list[str], load_before: float) -> dict:
     env = env_record("onnxruntime", "torch")
     return {**env, "cpu": env.pop("machine"), "gpu": torch.cuda.get_device_name(0) if "cuda" in providers else None,
-            "providers": providers, "threads": cfg.threads, "config": asdict(cfg)}
+            "providers": providers, "threads": cfg.threads, "config": asdict(cfg),
+            "load_before": load_before, "load_after": other_load()}

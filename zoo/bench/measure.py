@@ -1,24 +1,50 @@
-"""Timing and accuracy measurements over any Backend."""
+"""Timing and accuracy measurements over any Backend.
+
+Warm-up runs until the latency is stable (the median of the last WINDOW calls moves < 2% from the window
+before), at least `warmup` calls and at most MAX_WARMUP_S seconds; then `runs` timed calls give the
+percentiles and a noise figure, the relative interquartile range (p75 - p25) / p50.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
 
+WINDOW = 10  # calls per warm-up window
+STABLE = 0.02  # relative change of the window median that counts as stable
+MAX_WARMUP_S = 5.0  # warm-up never takes longer than this
+NOISY = 0.10  # relative IQR above which a row is flagged as noisy
+BUSY = 0.5  # other processes' load (1-minute load average minus zoo's own busy core) that flags a row
+
+
+def _call_ms(backend, x: np.ndarray) -> float:
+    t0 = time.perf_counter()
+    backend.predict(x)
+    return (time.perf_counter() - t0) * 1e3
+
+
+def warm_up(backend, x: np.ndarray, min_calls: int) -> int:
+    """Calls until the latency is stable (see the module docstring); returns how many were made."""
+    start, calls, previous = time.perf_counter(), 0, None
+    while True:
+        window = [_call_ms(backend, x) for _ in range(WINDOW)]
+        calls += WINDOW
+        median = float(np.median(window))
+        stable = previous is not None and abs(median - previous) <= STABLE * previous
+        if (calls >= min_calls and stable) or time.perf_counter() - start > MAX_WARMUP_S:
+            return calls
+        previous = median
+
 
 def latency_ms(backend, x: np.ndarray, warmup: int, runs: int) -> dict[str, float]:
-    """Per-call latency percentiles (ms) of backend.predict(x) after `warmup` calls."""
-    for _ in range(warmup):
-        backend.predict(x)
-    t = np.empty(runs)
-    for i in range(runs):
-        t0 = time.perf_counter()
-        backend.predict(x)
-        t[i] = time.perf_counter() - t0
-    t *= 1e3
-    return {"p50": float(np.percentile(t, 50)), "p90": float(np.percentile(t, 90)),
-            "p99": float(np.percentile(t, 99)), "mean": float(t.mean())}
+    """Per-call latency percentiles (ms) of backend.predict(x) after a warm-up, and the noise figure."""
+    warm = warm_up(backend, x, warmup)
+    t = np.array([_call_ms(backend, x) for _ in range(runs)])
+    p25, p50, p75 = np.percentile(t, [25, 50, 75])
+    return {"p50": float(p50), "p90": float(np.percentile(t, 90)), "p99": float(np.percentile(t, 99)),
+            "mean": float(t.mean()), "iqr_rel": float((p75 - p25) / p50) if p50 > 0 else 0.0, "warmup_calls": warm}
 
 
 def throughput(backend, x: np.ndarray, warmup: int, runs: int) -> float:
@@ -34,3 +60,21 @@ def throughput(backend, x: np.ndarray, warmup: int, runs: int) -> float:
 def top1(backend, images: np.ndarray, labels: np.ndarray, batch: int = 500) -> float:
     pred = np.concatenate([backend.predict(images[i:i + batch]).argmax(1) for i in range(0, len(images), batch)])
     return float(100.0 * (pred == labels).mean())
+
+
+def other_load() -> float:
+    """The 1-minute load average beyond zoo's own busy core (0 where the OS has no load average)."""
+    try:
+        return max(0.0, os.getloadavg()[0] - 1.0)
+    except OSError:
+        return 0.0
+
+
+def flags(lat: dict, load: float) -> list[str]:
+    """Why a row's timing should not be trusted as it stands: measured under load, or noisy."""
+    out = []
+    if load >= BUSY:
+        out.append(f"busy (other load {load:.1f})")
+    if lat["iqr_rel"] > NOISY:
+        out.append(f"noisy (IQR {100 * lat['iqr_rel']:.0f}% of p50)")
+    return out

@@ -42,19 +42,24 @@ def _scatter(rows: list[BenchRow], xkey: str, xlabel: str, title: str, path: Pat
     present = [d for d in DATASETS if any(r.dataset == d for r in rows)]
     fig, axes = plt.subplots(1, len(present), figsize=(4.5 * len(present), 4), squeeze=False)
     for ax, ds in zip(axes[0], present):
-        for r in (r for r in rows if r.dataset == ds):
+        mine = [r for r in rows if r.dataset == ds]
+        for r in mine:
             x = getattr(r, xkey)
             ax.scatter(x, r.top1, s=40)
-            ax.annotate(r.arch, (x, r.top1), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            ax.annotate(r.arch, (x, r.top1), textcoords="offset points", xytext=(4, 4), fontsize=8,
+                        annotation_clip=True)
+        ax.margins(x=0.25, y=0.12)  # room for the labels inside the panel
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, min(high, 101.0))  # no axis past 100%
         ax.set_title(ds)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("test top-1 % (onnxruntime)")
+        ax.set_ylabel(f"top-1 % (onnxruntime, {'; '.join(sorted({r.eval_set for r in mine}))})", fontsize=8)
         if logx:
-            from matplotlib.ticker import FuncFormatter
+            from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
             ax.set_xscale("log")
-            plain = FuncFormatter(lambda v, _: f"{v:g}")  # 0.3, not 3x10^-1
-            ax.xaxis.set_major_formatter(plain)
-            ax.xaxis.set_minor_formatter(plain)
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 3.0)))  # 0.1, 0.3, 1, 3: no overlap
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.3, not 3x10^-1
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     return _save(fig, path)

@@ -26,17 +26,23 @@ COLUMNS = [
     ("latency_ms_p50", "p50 ms", "{:.3f}"), ("latency_ms_p90", "p90 ms", "{:.3f}"),
     ("latency_ms_p99", "p99 ms", "{:.3f}"), ("throughput_img_s", "img/s", "{:,.0f}"),
     ("eager_latency_ms_p50", "eager p50 ms", "{:.3f}"), ("speedup_vs_eager", "×eager", "{:.1f}"),
+    ("latency_iqr_rel", "noise %", "{:.0%}"), ("flags", "flags", "{}"),
 ]
 
 TERMINAL = {"arch", "dataset", "precision", "provider", "top1", "top1_change", "onnx_mb", "macs", "latency_ms_p50",
-            "latency_ms_p99", "throughput_img_s", "speedup_vs_eager"}
+            "latency_ms_p99", "throughput_img_s", "speedup_vs_eager", "flags"}
+FLAGS_NOTE = ("flags: busy = other processes loaded the CPU (1-minute load average beyond zoo's own core >= 0.5) "
+              "while the row was timed; noisy = the batch-1 calls' IQR > 10% of their median. Re-measure such rows "
+              "on an idle machine before comparing them.")
 DATASET_ORDER = {"mnist": 0, "kmnist": 1, "cifar10": 2, "cifar100": 3}
 
 
 def cell(row: BenchRow, key: str, fmt: str) -> str:
     v = getattr(row, key)
-    if v is None:
+    if v is None or v == []:
         return "-"
+    if isinstance(v, list):
+        return "; ".join(v)
     if key == "macs":
         v = v / 1e6
     return fmt.format(v)
@@ -52,15 +58,19 @@ def to_markdown(report: dict) -> str:
     lines = [f"# zoo bench — {env['date']}", "",
              f"CPU: {env['cpu']}; GPU: {env.get('gpu') or 'none'}; providers: {', '.join(env['providers'])}; "
              f"threads: {env['threads']}; onnxruntime {env['onnxruntime']}, torch {env['torch']}, zoo {env['zoo']}"
-             f", git {env.get('git_sha') or '-'}", "",
-             "| " + " | ".join(h for _, h, _ in COLUMNS) + " | eval set |",
+             f", git {env.get('git_sha') or '-'}; other load before/after "
+             f"{env.get('load_before', 0):.1f}/{env.get('load_after', 0):.1f}", "",
+             *[f"**{n}**" for n in report.get("notes", []) if "accuracy measured" in n],
+             "", "| " + " | ".join(h for _, h, _ in COLUMNS) + " | eval set |",
              "|" + "---|" * (len(COLUMNS) + 1)]
     for r in sort_rows(report["rows"]):
         lines.append("| " + " | ".join(cell(r, k, f) for k, _, f in COLUMNS) + f" | {r.eval_set} |")
     lines.append("")
     lines.append(f"Latency: batch 1, after {env['config']['warmup']} warm-up calls, {env['config']['runs']} timed; "
                  f"throughput at batch {env['config']['batch']}. Δ top-1: against fp32 on the same eval set.")
-    lines += [f"- {n}" for n in report.get("notes", [])]
+    lines += [f"- {n}" for n in report.get("notes", []) if "accuracy measured" not in n]
+    if any(r.flags for r in report["rows"]):
+        lines.append(f"- {FLAGS_NOTE}")
     lines += [f"- {r.name}: not measured: {r.error}" for r in report["rows"] if r.error]
     return "\n".join(lines) + "\n"
 
@@ -95,6 +105,7 @@ def print_table(report: dict) -> None:
         t.add_row(*(cell(r, k, f) for k, _, f in cols))
     sets = sorted({r.eval_set for r in report["rows"] if r.eval_set})
     errors = [f"{r.name}: not measured: {r.error}" for r in report["rows"] if r.error]
+    errors += [FLAGS_NOTE] if any(r.flags for r in report["rows"]) else []
     t.caption = "top-1 by onnxruntime on: " + "; ".join(sets) + "".join(f"\n{n}" for n in [*report.get("notes", []),
                                                                                           *errors])
     console()(t)

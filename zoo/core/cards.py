@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from zoo.core.errors import ZooError
 
 RUN_CARD_SCHEMA = 2  # 1: dict cards with `model` and the environment at the top level
-BENCH_ROW_SCHEMA = 1
+BENCH_ROW_SCHEMA = 2  # 2: noise, load and flags
 
 
 SEAL = "card_sha256"  # a card's own checksum: the card is what names the other files' hashes
@@ -143,5 +143,8 @@ class BenchRow(_Card):
     eager_latency_ms_p50: float | None = None  # PyTorch eager on the same inputs
     eager_throughput_img_s: float | None = None
     speedup_vs_eager: float | None = None
+    latency_iqr_rel: float | None = None  # noise: (p75 - p25) / p50 of the batch-1 calls
+    load: float | None = None  # other processes' 1-minute load average while this row was timed
+    flags: list = field(default_factory=list)  # "busy (...)", "noisy (...)": timing not to be trusted as is
     error: str | None = None  # why this target was not measured (the other fields stay None)
     schema: int = BENCH_ROW_SCHEMA
