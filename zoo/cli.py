@@ -36,25 +36,22 @@ def _at_least(low: int):
     return parse
 
 
-def _points(text: str) -> float:
-    """An argparse type: accuracy points >= 0 (NaN refused)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of points >= 0 (e.g. 0.5)")
-    return value
+def _non_negative(unit: str, example: str):
+    """An argparse type: a number of `unit` >= 0 (NaN refused)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not value >= 0:  # also NaN
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of {unit} >= 0 (e.g. {example})")
+        return value
+    parse.__name__ = f"{unit} >= 0"
+    return parse
 
 
-def _minutes(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:  # also NaN
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes >= 0 (e.g. 10, 0.5; 0 turns it off)")
-    return value
+_points = _non_negative("points", "0.5")
+_minutes = _non_negative("minutes", "10, 0.5; 0 turns it off")
 
 
 # ---------------------------------------------------------------- list
