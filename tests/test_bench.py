@@ -232,7 +232,7 @@ def test_rows_timed_under_load_or_with_noise_are_flagged(tmp_path, fake_root, mo
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     row = report["rows"][0]
     assert row["load"] == 1.7 and row["flags"][0] == "busy (other load 1.7)" and row["latency_iqr_rel"] >= 0
-    assert "Re-measure such rows on an idle machine" in (tmp_path / "r" / "report.md").read_text()
+    assert "re-measure such rows on an idle machine" in (tmp_path / "r" / "report.md").read_text()
 
 
 def test_warm_up_runs_until_stable_and_is_bounded(monkeypatch):
@@ -258,3 +258,41 @@ def test_warm_up_runs_until_stable_and_is_bounded(monkeypatch):
     assert measure.warm_up(Drifting(), None, min_calls=10_000) < 100  # never stable: stops at the bound
     assert measure.flags({"iqr_rel": 0.2}, 0.0) == ["noisy (IQR 20% of p50)"] and measure.flags({"iqr_rel": 0.01},
                                                                                                  0.2) == []
+
+
+def test_other_runtimes_get_rows_with_accuracy_and_agreement(tmp_path, fake_root):
+    pytest.importorskip("openvino", reason="OpenVINO not installed (pip install 'zoo-classifiers[openvino]')")
+    pytest.importorskip("cv2", reason="OpenCV not installed (pip install 'zoo-classifiers[opencv]')")
+    from helpers import train_fast
+
+    train_fast("mlp", "mnist", tmp_path / "run", fake_root, epochs=2, batch_size=25)
+    assert main(["bench", "mlp", "mnist", "--weights", str(tmp_path / "run"), "--runtime",
+                 "onnxruntime,openvino,opencv", "--precision", "fp32,int8", "--no-eager", "--data-dir",
+                 str(fake_root), "--out", str(tmp_path / "r"), *QUICK]) == 0
+    rows = json.loads((tmp_path / "r" / "report.json").read_text())["rows"]
+    got = {(r["precision"], r["runtime"].split(" (")[0]) for r in rows}
+    assert got == {("fp32", "onnxruntime"), ("fp32", "openvino"), ("fp32", "opencv"), ("int8", "onnxruntime"),
+                   ("int8", "openvino")}
+    assert {r["runtime"] for r in rows if r["runtime"].startswith("openvino") and r["precision"] == "fp32"} \
+        >= {"openvino (f32)"}  # the like-for-like row, besides OpenVINO's default precision
+    fp32 = [r for r in rows if r["precision"] == "fp32"]
+    assert all(r["torch_agreement"] >= 99.0 and abs(r["torch_top1_change"]) <= 1.0 and r["load_s"] > 0 for r in fp32)
+
+
+def test_a_runtime_asked_for_by_name_must_be_there(tmp_path, monkeypatch, capsys):
+    import zoo.bench.harness as harness
+
+    monkeypatch.setattr(harness, "missing_runtime", lambda r: "openvino is not installed (pip install "
+                        "'zoo-classifiers[openvino]')" if r == "openvino" else None)
+    assert main(["bench", "mlp", "mnist", "--random", "--runtime", "openvino", "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err == ("zoo: error: --runtime openvino: openvino is not installed (pip install "
+                                       "'zoo-classifiers[openvino]')\n")
+
+
+@pytest.mark.slow
+def test_torch_compile_rows(tmp_path, fake_root):
+    assert main(["bench", "mlp", "mnist", "--random", "--runtime", "onnxruntime,torch-compile", "--no-eager",
+                 "--data-dir", str(fake_root), "--out", str(tmp_path / "r"), *QUICK]) == 0
+    rows = json.loads((tmp_path / "r" / "report.json").read_text())["rows"]
+    compiled = next(r for r in rows if r["runtime"] == "torch-compile")
+    assert compiled["torch_agreement"] == 100.0 and compiled["onnx_mb"] is None and compiled["load_s"] > 0

@@ -200,7 +200,8 @@ def cmd_bench(args) -> int:
     out = writable_dir(args.out)
     cfg = BenchConfig(precisions=_split(args.precision) or ("fp32",), providers=_split(args.provider),
                       threads=args.threads or BenchConfig.threads, warmup=args.warmup, runs=args.repeat,
-                      batch=args.batch, eager=not args.no_eager, null=args.null).validate()
+                      batch=args.batch, eager=not args.no_eager, null=args.null,
+                      runtimes=_split(args.runtime) or ("onnxruntime",)).validate()
     targets = bench_targets(args.model, args.dataset, weights=args.weights, random=args.random, onnx=args.onnx,
                             matrix=args.matrix, runs_dir=args.runs)
     providers, notes = resolve_providers(cfg)
@@ -453,6 +454,9 @@ def _add_bench(sub) -> None:
     p.add_argument("--onnx", nargs="+", help="bench these files written by zoo export, as they are")
     p.add_argument("--precision", default="fp32", help="comma list of fp32, int8 (CPU), fp16 (CUDA)")
     p.add_argument("--provider", help="comma list of cpu, cuda (default: cpu, plus cuda when usable)")
+    p.add_argument("--runtime", default="onnxruntime",
+                   help="comma list of onnxruntime, openvino (f32 and its default precision; int8), opencv, "
+                        "torch-compile: each runs the same model and gets rows of its own")
     p.add_argument("--threads", type=_at_least(1), help="intra-op threads (>= 1; default: all cores)")
     p.add_argument("--warmup", type=_at_least(0), default=20, help="untimed batch-1 calls (>= 0)")
     p.add_argument("--repeat", type=_at_least(1), default=200, help="timed batch-1 calls (>= 1)")

@@ -6,6 +6,7 @@ same inputs. Rows are BenchRows; report.py renders them.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -13,8 +14,9 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from zoo.bench.backends import NullBackend, OrtBackend, TorchBackend
-from zoo.bench.measure import flags, latency_ms, other_load, throughput, top1
+from zoo.bench.backends import (NullBackend, OpenCvBackend, OpenVinoBackend, OrtBackend, TorchBackend,
+                                 TorchCompileBackend, missing_runtime)
+from zoo.bench.measure import flags, latency_ms, other_load, predictions, throughput
 from zoo.core.cards import BenchRow
 from zoo.core.env import environment as env_record
 from zoo.core.errors import ZooError
@@ -25,6 +27,7 @@ from zoo.models.stats import macs_per_image, num_params
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 PRECISION_PROVIDERS = {"fp32": ("cpu", "cuda"), "int8": ("cpu",), "fp16": ("cuda",)}
+RUNTIMES = ("onnxruntime", "openvino", "opencv", "torch-compile")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class BenchConfig:
     batch_runs: int = 5  # timed calls at that batch
     eager: bool = True  # also time PyTorch eager on the same inputs
     null: bool = False  # add the null backend's rows (harness overhead)
+    runtimes: tuple[str, ...] = ("onnxruntime",)  # + openvino, opencv, torch-compile (CPU): rows of their own
 
     def validate(self) -> BenchConfig:
         for p in self.precisions:
@@ -48,6 +52,11 @@ class BenchConfig:
                 raise ZooError(f"{name} must be >= 1, got {value}")
         if self.warmup < 0:
             raise ZooError(f"--warmup must be >= 0, got {self.warmup}")
+        for r in self.runtimes:
+            if r not in RUNTIMES:
+                raise ZooError(f"unknown runtime {r!r}; choose from {', '.join(RUNTIMES)}")
+            if missing_runtime(r):  # asked for by name: an error, not a note
+                raise ZooError(f"--runtime {r}: {missing_runtime(r)}")
         return self
 
 
@@ -81,6 +90,7 @@ class _Inputs:
                                                                                       np.float32)
         self.xb = (self.images[:batch] if self.images is not None and len(self.images) >= batch
                    else rng.standard_normal((batch, *spec.input_shape), np.float32))
+        self.reference = None  # PyTorch fp32 eager's top-1 per eval image, when it can be had
 
 
 def _timed(backend, inputs: _Inputs, cfg: BenchConfig) -> dict:
@@ -115,6 +125,10 @@ def bench_target(target: Target, cfg: BenchConfig, providers: list[str], data: D
     model = build_model(target.arch, target.dataset, None if target.onnx else resolve(target))
     base = {"arch": target.arch, "dataset": target.dataset, "params": num_params(model),
             "macs": macs_per_image(model, spec.input_shape), "eval_set": ev.label, "threads": cfg.threads}
+    # PyTorch fp32 eager's answers: what every row's accuracy is compared with (not for a bare .onnx file, whose
+    # weights PyTorch does not have).
+    inputs.reference = None if target.onnx or inputs.images is None else \
+        predictions(TorchBackend("cpu", cfg.threads).load(model), inputs.images)
     rows: list[BenchRow] = []
     for prov in providers:
         eager = None
@@ -131,34 +145,66 @@ def bench_target(target: Target, cfg: BenchConfig, providers: list[str], data: D
                 notes.append(f"{target.name} {prec}: not measured: {e.reason}")
                 log(f"{notes[-1]}; figures: {e.figures}")
                 continue
-            row = _row(base, meta.get("precision", prec or "fp32"), prov, path, meta, cfg, inputs, rows, eager)
-            rows.append(row)
-            log(_line(row))
+            prec = meta.get("precision", prec or "fp32")
+            for runtime, backend in _backends(cfg, prov, prec):
+                row = _row(base, prec, prov, runtime, backend, path, meta, cfg, inputs, rows,
+                           eager if runtime == "onnxruntime" else None)
+                rows.append(row)
+                log(_line(row))
+        if "torch-compile" in cfg.runtimes and not target.onnx and prov == "cpu":
+            rows.append(_row(base, "fp32", prov, "torch-compile", TorchCompileBackend("cpu", cfg.threads), model,
+                             {"weights": "PyTorch model"}, cfg, inputs, rows, None))
+            log(_line(rows[-1]))
     if cfg.null:
-        rows.append(BenchRow(**base, precision="-", provider="null",
+        rows.append(BenchRow(**base, precision="-", provider="null", runtime="null",
                              **_timed(NullBackend(spec.num_classes).load(), inputs, cfg)))
     return rows
 
 
-def _row(base: dict, prec: str, prov: str, path: Path, meta: dict, cfg: BenchConfig, inputs: _Inputs,
-         earlier: list[BenchRow], eager: dict | None) -> BenchRow:
-    be = OrtBackend(PROVIDERS[prov], cfg.threads).load(path)
-    timed = _timed(be, inputs, cfg)
-    acc = top1(be, inputs.images, inputs.labels) if inputs.images is not None else None
-    ref = next((r.top1 for r in earlier if r.precision == "fp32" and r.provider == prov), None)
-    ref = ref if ref is not None else next((r.top1 for r in earlier if r.precision == "fp32"), None)
-    change = acc - ref if (acc is not None and ref is not None and prec != "fp32") else None
+def _backends(cfg: BenchConfig, prov: str, prec: str):
+    """(runtime, backend) pairs that run the exported file at this provider and precision."""
+    yield "onnxruntime", OrtBackend(PROVIDERS[prov], cfg.threads)
+    if prov != "cpu":
+        return
+    if "openvino" in cfg.runtimes and prec in ("fp32", "int8"):
+        yield "openvino", OpenVinoBackend("f32", cfg.threads)
+        if prec == "fp32":
+            yield "openvino", OpenVinoBackend(None, cfg.threads)  # its default: bf16 where the CPU has it
+    if "opencv" in cfg.runtimes and prec == "fp32":
+        yield "opencv", OpenCvBackend(cfg.threads)
+
+
+def _row(base: dict, prec: str, prov: str, runtime: str, backend, source, meta: dict, cfg: BenchConfig,
+         inputs: _Inputs, earlier: list[BenchRow], eager: dict | None) -> BenchRow:
+    t0 = time.perf_counter()
+    backend.load(source)
+    if runtime == "torch-compile":
+        backend.predict(inputs.x1)  # the compilation, counted as load time
+    load_s = time.perf_counter() - t0
+    timed = _timed(backend, inputs, cfg)
+    pred = predictions(backend, inputs.images) if inputs.images is not None else None
+    acc = float(100.0 * (pred == inputs.labels).mean()) if pred is not None else None
+    same = [r.top1 for r in earlier if r.precision == "fp32" and r.provider == prov and r.runtime == "onnxruntime"]
+    ref = same[0] if same else next((r.top1 for r in earlier if r.precision == "fp32"), None)
     extra = {}
+    if inputs.reference is not None and pred is not None:
+        extra = {"torch_agreement": float(100.0 * (pred == inputs.reference).mean()),
+                 "torch_top1_change": acc - float(100.0 * (inputs.reference == inputs.labels).mean())}
+        timed["flags"] = flags({"iqr_rel": timed["latency_iqr_rel"]}, timed["load"], extra["torch_top1_change"])
     if eager is not None:
-        extra = {"eager_latency_ms_p50": eager["latency_ms_p50"], "eager_throughput_img_s": eager["throughput_img_s"],
-                 "speedup_vs_eager": eager["latency_ms_p50"] / timed["latency_ms_p50"]}
-    return BenchRow(**base, precision=prec, provider=prov, weights=meta.get("weights", ""),
-                    onnx_mb=path.stat().st_size / 1e6, top1=acc, top1_change=change, **timed, **extra)
+        extra |= {"eager_latency_ms_p50": eager["latency_ms_p50"], "eager_throughput_img_s": eager["throughput_img_s"],
+                  "speedup_vs_eager": eager["latency_ms_p50"] / timed["latency_ms_p50"]}
+    label = getattr(backend, "name", runtime) if runtime == "openvino" else runtime
+    return BenchRow(**base, precision=prec, provider=prov, runtime=label, weights=meta.get("weights", ""),
+                    onnx_mb=source.stat().st_size / 1e6 if isinstance(source, Path) else None, top1=acc,
+                    top1_change=acc - ref if (acc is not None and ref is not None and prec != "fp32") else None,
+                    load_s=load_s, **timed, **extra)
 
 
 def _line(r: BenchRow) -> str:
     acc = f"top-1 {r.top1:.2f}%" if r.top1 is not None else "top-1 n/a"
-    return (f"{r.name} {r.precision} {r.provider}: {acc}, {r.onnx_mb:.2f} MB, p50 {r.latency_ms_p50:.3f} ms, "
+    size = f"{r.onnx_mb:.2f} MB, " if r.onnx_mb is not None else ""
+    return (f"{r.name} {r.precision} {r.provider} {r.runtime}: {acc}, {size}p50 {r.latency_ms_p50:.3f} ms, "
             f"{r.throughput_img_s:.0f} img/s @{r.throughput_batch}")
 
 

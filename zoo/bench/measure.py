@@ -16,6 +16,7 @@ WINDOW = 10  # calls per warm-up window
 STABLE = 0.02  # relative change of the window median that counts as stable
 MAX_WARMUP_S = 5.0  # warm-up never takes longer than this
 NOISY = 0.10  # relative IQR above which a row is flagged as noisy
+ACCURACY_LOSS = 0.5  # top-1 points lost against PyTorch fp32 that flag a row (fast but wrong)
 BUSY = 0.5  # other processes' load (1-minute load average minus zoo's own busy core) that flags a row
 
 
@@ -57,9 +58,13 @@ def throughput(backend, x: np.ndarray, warmup: int, runs: int) -> float:
     return runs * len(x) / (time.perf_counter() - t0)
 
 
+def predictions(backend, images: np.ndarray, batch: int = 500) -> np.ndarray:
+    """Top-1 class per image."""
+    return np.concatenate([backend.predict(images[i:i + batch]).argmax(1) for i in range(0, len(images), batch)])
+
+
 def top1(backend, images: np.ndarray, labels: np.ndarray, batch: int = 500) -> float:
-    pred = np.concatenate([backend.predict(images[i:i + batch]).argmax(1) for i in range(0, len(images), batch)])
-    return float(100.0 * (pred == labels).mean())
+    return float(100.0 * (predictions(backend, images, batch) == labels).mean())
 
 
 def other_load() -> float:
@@ -70,9 +75,11 @@ def other_load() -> float:
         return 0.0
 
 
-def flags(lat: dict, load: float) -> list[str]:
-    """Why a row's timing should not be trusted as it stands: measured under load, or noisy."""
+def flags(lat: dict, load: float, torch_change: float | None = None) -> list[str]:
+    """Why a row should not be trusted as it stands: timed under load, noisy, or losing accuracy."""
     out = []
+    if torch_change is not None and torch_change < -ACCURACY_LOSS:
+        out.append(f"accuracy {torch_change:+.2f} pt vs PyTorch fp32")
     if load >= BUSY:
         out.append(f"busy (other load {load:.1f})")
     if lat["iqr_rel"] > NOISY:

@@ -21,7 +21,8 @@ from zoo.core.ui import console
 # (key, header with units, format)
 COLUMNS = [
     ("arch", "model", "{}"), ("dataset", "dataset", "{}"), ("precision", "prec", "{}"),
-    ("provider", "EP", "{}"), ("top1", "top-1 %", "{:.2f}"), ("top1_change", "Δ pt", "{:+.2f}"),
+    ("provider", "EP", "{}"), ("runtime", "runtime", "{}"), ("top1", "top-1 %", "{:.2f}"),
+    ("top1_change", "Δ pt", "{:+.2f}"), ("torch_agreement", "agree %", "{:.2f}"),
     ("onnx_mb", "MB", "{:.3f}"), ("params", "params", "{:,}"), ("macs", "MMAC", "{:.2f}"),
     ("latency_ms_p50", "p50 ms", "{:.3f}"), ("latency_ms_p90", "p90 ms", "{:.3f}"),
     ("latency_ms_p99", "p99 ms", "{:.3f}"), ("throughput_img_s", "img/s", "{:,.0f}"),
@@ -29,20 +30,21 @@ COLUMNS = [
     ("latency_iqr_rel", "noise %", "{:.0%}"), ("flags", "flags", "{}"),
 ]
 
-TERMINAL = {"arch", "dataset", "precision", "provider", "top1", "top1_change", "onnx_mb", "macs", "latency_ms_p50",
-            "latency_ms_p99", "throughput_img_s", "speedup_vs_eager", "flags"}
+TERMINAL = {"arch", "dataset", "precision", "runtime", "top1", "torch_agreement", "latency_ms_p50", "throughput_img_s",
+            "speedup_vs_eager", "flags"}  # the rest is in report.md / .csv / .json
 FLAGS_NOTE = ("flags: busy = other processes loaded the CPU (1-minute load average beyond zoo's own core >= 0.5) "
-              "while the row was timed; noisy = the batch-1 calls' IQR > 10% of their median. Re-measure such rows "
-              "on an idle machine before comparing them.")
+              "while the row was timed; noisy = the batch-1 calls' IQR > 10% of their median (re-measure such rows "
+              "on an idle machine before comparing them); accuracy = the runtime loses > 0.5 top-1 points against "
+              "PyTorch fp32 on the same images. agree % = images whose top-1 equals PyTorch fp32 eager's.")
 DATASET_ORDER = {"mnist": 0, "kmnist": 1, "cifar10": 2, "cifar100": 3}
 
 
-def cell(row: BenchRow, key: str, fmt: str) -> str:
+def cell(row: BenchRow, key: str, fmt: str, short: bool = False) -> str:
     v = getattr(row, key)
     if v is None or v == []:
         return "-"
-    if isinstance(v, list):
-        return "; ".join(v)
+    if isinstance(v, list):  # flags: "busy (other load 2.4)"; the terminal shows "busy"
+        return ", ".join(f.split(" (")[0].split(" ")[0] if short else f for f in v)
     if key == "macs":
         v = v / 1e6
     return fmt.format(v)
@@ -50,7 +52,7 @@ def cell(row: BenchRow, key: str, fmt: str) -> str:
 
 def sort_rows(rows: list[BenchRow]) -> list[BenchRow]:
     return sorted(rows, key=lambda r: (DATASET_ORDER.get(r.dataset, 9), r.dataset, r.macs or 0, r.arch,
-                                       r.provider, r.precision))
+                                       r.provider, r.precision, r.runtime))
 
 
 def to_markdown(report: dict) -> str:
@@ -100,13 +102,14 @@ def print_table(report: dict) -> None:
     t = Table(title=f"zoo bench — {env['cpu']}, {env['threads']} threads, onnxruntime {env['onnxruntime']}")
     cols = [c for c in COLUMNS if c[0] in TERMINAL]  # the full set goes to report.md / .csv
     for _, h, _ in cols:
-        t.add_column(h, justify="left" if h in ("model", "dataset", "prec", "EP") else "right", no_wrap=True)
+        t.add_column(h, justify="left" if h in ("model", "dataset", "prec", "EP", "runtime", "flags") else "right",
+                     no_wrap=True)
     for r in sort_rows(report["rows"]):
-        t.add_row(*(cell(r, k, f) for k, _, f in cols))
+        t.add_row(*(cell(r, k, f, short=True) for k, _, f in cols))
     sets = sorted({r.eval_set for r in report["rows"] if r.eval_set})
     errors = [f"{r.name}: not measured: {r.error}" for r in report["rows"] if r.error]
     errors += [FLAGS_NOTE] if any(r.flags for r in report["rows"]) else []
-    t.caption = "top-1 by onnxruntime on: " + "; ".join(sets) + "".join(f"\n{n}" for n in [*report.get("notes", []),
+    t.caption = "top-1 on: " + "; ".join(sets) + "".join(f"\n{n}" for n in [*report.get("notes", []),
                                                                                           *errors])
     console()(t)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from zoo.core.errors import ZooError
 
 RUN_CARD_SCHEMA = 2  # 1: dict cards with `model` and the environment at the top level
-BENCH_ROW_SCHEMA = 2  # 2: noise, load and flags
+BENCH_ROW_SCHEMA = 3  # 2: noise, load and flags; 3: runtime, agreement with PyTorch, load time
 
 
 SEAL = "card_sha256"  # a card's own checksum: the card is what names the other files' hashes
@@ -127,6 +127,7 @@ class BenchRow(_Card):
     dataset: str
     precision: str  # fp32 | fp16 | int8 | "-" (null backend)
     provider: str  # cpu | cuda | null | "-" (a target that failed before any runtime)
+    runtime: str = "onnxruntime"  # onnxruntime | openvino (f32|bf16|...) | opencv | torch-compile | null
     params: int | None = None
     macs: int | None = None  # multiply-accumulates per image
     eval_set: str = ""  # what top-1 was measured on, e.g. "test split (10000)"
@@ -143,6 +144,9 @@ class BenchRow(_Card):
     eager_latency_ms_p50: float | None = None  # PyTorch eager on the same inputs
     eager_throughput_img_s: float | None = None
     speedup_vs_eager: float | None = None
+    torch_agreement: float | None = None  # % of eval images whose top-1 equals PyTorch fp32 eager's
+    torch_top1_change: float | None = None  # points against PyTorch fp32 eager on the same images
+    load_s: float | None = None  # seconds to load (and compile) the model in this runtime
     latency_iqr_rel: float | None = None  # noise: (p75 - p25) / p50 of the batch-1 calls
     load: float | None = None  # other processes' 1-minute load average while this row was timed
     flags: list = field(default_factory=list)  # "busy (...)", "noisy (...)": timing not to be trusted as is
