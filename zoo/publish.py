@@ -67,24 +67,25 @@ def publish(run: str | Path, dest: Path | None = None, data: DataOptions | None 
     return new.to_json()
 
 
-def _ort_top1(arch: str, dataset: str, weights: Path, out: Path, ev: EvalSet, data: DataOptions):
-    """Export `weights`, then top-1 % by onnxruntime on the eval set, and the ONNX file's MB."""
+def _ort_top1(arch: str, dataset: str, weights: Path, out: Path, images: np.ndarray, labels: np.ndarray,
+              data: DataOptions):
+    """Export `weights`, then top-1 % by onnxruntime on the (normalized) eval images, and the ONNX file's MB."""
     r = export(arch, dataset, weights=weights, out=out, data=data)
-    images = ev.normalized(get_dataset_spec(dataset))
-    return top1(OrtBackend().load(r.path), images, ev.labels.numpy()), r.size_bytes / 1e6
+    return top1(OrtBackend().load(r.path), images, labels), r.size_bytes / 1e6
 
 
 def _measured_blob(run: Path, state: dict, card: RunCard, ev: EvalSet, data: DataOptions, storage: str):
     """(the bytes to ship, their top-1, the ONNX MB, extra metrics); fp16 is measured as stored."""
+    images, labels = ev.normalized(get_dataset_spec(card.dataset)), ev.labels.numpy()  # once, for both exports
     with tempfile.TemporaryDirectory() as tmp:
-        acc, onnx_mb = _ort_top1(card.arch, card.dataset, run, Path(tmp), ev, data)
+        acc, onnx_mb = _ort_top1(card.arch, card.dataset, run, Path(tmp), images, labels, data)
         blob = (run / "best.safetensors").read_bytes()
         if storage == "fp32":
             return blob, acc, onnx_mb, {}
         blob = save({k: v.half() if v.is_floating_point() else v for k, v in state.items()})
         half = Path(tmp) / "fp16.safetensors"  # export reads a bare .safetensors file as it is
         half.write_bytes(blob)
-        acc16, _ = _ort_top1(card.arch, card.dataset, half, Path(tmp) / "fp16", ev, data)
+        acc16, _ = _ort_top1(card.arch, card.dataset, half, Path(tmp) / "fp16", images, labels, data)
     if acc - acc16 >= FP16_MAX_DROP:
         raise ZooError(f"fp16 storage costs {acc - acc16:.2f} top-1 points on {card.arch}.{card.dataset} "
                        f"({acc:.2f}% -> {acc16:.2f}%, limit {FP16_MAX_DROP}); publish it as fp32")

@@ -98,7 +98,7 @@ def _timed(backend, inputs: _Inputs, cfg: BenchConfig) -> dict:
     lat = latency_ms(backend, inputs.x1, cfg.warmup, cfg.runs)
     load = max(load, other_load())
     return {"latency_ms_p50": lat["p50"], "latency_ms_p90": lat["p90"], "latency_ms_p99": lat["p99"],
-            "latency_iqr_rel": lat["iqr_rel"], "load": load, "flags": flags(lat, load),
+            "latency_iqr_rel": lat["iqr_rel"], "load": load,
             "throughput_batch": cfg.batch, "throughput_img_s": throughput(backend, inputs.xb, cfg.warmup,
                                                                           cfg.batch_runs)}
 
@@ -156,8 +156,9 @@ def bench_target(target: Target, cfg: BenchConfig, providers: list[str], data: D
                              {"weights": "PyTorch model"}, cfg, inputs, rows, None))
             log(_line(rows[-1]))
     if cfg.null:
-        rows.append(BenchRow(**base, precision="-", provider="null", runtime="null",
-                             **_timed(NullBackend(spec.num_classes).load(), inputs, cfg)))
+        null = _timed(NullBackend(spec.num_classes).load(), inputs, cfg)
+        rows.append(BenchRow(**base, precision="-", provider="null", runtime="null", **null,
+                             flags=flags({"iqr_rel": null["latency_iqr_rel"]}, null["load"])))
     return rows
 
 
@@ -190,10 +191,10 @@ def _row(base: dict, prec: str, prov: str, runtime: str, backend, source, meta: 
     if inputs.reference is not None and pred is not None:
         extra = {"torch_agreement": float(100.0 * (pred == inputs.reference).mean()),
                  "torch_top1_change": acc - float(100.0 * (inputs.reference == inputs.labels).mean())}
-        timed["flags"] = flags({"iqr_rel": timed["latency_iqr_rel"]}, timed["load"], extra["torch_top1_change"])
     if eager is not None:
         extra |= {"eager_latency_ms_p50": eager["latency_ms_p50"], "eager_throughput_img_s": eager["throughput_img_s"],
                   "speedup_vs_eager": eager["latency_ms_p50"] / timed["latency_ms_p50"]}
+    timed["flags"] = flags({"iqr_rel": timed["latency_iqr_rel"]}, timed["load"], extra.get("torch_top1_change"))
     label = getattr(backend, "name", runtime) if runtime == "openvino" else runtime
     return BenchRow(**base, precision=prec, provider=prov, runtime=label, weights=meta.get("weights", ""),
                     onnx_mb=source.stat().st_size / 1e6 if isinstance(source, Path) else None, top1=acc,

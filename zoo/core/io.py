@@ -44,9 +44,9 @@ def read_json(path: str | os.PathLike, what: str = "file"):
         raise ZooError(f"{what} {p} is not valid JSON ({e.msg} at line {e.lineno}); it is damaged") from None
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
+def read_jsonl(path: str | os.PathLike, damaged: list[str] | None = None) -> list[dict]:
     """The JSON objects of `path`, one per line ([] when it does not exist); damaged lines (a partial last line
-    after a kill, a flipped byte) are skipped."""
+    after a kill, a flipped byte) are skipped, and collected into `damaged` when a list is given."""
     p = Path(path)
     if not p.is_file():
         return []
@@ -55,9 +55,11 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
         try:
             row = json.loads(line) if line.strip() else None
         except json.JSONDecodeError:
-            continue
+            row = None
         if isinstance(row, dict):
             rows.append(row)
+        elif line.strip() and damaged is not None:
+            damaged.append(line)
     return rows
 
 

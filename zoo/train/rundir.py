@@ -33,7 +33,7 @@ from safetensors.torch import load, save
 
 from zoo.core.cards import RunCard, check_seal, sealed
 from zoo.core.errors import ZooError
-from zoo.core.io import atomic_write_bytes, atomic_write_json, read_json
+from zoo.core.io import atomic_write_bytes, atomic_write_json, read_json, read_jsonl
 from zoo.core.shipped import sha256_bytes
 
 KEEP = 2  # newest checkpoints kept (besides the best one)
@@ -99,12 +99,18 @@ def save_checkpoint(out: Path, tag: str, weights: dict[str, torch.Tensor], card:
     if best:
         atomic_write_bytes(out / "best.safetensors", blob)
         atomic_write_bytes(out / "best.json", _card_bytes(card))
-    atomic_write_json(out / "last.json", sealed({"tag": tag, "epoch": card.epoch, "step": card.step, "best": best_tag,
-                                                 "path": f"checkpoints/{tag}", "metrics": card.metrics}))
+    _commit(out, tag, card, best_tag)
     for p in checkpoint_dirs(out)[KEEP:]:
         if p.name != best_tag:
             shutil.rmtree(p, ignore_errors=True)
     return folder
+
+
+def _commit(out: Path, tag: str, card: RunCard, best_tag: str | None) -> None:
+    """Step (4): last.json names checkpoint `tag` (and the best one): the one atomic rename that commits."""
+    atomic_write_json(Path(out) / "last.json", sealed({"tag": tag, "epoch": card.epoch, "step": card.step,
+                                                       "best": best_tag, "path": f"checkpoints/{tag}",
+                                                       "metrics": card.metrics}))
 
 
 def checkpoint_dirs(out: Path) -> list[Path]:
@@ -173,9 +179,7 @@ def load_checkpoint(out: Path, log=print) -> tuple[dict[str, torch.Tensor], RunC
         if problems or d != named:
             why = problems[0] if problems else f"{out / 'last.json'} is damaged"
             log(f"zoo: note: {why}; resuming from the newest good checkpoint {d.name}")
-            atomic_write_json(out / "last.json", sealed({
-                "tag": d.name, "epoch": card.epoch, "step": card.step, "best": (last or {}).get("best"),
-                "path": f"checkpoints/{d.name}", "metrics": card.metrics}))
+            _commit(out, d.name, card, (last or {}).get("best"))
         return weights, card, state
     if not order:
         raise ZooError(f"nothing to resume in {out}: no checkpoint; start without --resume")
@@ -195,17 +199,17 @@ def reconcile(out: Path, epochs_done: int) -> None:
         return _sync_best(out, named)
     if _best_is_valid(out, epochs_done):
         return None
-    ends = [d for d in checkpoint_dirs(out) if "-step" not in d.name and _card_epoch(d) is not None
-            and _card_epoch(d) <= epochs_done]
+    cards = {d: _card(d) for d in checkpoint_dirs(out) if "-step" not in d.name}
+    ends = {d: c for d, c in cards.items() if c is not None and c.epoch <= epochs_done}
     if ends:
-        return _sync_best(out, max(ends, key=lambda d: RunCard.from_json(read_json(d / "card.json")).top1 or -1))
+        return _sync_best(out, max(ends, key=lambda d: ends[d].top1 or -1))
     for name in ("best.safetensors", "best.json"):
         (out / name).unlink(missing_ok=True)
 
 
-def _card_epoch(d: Path) -> int | None:
+def _card(d: Path) -> RunCard | None:
     try:
-        return RunCard.from_json(read_json(d / "card.json")).epoch
+        return RunCard.from_json(read_json(d / "card.json"))
     except ZooError:
         return None
 
@@ -239,17 +243,10 @@ def truncate_metrics(out: Path, epochs_done: int, log=print) -> None:
     path = Path(out) / "metrics.jsonl"
     if not path.is_file():
         return
-    keep, damaged = [], 0
-    for line in path.read_bytes().decode("utf-8", "replace").splitlines():
-        try:
-            m = json.loads(line) if line.strip() else None
-        except json.JSONDecodeError:
-            m = None
-        if isinstance(m, dict) and isinstance(m.get("epoch"), int):
-            if m["epoch"] <= epochs_done:
-                keep.append(m)
-        elif line.strip():
-            damaged += 1
+    bad: list[str] = []
+    rows = read_jsonl(path, bad)
+    damaged = len(bad) + sum(not isinstance(m.get("epoch"), int) for m in rows)
+    keep = [m for m in rows if isinstance(m.get("epoch"), int) and m["epoch"] <= epochs_done]
     missing = sorted(set(range(1, epochs_done + 1)) - {m["epoch"] for m in keep})
     if damaged or missing:
         lost = f"{damaged} damaged line(s) dropped" if damaged else "lines lost"
