@@ -220,7 +220,7 @@ def test_bad_images_are_one_line_each_and_the_rest_are_classified(onnx_files, te
 
 
 def test_an_unreadable_folder_is_one_line(onnx_files, test_images, monkeypatch, capsys):
-    import zoo.predict.images as images
+    import zoo.data.images as images
 
     def refuse(folder):
         raise PermissionError(13, "Permission denied", str(folder))

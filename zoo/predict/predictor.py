@@ -13,8 +13,7 @@ import numpy as np
 
 from zoo.core.errors import ZooError
 from zoo.core.sessions import ort_session, session_metadata
-from zoo.predict.images import Problem, decode
-from zoo.predict.preprocess import ImageSpec, normalize_pixels, to_pixels
+from zoo.data.images import ImageSpec, Problem, decode, normalize_pixels, to_pixels
 
 NEEDED = ("class_names", "mean", "std", "input_shape")
 
