@@ -25,7 +25,7 @@ def report_dir(tmp_path_factory, fake_root):
     os.environ["XDG_CACHE_HOME"] = str(out / "cache")
     try:
         assert main(["bench", "mlp", "mnist", "--random", "--precision", "fp32,int8", "--null", "--data-dir",
-                     str(fake_root), "--out", str(out / "r"), *QUICK]) == 0
+                     str(fake_root), "--out", str(out / "r"), *QUICK[:-1], "4,16"]) == 0  # a batch sweep
     finally:
         os.environ.pop("XDG_CACHE_HOME") if old is None else os.environ.__setitem__("XDG_CACHE_HOME", old)
     return out / "r"
@@ -43,6 +43,8 @@ def test_report_schema(report_dir):
     assert fp32["latency_ms_p50"] <= fp32["latency_ms_p90"] <= fp32["latency_ms_p99"]
     assert fp32["eager_latency_ms_p50"] > 0 and fp32["speedup_vs_eager"] > 0
     assert fp32["eval_set"].startswith("test split")
+    assert fp32["throughput_batch"] == 16 and set(fp32["throughput_by_batch"]) == {"4", "16"}
+    assert fp32["throughput_by_batch"]["16"] == fp32["throughput_img_s"]
     int8 = next(r for r in rows if r["precision"] == "int8")
     assert int8["top1_change"] == pytest.approx(int8["top1"] - fp32["top1"])
     null = next(r for r in rows if r["provider"] == "null")
@@ -56,6 +58,8 @@ def test_rendered_files(report_dir):
     assert len(rows) == 3 and rows[0]["arch"] == "mlp"
     for png in ("accuracy_vs_latency.png", "accuracy_vs_size.png"):
         assert (report_dir / png).read_bytes()[:4] == b"\x89PNG"
+    page = (report_dir / "report.html").read_text()
+    assert "img/s by batch" in page and page.count("data:image/png;base64,") >= 2 and "4: " in page
 
 
 def test_report_rerenders_without_measuring(report_dir, tmp_path, monkeypatch, capsys):

@@ -18,6 +18,17 @@ def _data(args):
     return DataOptions(args.data_dir, getattr(args, "download", False), args.verify)
 
 
+def _folder(args):
+    from zoo.data import FolderOptions
+    return FolderOptions(args.val_fraction, 0, args.channels, args.size)
+
+
+def _dataset(args, weights: str | None = None) -> str | None:
+    """The DATASET argument as a registered name: built in, recorded in the weights' card, or a folder opened."""
+    from zoo.data import spec_of
+    return spec_of(args.dataset, weights, _folder(args)).name if args.dataset else None
+
+
 def _split(v: str | None) -> tuple[str, ...]:
     return tuple(x for x in (v or "").replace(" ", "").split(",") if x)
 
@@ -50,12 +61,37 @@ def _non_negative(unit: str, example: str):
     return parse
 
 
+def _fraction(text: str) -> float:
+    """An argparse type: a fraction in (0, 0.5]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 0.5:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction in (0, 0.5] (e.g. 0.1)")
+    return value
+
+
+def _batches(text: str) -> list[int]:
+    """An argparse type: one batch size or a comma list of them, each >= 1."""
+    try:
+        values = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a batch size or a comma list of them (e.g. 1,16,256)") \
+            from None
+    if not values or values[0] < 1:
+        raise argparse.ArgumentTypeError(f"batch sizes must be >= 1, got {text!r}")
+    return values
+
+
 _points = _non_negative("points", "0.5")
 _minutes = _non_negative("minutes", "10, 0.5; 0 turns it off")
 
 
 # ---------------------------------------------------------------- list
 def cmd_list(args) -> int:
+    if args.fastpath:
+        return _list_fastpath(args)
     from zoo.models.catalog import list_rows
 
     rows = list_rows(args.pattern, args.dataset, args.paper)
@@ -80,17 +116,42 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _list_fastpath(args) -> int:
+    """The remembered fast-path decisions: what was chosen, at what speed, how noisy, when, how busy."""
+    from zoo.train.fastpath import cache_file, decisions
+
+    rows = decisions()
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    from rich.table import Table
+
+    from zoo.core.ui import console
+
+    table = Table(title=f"fast-path decisions ({len(rows)}) in {cache_file()}")
+    for col in ("model.dataset", "batch", "machine", "choice", "img/s", "noise", "others", "measured", "candidates"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["pair"], r["batch"], r["machine"], r["choice"] + (" (provisional)" if r["provisional"] else ""),
+                      f"{r['images_per_s']:.0f}", f"{r['noise']:.1%}", f"{r['others']:.0%}", r["measured"][:16],
+                      ", ".join(f"{k} {v:.0f}" for k, v in r["candidates"].items()))
+    table.caption = "others: share of the CPU other processes used during the probe; provisional: measured again " \
+                    "by the next run; zoo train --reprobe measures again"
+    console()(table)
+    return 0
+
+
 # ---------------------------------------------------------------- train
 def _recipe_and_pair(args):
     """(arch, dataset, TrainConfig, recorded init): from --config, from the run being resumed, or from the
     named recipe; --epochs/--batch-size/--lr/--seed and every --set override it."""
     from pathlib import Path
 
-    from zoo.data import get_dataset_spec
+    from zoo.data import spec_of
     from zoo.train import get_recipe, parse_overrides, read_config, recipe_from
 
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-                 **parse_overrides(args.set or [])}
+                 "freeze_backbone": args.freeze_backbone or None, **parse_overrides(args.set or [])}
     record = args.config or (args.out if args.resume and args.out and (Path(args.out) / "config.json").is_file()
                              else None)
     if record:
@@ -104,8 +165,8 @@ def _recipe_and_pair(args):
     if not (args.model and args.dataset):
         raise ZooError("zoo train needs MODEL DATASET (e.g. zoo train resnet20 cifar10), --config FILE, "
                        "--resume --out RUN_FOLDER, or --matrix paper")
-    spec = get_dataset_spec(args.dataset)
-    return args.model, args.dataset, get_recipe(args.recipe or "paper", spec, args.model, **overrides)
+    spec = spec_of(args.dataset, opts=_folder(args), init=args.init)
+    return args.model, spec.name, get_recipe(args.recipe or "paper", spec, args.model, **overrides)
 
 
 def cmd_train(args) -> int:
@@ -120,10 +181,11 @@ def _train_one(args, arch: str, dataset: str, cfg, out, resume: bool) -> int:
     from zoo.train import RuntimeRequest, train
     from zoo.train.loop import Interrupted
 
-    rt = RuntimeRequest(args.device, args.precision, args.compile)
+    rt = RuntimeRequest(args.device, args.precision, args.compile, reprobe=args.reprobe)
     try:
         s = train(arch, dataset, cfg, rt, out=out, resume=resume, init=args.init, data=_data(args),
-                  save_every_s=args.save_every * 60 if args.save_every > 0 else None)
+                  save_every_s=args.save_every * 60 if args.save_every > 0 else None,
+                  tensorboard=args.tensorboard)
     except Interrupted as e:
         print(f"zoo: {e}", file=sys.stderr)
         return e.exit_code
@@ -165,7 +227,7 @@ def cmd_export(args) -> int:
     elif args.model and args.dataset:
         if not (args.weights or args.pretrained or args.random):
             raise ZooError("say which weights to export: --weights RUN_OR_FILE, --pretrained, or --random")
-        targets = [Target(args.model, args.dataset, args.weights, args.pretrained)]
+        targets = [Target(args.model, _dataset(args, args.weights), args.weights, args.pretrained)]
     else:
         raise ZooError("zoo export needs MODEL DATASET (e.g. zoo export resnet20 cifar10 --pretrained) "
                        "or --matrix paper")
@@ -189,6 +251,7 @@ def cmd_bench(args) -> int:
     from pathlib import Path
 
     from zoo.bench.harness import BenchConfig, bench_target, environment, resolve_providers
+    from zoo.bench.html import write_html
     from zoo.bench.measure import other_load
     from zoo.bench.plots import render_plots
     from zoo.bench.report import print_table, write_reports
@@ -200,10 +263,11 @@ def cmd_bench(args) -> int:
     out = writable_dir(args.out)
     cfg = BenchConfig(precisions=_split(args.precision) or ("fp32",), providers=_split(args.provider),
                       threads=args.threads or BenchConfig.threads, warmup=args.warmup, runs=args.repeat,
-                      batch=args.batch, eager=not args.no_eager, null=args.null,
+                      batch=max(args.batch), sweep=tuple(args.batch) if len(args.batch) > 1 else (),
+                      eager=not args.no_eager, null=args.null,
                       runtimes=_split(args.runtime) or ("onnxruntime",)).validate()
-    targets = bench_targets(args.model, args.dataset, weights=args.weights, random=args.random, onnx=args.onnx,
-                            matrix=args.matrix, runs_dir=args.runs)
+    targets = bench_targets(args.model, _dataset(args, args.weights), weights=args.weights, random=args.random,
+                            onnx=args.onnx, matrix=args.matrix, runs_dir=args.runs)
     providers, notes = resolve_providers(cfg)
     if "fp16" in cfg.precisions and "cuda" not in providers:
         notes.append("fp16 not measured: it is a GPU precision and no CUDA provider runs here")
@@ -215,7 +279,8 @@ def cmd_bench(args) -> int:
             rows.append(BenchRow(t.arch, t.dataset, "-", "-", error=str(e)))
             print(f"zoo: error: {t.name}: {e}", file=sys.stderr)
     report = {"environment": environment(cfg, providers, load_before), "rows": rows, "notes": notes}
-    paths = write_reports(report, out) + render_plots(report, out, Path(args.runs))
+    plots = render_plots(report, out, Path(args.runs))
+    paths = write_reports(report, out) + plots + [write_html(report, out, plots)]
     print_table(report)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 1 if any(r.error for r in rows) else 0
@@ -224,12 +289,14 @@ def cmd_bench(args) -> int:
 def cmd_report(args) -> int:
     from pathlib import Path
 
+    from zoo.bench.html import write_html
     from zoo.bench.plots import render_plots
     from zoo.bench.report import load_report, print_table, write_reports
 
     report = load_report(Path(args.report))
     out = Path(args.out or (args.report if Path(args.report).is_dir() else Path(args.report).parent))
-    paths = write_reports(report, out) + render_plots(report, out, Path(args.runs))
+    plots = render_plots(report, out, Path(args.runs))
+    paths = write_reports(report, out) + plots + [write_html(report, out, plots)]
     print_table(report)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
@@ -251,7 +318,7 @@ def _predict_source(items: list[str]) -> tuple[str, str | None, list[str]]:
 
 
 def cmd_predict(args) -> int:
-    from zoo.predict.images import find_images
+    from zoo.data.images import find_images
     from zoo.predict.predictor import Predictor
 
     source, dataset, image_args = _predict_source(args.items)
@@ -347,11 +414,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 EXAMPLES = {
-    "list": ["zoo list 'resnet*' --dataset cifar10", "zoo list --paper --json"],
+    "list": ["zoo list 'resnet*' --dataset cifar10", "zoo list --paper --json", "zoo list --fastpath"],
     "train": ["zoo train resnet20 cifar10 --recipe fast --set label_smoothing=0",
+              "zoo train cnn path/to/digits --init pretrained:mnist --recipe fast --epochs 5",
               "zoo train --resume --out runs/resnet20.cifar10.fast"],
     "export": ["zoo export resnet20 cifar10 --pretrained --precision int8",
-               "zoo export cnn mnist --pretrained --image-input --out exports"],
+               "zoo export cnn mnist --pretrained --image-input --out exports",
+               "zoo export cnn digits --weights runs/cnn.digits.fast"],
     "bench": ["zoo bench", "zoo bench resnet20 cifar10 --precision fp32,int8 --threads 2"],
     "publish": ["zoo publish runs/resnet20.cifar10.fast --storage fp16", "zoo publish --eval-samples"],
     "report": ["zoo report bench", "zoo report bench/report.json --out site/"],
@@ -373,6 +442,15 @@ def _add_data_args(p: argparse.ArgumentParser, download: bool = True) -> None:
                    help="skip torchvision's md5 check of CIFAR files (known-good re-encodings); also ZOO_VERIFY=0")
 
 
+def _add_folder_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("a dataset given as a path (a folder of class folders, or a CSV of path,label)")
+    g.add_argument("--val-fraction", type=_fraction, default=0.1,
+                   help="held out per class when the folder has no val/ or test/ (0 < F <= 0.5)")
+    g.add_argument("--channels", type=int, choices=(1, 3), help="1 (grey) or 3 (RGB) (default: from the images)")
+    g.add_argument("--size", type=_at_least(8),
+                   help="pixels per side (default: 28 for grey, 32 for RGB, or --init's dataset's)")
+
+
 def _add_pair(p: argparse.ArgumentParser, model_help: str, dataset_help: str) -> None:
     p.add_argument("model", nargs="?", help=model_help)
     p.add_argument("dataset", nargs="?", help=dataset_help)
@@ -391,16 +469,20 @@ def _add_list(sub) -> None:
     p.add_argument("pattern", nargs="?", help="model name or shell wildcard, e.g. 'resnet*'")
     p.add_argument("--dataset", help="only models that build for this dataset")
     p.add_argument("--paper", action="store_true", help="only the paper's 16 seed pairs")
+    p.add_argument("--fastpath", action="store_true",
+                   help="the remembered fast-path decisions (zoo train's probe) with their figures and dates")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_list)
 
 
 def _add_train(sub) -> None:
     p = _command(sub, "train", "train a model on a dataset (the paper's recipe by default)")
-    _add_pair(p, "architecture, e.g. resnet20 (see zoo list)", "mnist, kmnist, cifar10 or cifar100")
+    _add_pair(p, "architecture, e.g. resnet20 (see zoo list)",
+              "mnist, kmnist, cifar10, cifar100, or your own: a folder of class folders or a CSV of path,label")
     p.add_argument("--matrix", help="train a whole matrix: 'paper' = the 16 seed pairs (skips finished ones)")
     p.add_argument("--only", help="with --matrix: a wildcard over MODEL.DATASET names, e.g. '*.mnist'")
-    p.add_argument("--recipe", help="paper or fast (default: paper; with --resume or --config, the recorded one)")
+    p.add_argument("--recipe", help="paper, fast, finetune (small datasets from --init weights) or record (fast, "
+                                    "longer, EMA) (default: paper; with --resume or --config, the recorded one)")
     p.add_argument("--config", metavar="FILE",
                    help="replay a run: its config.json (or a TOML file of that shape); flags override it")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE",
@@ -413,6 +495,8 @@ def _add_train(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--precision", default="auto", help="auto (measured per model, remembered), fp32 or bf16")
     p.add_argument("--compile", default="auto", help="torch.compile: auto, on or off")
+    p.add_argument("--reprobe", action="store_true",
+                   help="measure the fast path again instead of using the remembered decision")
     p.add_argument("--out", help="run folder (default runs/MODEL.DATASET.RECIPE; with --matrix, the parent)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint (model, dataset, recipe from its config)")
@@ -420,15 +504,22 @@ def _add_train(sub) -> None:
                    help="fine-tune from trained weights instead of random ones: pretrained (shipped, this pair), "
                         "pretrained:DATASET (this model's shipped weights for another dataset; the classifier "
                         "starts fresh), or a run folder / .safetensors file")
+    p.add_argument("--freeze-backbone", action="store_true",
+                   help="with --init: train the classifier alone (linear probing); the rest keeps its weights")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write the metrics as TensorBoard scalars in OUT/tensorboard (pip install "
+                        "'zoo-classifiers[tensorboard]')")
     p.add_argument("--save-every", type=_minutes, default=10.0, metavar="MIN",
                    help="also checkpoint mid-epoch every MIN minutes (default 10; 0 = only at epoch ends)")
     _add_data_args(p)
+    _add_folder_args(p)
     p.set_defaults(func=cmd_train)
 
 
 def _add_export(sub) -> None:
     p = _command(sub, "export", "export to ONNX (fp32/fp16/int8), gated on parity with PyTorch")
-    _add_pair(p, "architecture, e.g. resnet20 (see zoo list)", "the dataset it was trained on, e.g. cifar10")
+    _add_pair(p, "architecture, e.g. resnet20 (see zoo list)",
+              "the dataset it was trained on, e.g. cifar10 or the folder it was trained on")
     p.add_argument("--pretrained", action="store_true", help="the weights shipped with zoo")
     _add_sources(p, "'paper': every seed pair that has a trained run (see --runs) or shipped weights")
     p.add_argument("--out", default="exports", help="output folder")
@@ -444,6 +535,7 @@ def _add_export(sub) -> None:
     p.add_argument("--int8-max-drop", type=_points, default=1.0,
                    help="int8 gate: most top-1 points int8 may lose against fp32")
     _add_data_args(p, download=False)
+    _add_folder_args(p)
     p.set_defaults(func=cmd_export)
 
 
@@ -460,11 +552,13 @@ def _add_bench(sub) -> None:
     p.add_argument("--threads", type=_at_least(1), help="intra-op threads (>= 1; default: all cores)")
     p.add_argument("--warmup", type=_at_least(0), default=20, help="untimed batch-1 calls (>= 0)")
     p.add_argument("--repeat", type=_at_least(1), default=200, help="timed batch-1 calls (>= 1)")
-    p.add_argument("--batch", type=_at_least(1), default=256, help="batch size for throughput (>= 1)")
+    p.add_argument("--batch", type=_batches, default=[256],
+                   help="batch size(s) for throughput: 256 (the default) or a sweep such as 1,16,64,256 (each >= 1)")
     p.add_argument("--no-eager", action="store_true", help="skip the PyTorch eager comparison")
     p.add_argument("--null", action="store_true", help="add the null backend (harness overhead)")
     p.add_argument("--out", default="bench", help="report folder")
     _add_data_args(p, download=False)
+    _add_folder_args(p)
     p.set_defaults(func=cmd_bench)
 
 

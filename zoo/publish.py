@@ -45,6 +45,9 @@ def publish(run: str | Path, dest: Path | None = None, data: DataOptions | None 
     if storage not in STORAGE:
         raise ZooError(f"unknown storage {storage!r}; choose {' or '.join(STORAGE)}")
     card = src.card
+    if card.dataset_spec:
+        raise ZooError(f"{run} was trained on your own images ({card.dataset_spec['source']['path']}); zoo ships "
+                       f"weights for its built-in datasets only: use the run folder itself (zoo export, zoo predict)")
     ev = load_eval_set(get_dataset_spec(card.dataset), data)
     if ev.origin != "test split":
         raise ZooError(f"publishing needs the full {card.dataset} test split to measure accuracy: {ev.why}")

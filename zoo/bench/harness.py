@@ -21,7 +21,7 @@ from zoo.core.cards import BenchRow
 from zoo.core.env import environment as env_record
 from zoo.core.errors import ZooError
 from zoo.core.sources import Target, resolve
-from zoo.data import DataOptions, DatasetSpec, EvalSet, get_dataset_spec, load_eval_set
+from zoo.data import DataOptions, DatasetSpec, EvalSet, load_eval_set, spec_of
 from zoo.export import GateFailed, build_model, exported
 from zoo.models.stats import macs_per_image, num_params
 
@@ -38,6 +38,7 @@ class BenchConfig:
     warmup: int = 20  # untimed batch-1 calls before timing
     runs: int = 200  # timed batch-1 calls (latency percentiles)
     batch: int = 256  # throughput batch size (images)
+    sweep: tuple[int, ...] = ()  # more batch sizes whose throughput each row also records (--batch 1,16,64,256)
     batch_runs: int = 5  # timed calls at that batch
     eager: bool = True  # also time PyTorch eager on the same inputs
     null: bool = False  # add the null backend's rows (harness overhead)
@@ -47,7 +48,8 @@ class BenchConfig:
         for p in self.precisions:
             if p not in PRECISION_PROVIDERS:
                 raise ZooError(f"unknown precision {p!r}; choose from {', '.join(PRECISION_PROVIDERS)}")
-        for name, value in (("--repeat", self.runs), ("--batch", self.batch), ("--threads", self.threads)):
+        for name, value in (("--repeat", self.runs), ("--batch", min((self.batch, *self.sweep))),
+                            ("--threads", self.threads)):
             if value < 1:
                 raise ZooError(f"{name} must be >= 1, got {value}")
         if self.warmup < 0:
@@ -97,10 +99,12 @@ def _timed(backend, inputs: _Inputs, cfg: BenchConfig) -> dict:
     load = other_load()
     lat = latency_ms(backend, inputs.x1, cfg.warmup, cfg.runs)
     load = max(load, other_load())
+    by_batch = {str(b): throughput(backend, inputs.xb[:b], cfg.warmup, cfg.batch_runs)
+                for b in sorted(set(cfg.sweep) - {cfg.batch})}
+    big = throughput(backend, inputs.xb, cfg.warmup, cfg.batch_runs)
     return {"latency_ms_p50": lat["p50"], "latency_ms_p90": lat["p90"], "latency_ms_p99": lat["p99"],
-            "latency_iqr_rel": lat["iqr_rel"], "load": load,
-            "throughput_batch": cfg.batch, "throughput_img_s": throughput(backend, inputs.xb, cfg.warmup,
-                                                                          cfg.batch_runs)}
+            "latency_iqr_rel": lat["iqr_rel"], "load": load, "throughput_batch": cfg.batch, "throughput_img_s": big,
+            "throughput_by_batch": {**by_batch, str(cfg.batch): big} if by_batch else {}}
 
 
 def data_note(ev: EvalSet) -> str | None:
@@ -115,7 +119,7 @@ def bench_target(target: Target, cfg: BenchConfig, providers: list[str], data: D
                  log=print, notes: list[str] | None = None) -> list[BenchRow]:
     """Rows for one target; with `notes`, a precision whose export fails its gate is noted and skipped."""
     data = data or DataOptions()
-    spec = get_dataset_spec(target.dataset)
+    spec = spec_of(target.dataset, target.weights)
     ev = load_eval_set(spec, data)
     note = data_note(ev)
     if note and notes is not None and note not in notes:

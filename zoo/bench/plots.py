@@ -34,12 +34,13 @@ def _save(fig, path: Path) -> Path:
 
 
 def _scatter(rows: list[BenchRow], xkey: str, xlabel: str, title: str, path: Path, logx: bool) -> Path | None:
-    rows = [r for r in rows if r.precision == "fp32" and r.provider == "cpu" and r.top1 is not None
-            and getattr(r, xkey) is not None]
+    rows = [r for r in rows if r.precision == "fp32" and r.provider == "cpu" and r.runtime == "onnxruntime"
+            and r.top1 is not None and getattr(r, xkey) is not None]  # the axes say onnxruntime: only its rows
     if not rows:
         return None
     plt = _plt()
-    present = [d for d in DATASETS if any(r.dataset == d for r in rows)]
+    present = list(dict.fromkeys([d for d in DATASETS if any(r.dataset == d for r in rows)]
+                                 + [r.dataset for r in rows]))  # built-in ones first, then folder datasets
     fig, axes = plt.subplots(1, len(present), figsize=(4.5 * len(present), 4), squeeze=False)
     for ax, ds in zip(axes[0], present):
         mine = [r for r in rows if r.dataset == ds]

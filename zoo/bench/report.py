@@ -27,6 +27,7 @@ COLUMNS = [
     ("latency_ms_p50", "p50 ms", "{:.3f}"), ("latency_ms_p90", "p90 ms", "{:.3f}"),
     ("latency_ms_p99", "p99 ms", "{:.3f}"), ("throughput_img_s", "img/s", "{:,.0f}"),
     ("eager_latency_ms_p50", "eager p50 ms", "{:.3f}"), ("speedup_vs_eager", "×eager", "{:.1f}"),
+    ("throughput_by_batch", "img/s by batch", "{}"), ("load_s", "load s", "{:.2f}"),
     ("latency_iqr_rel", "noise %", "{:.0%}"), ("flags", "flags", "{}"),
 ]
 
@@ -41,8 +42,10 @@ DATASET_ORDER = {"mnist": 0, "kmnist": 1, "cifar10": 2, "cifar100": 3}
 
 def cell(row: BenchRow, key: str, fmt: str, short: bool = False) -> str:
     v = getattr(row, key)
-    if v is None or v == []:
+    if v is None or v == [] or v == {}:
         return "-"
+    if isinstance(v, dict):  # throughput by batch: "1: 1,650 · 16: 2,100 · 256: 2,196"
+        return " · ".join(f"{b}: {x:,.0f}" for b, x in sorted(v.items(), key=lambda kv: int(kv[0])))
     if isinstance(v, list):  # flags: "busy (other load 2.4)"; the terminal shows "busy"
         return ", ".join(f.split(" (")[0].split(" ")[0] if short else f for f in v)
     if key == "macs":

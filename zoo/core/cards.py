@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from zoo.core.errors import ZooError
 
 RUN_CARD_SCHEMA = 2  # 1: dict cards with `model` and the environment at the top level
-BENCH_ROW_SCHEMA = 3  # 2: noise, load and flags; 3: runtime, agreement with PyTorch, load time
+BENCH_ROW_SCHEMA = 4  # 2: noise, load and flags; 3: runtime, agreement with PyTorch, load time; 4: batch sweep
 
 
 SEAL = "card_sha256"  # a card's own checksum: the card is what names the other files' hashes
@@ -90,6 +90,7 @@ class RunCard(_Card):
     init: dict | None = None  # fine-tuning source: arg, source, dataset, sha256, reinitialized
     env: dict = field(default_factory=dict)  # torch, zoo, machine, date
     state_sha256: str = ""  # of the checkpoint's state.pt (optimizer, RNG, running sums)
+    dataset_spec: dict | None = None  # a dataset given as a path: its whole spec (zoo.data.folder.spec_record)
     schema: int = RUN_CARD_SCHEMA
 
     @property
@@ -150,5 +151,6 @@ class BenchRow(_Card):
     latency_iqr_rel: float | None = None  # noise: (p75 - p25) / p50 of the batch-1 calls
     load: float | None = None  # other processes' 1-minute load average while this row was timed
     flags: list = field(default_factory=list)  # "busy (...)", "noisy (...)": timing not to be trusted as is
+    throughput_by_batch: dict = field(default_factory=dict)  # {"1": img/s, "16": ...} with --batch 1,16,64,256
     error: str | None = None  # why this target was not measured (the other fields stay None)
     schema: int = BENCH_ROW_SCHEMA

@@ -8,6 +8,7 @@ import importlib
 import os
 import platform
 import subprocess
+import time
 from pathlib import Path
 
 import cpuinfo
@@ -68,3 +69,43 @@ def environment(*modules: str) -> dict:
     """The record a card or a report carries: date, machine, Python, zoo and the named modules' versions."""
     return {"date": now(), "machine": machine(), "python": platform.python_version(), "zoo": __version__,
             **{m: version(m) for m in modules}, "git_sha": git_sha()}
+
+
+def _cpu_seconds() -> tuple[float, float] | None:
+    """(busy, total) CPU seconds of the whole machine since boot, all cores (Linux /proc/stat); None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = fields + [0] * (8 - len(fields))
+    hz = os.sysconf("SC_CLK_TCK")
+    busy = user + nice + system + irq + softirq + steal
+    return busy / hz, (busy + idle + iowait) / hz
+
+
+class OthersWatch:
+    """How much of the machine other processes used while this was open: their CPU seconds (the machine's busy
+    seconds minus this process's) over all cores' seconds, 0..1. Exact over the window, unlike the 1-minute
+    load average, which lags a burst by a minute. Where /proc/stat is missing, the load average beyond one
+    busy core stands in.
+
+        with OthersWatch() as w: measure()
+        w.share  # 0.02 on an idle machine; 0.5 with a second job using one of two cores
+    """
+
+    def __enter__(self) -> OthersWatch:
+        self._start = _cpu_seconds(), time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        (start, own0), end = self._start, _cpu_seconds()
+        if start is None or end is None:
+            try:
+                self.share = max(0.0, os.getloadavg()[0] - 1.0) / (os.cpu_count() or 1)
+            except OSError:
+                self.share = 0.0
+            return
+        busy, total = end[0] - start[0], end[1] - start[1]
+        others = busy - (time.process_time() - own0)
+        self.share = min(1.0, max(0.0, others / total)) if total > 0 else 0.0

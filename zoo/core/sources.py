@@ -83,22 +83,33 @@ def _with_card(weights: Path, card_path: Path) -> Source:
     return Source(state, card, str(weights), sha)
 
 
-def from_path(path: str | Path) -> Source:
-    """A run folder (its best.safetensors + best.json), a checkpoint folder, or a .safetensors file."""
+def _files_at(path: str | Path) -> tuple[Path, Path | None]:
+    """(the weights file, its card or None) that a run folder, checkpoint folder or .safetensors path names."""
     p = Path(path)
     if p.is_dir():
         for weights, card in (("best.safetensors", "best.json"), ("model.safetensors", "card.json")):
             if (p / weights).is_file():
-                return _with_card(p / weights, p / card) if (p / card).is_file() else from_path(p / weights)
+                return p / weights, (p / card if (p / card).is_file() else None)
         raise ZooError(f"{p} holds no best.safetensors or model.safetensors; point --weights at a run folder "
                        f"written by zoo train or at a .safetensors file")
     if not p.is_file():
         raise ZooError(f"weights {p} not found")
-    for card in (p.with_suffix(".json"), p.parent / "card.json"):
-        if card.is_file():
-            return _with_card(p, card)
-    state, sha = _read_safetensors(p, None)
-    return Source(state, None, str(p), sha)
+    return p, next((c for c in (p.with_suffix(".json"), p.parent / "card.json") if c.is_file()), None)
+
+
+def from_path(path: str | Path) -> Source:
+    """A run folder (its best.safetensors + best.json), a checkpoint folder, or a .safetensors file."""
+    weights, card = _files_at(path)
+    if card is not None:
+        return _with_card(weights, card)
+    state, sha = _read_safetensors(weights, None)
+    return Source(state, None, str(weights), sha)
+
+
+def card_at(path: str | Path) -> Card | None:
+    """The card of the weights at `path` (read without loading the tensors); None when it has none."""
+    card = _files_at(path)[1]
+    return read_card(card) if card is not None else None
 
 
 def from_pretrained(arch: str, dataset: str) -> Source:

@@ -1,10 +1,31 @@
-"""Datasets: specs (shapes, classes, normalization), torchvision readers, the in-memory loader, the eval set."""
+"""Datasets: specs (shapes, classes, normalization), zoo's readers, folders of a user's own images, the
+in-memory loader, the eval set. Names load their module on first use (PEP 562): `zoo.data.images` is
+Pillow and numpy only, so `zoo predict` on an .onnx file never imports torch."""
 
-from zoo.data.datasets import DataOptions, dataset_available, default_data_root, load_split, resolve_root
-from zoo.data.evalset import EvalSet, load_eval_set, normalize
-from zoo.data.loader import BatchLoader, augment_batch, make_loader
-from zoo.data.specs import DatasetSpec, get_dataset_spec, list_datasets, register_dataset
+from __future__ import annotations
 
-__all__ = ["BatchLoader", "DataOptions", "DatasetSpec", "EvalSet", "augment_batch", "dataset_available",
-           "default_data_root", "get_dataset_spec", "list_datasets", "load_eval_set", "load_split", "make_loader",
-           "normalize", "register_dataset", "resolve_root"]
+import importlib
+
+_LAZY = {
+    "DataOptions": "datasets", "dataset_available": "datasets", "default_data_root": "datasets",
+    "load_split": "datasets", "resolve_root": "datasets",
+    "EvalSet": "evalset", "load_eval_set": "evalset", "normalize": "evalset",
+    "BatchLoader": "loader", "augment_batch": "loader", "make_loader": "loader",
+    "DatasetSpec": "specs", "get_dataset_spec": "specs", "list_datasets": "specs", "register_dataset": "specs",
+    "FolderOptions": "folder", "open_folder": "folder", "register_record": "folder", "spec_of": "folder",
+    "spec_record": "folder",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"zoo.data.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'zoo.data' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -149,6 +149,11 @@ def load_split(name: str, split: str = "train", data: DataOptions | None = None)
         raise ZooError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     data = data or DataOptions()
     spec = get_dataset_spec(name)
+    if spec.source is not None:  # a folder of the user's images: a view on its memory-mapped cache
+        from zoo.data.folder import folder_split
+
+        images, labels = folder_split(spec, split)
+        return torch.from_numpy(images), torch.from_numpy(labels)
     verify = verify_default() if data.verify is None else data.verify
     return _load_cached(spec.name, split, str(resolve_root(data.root)), data.download, verify)
 

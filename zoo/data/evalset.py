@@ -16,7 +16,7 @@ from zoo.core.shipped import eval_sample
 from zoo.data.datasets import DataOptions, DatasetMissing, load_split
 from zoo.data.specs import DatasetSpec
 
-ORIGINS = ("test split", "train split", "shipped sample", "none")
+ORIGINS = ("test split", "train split", "shipped sample", "held-out and training images", "none")
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,16 @@ class EvalSet:
         idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n] if seed is not None \
             else slice(0, n)
         return EvalSet(self.dataset, self.images[idx], self.labels[idx], self.origin, self.why)
+
+    def topped_up(self, spec: DatasetSpec, need: int, data: DataOptions | None = None) -> EvalSet:
+        """A folder dataset whose held-out images are fewer than `need`: the training images added after them
+        (parity between two runtimes needs real images, not unseen ones), up to `need`."""
+        if spec.source is None or self.images is None or len(self) >= need:
+            return self
+        x, y = load_split(spec.name, "train", data)
+        extra = min(need - len(self), len(y))
+        return EvalSet(self.dataset, torch.cat([self.images, x[:extra]]), torch.cat([self.labels, y[:extra]]),
+                       "held-out and training images", f"{len(self)} held out + {extra} training images")
 
     def normalized(self, spec: DatasetSpec) -> np.ndarray:
         return normalize(self.images, spec)

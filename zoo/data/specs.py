@@ -19,6 +19,15 @@ CIFAR100_CLASSES = (
 
 
 @dataclass(frozen=True)
+class FolderSource:
+    """Where a dataset given as a path comes from and how it was split (zoo.data.folder reads it)."""
+    path: str  # absolute: the image folder or the CSV file
+    layout: str  # "folders" (one sub-folder per class), "train/val" (split folders), "csv"
+    val_fraction: float  # held out per class when the layout has no split of its own
+    seed: int  # of that split
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     name: str
     tv_class: str  # torchvision.datasets class that reads (and downloads) the on-disk format
@@ -31,6 +40,7 @@ class DatasetSpec:
     train_size: int  # images in the training split (sizes a run's fast-path decision)
     augment: tuple[str, ...] = field(default=())  # default train-time augmentations for this family
     folder: str = ""  # sub-folder of the data root torchvision reads
+    source: FolderSource | None = None  # a dataset given as a path (zoo.data.folder); None: built in
 
     @property
     def num_classes(self) -> int:
@@ -46,17 +56,29 @@ _DATASETS: dict[str, DatasetSpec] = {}
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
-    if spec.name in _DATASETS:
+    """Add a dataset; a folder dataset (spec.source) replaces an earlier one of its name."""
+    old = _DATASETS.get(spec.name)
+    if old is not None and not (old.source and spec.source):
         raise ValueError(f"dataset {spec.name!r} is already registered")
     _DATASETS[spec.name] = spec
     return spec
 
 
+def find_dataset(name: str) -> DatasetSpec | None:
+    """The registered spec of that name, or None (no folder is opened)."""
+    return _DATASETS.get(name)
+
+
 def get_dataset_spec(name: str) -> DatasetSpec:
-    try:
+    """A registered dataset, or a folder of images / CSV file given as a path (opened with default options)."""
+    if name in _DATASETS:
         return _DATASETS[name]
-    except KeyError:
-        raise ZooError(f"unknown dataset {name!r}{close_matches(name, _DATASETS)}") from None
+    from zoo.data.folder import looks_like_path, open_folder
+
+    if looks_like_path(name):
+        return open_folder(name)
+    raise ZooError(f"unknown dataset {name!r}{close_matches(name, _DATASETS)}; or give a folder of images "
+                   f"(one sub-folder per class) or a CSV of path,label")
 
 
 def list_datasets() -> list[str]:

@@ -10,6 +10,7 @@ import onnx
 
 from zoo.core.errors import ZooError
 from zoo.core.sessions import ort_session  # noqa: F401  (re-exported: export's gate and bench use it)
+from zoo.data.folder import register_record
 from zoo.data.specs import get_dataset_spec
 
 
@@ -56,6 +57,7 @@ def check_onnx(path: str | Path) -> dict:
         raise ZooError(f"{path}: its graph does not match the sha256 in its metadata (the file is damaged or was "
                        f"edited); export it again with zoo export")
     graph_input = [d.dim_value or d.dim_param for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    register_record(meta.get("dataset_spec"))  # a model of a folder dataset carries its spec
     spec = get_dataset_spec(str(meta["dataset"]))
     expected = [spec.size, spec.size, spec.channels] if meta.get("layout") == "NHWC" else list(spec.input_shape)
     if graph_input[1:] != expected:

@@ -21,7 +21,7 @@ from zoo.core.io import writable_dir
 from zoo.core.sources import Source, Target, resolve
 from zoo.core.state import load_state_dict_checked
 from zoo.core.version import __version__
-from zoo.data import DataOptions, DatasetSpec, EvalSet, get_dataset_spec, load_eval_set
+from zoo.data import DataOptions, DatasetSpec, EvalSet, load_eval_set, spec_of, spec_record
 from zoo.export.convert import EXPORTERS, PRECISIONS, ImageInput, onnx_name, to_fp16, to_int8, torch_to_onnx
 from zoo.export.gate import parity, parity_image_input
 from zoo.export.onnxfile import add_metadata
@@ -67,13 +67,18 @@ def _check_options(precision: str, exporter: str, opset: int, eval_images: int, 
 
 
 def gate_images(spec: DatasetSpec, data: DataOptions, need: int, want: int) -> tuple[EvalSet, list[str]]:
-    """Up to `want` real test images, at least `need`; the notes say when they are not the full split."""
-    ev = load_eval_set(spec, data)
+    """Up to `want` real test images, at least `need`; the notes say when they are not the full split. A folder
+    dataset with fewer images than `need` in all is gated on every one of them."""
+    ev = load_eval_set(spec, data).topped_up(spec, want, data)
+    if spec.source is not None and ev.images is not None:
+        need = min(need, len(ev))
     if len(ev) < need:
         have = f"the {ev.origin} holds {len(ev)}" if ev.images is not None else "none are shipped"
-        raise ZooError(f"the parity gate needs {need} real {spec.name} images and {have}: {ev.why}")
-    notes = [] if ev.full_split else [f"gate measured on zoo's shipped {spec.name} test sample ({len(ev)} images), "
-                                      f"not the test split ({ev.why})"]
+        raise ZooError(f"the parity gate needs {need} real {spec.name} images and {have}"
+                       + (f": {ev.why}" if ev.why else ""))
+    notes = [] if ev.full_split else [f"gate measured on {ev.why}: the folder holds fewer held-out images"] \
+        if ev.origin == "held-out and training images" else \
+        [f"gate measured on zoo's shipped {spec.name} test sample ({len(ev)} images), not the test split ({ev.why})"]
     return ev.take(want), notes
 
 
@@ -99,7 +104,7 @@ def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, o
     _check_options(precision, exporter, opset, eval_images, calib_size)
     if image_input and precision != "fp32":
         raise ZooError(f"--image-input graphs are fp32 (the cast and normalization run inside); got {precision}")
-    spec, data = get_dataset_spec(dataset), data or DataOptions()
+    spec, data = spec_of(dataset, weights), data or DataOptions()
     check_supported(arch, spec)  # an unknown model is named as such, before any weights are looked for
     src = resolve(Target(arch, dataset, str(weights) if weights else None, pretrained))
     model = build_model(arch, dataset, src)
@@ -158,6 +163,7 @@ def _metadata(arch: str, spec: DatasetSpec, src: Source, precision: str, exporte
               "output_name": "logits", "preprocess": "x = (pixels / 255 - mean) / std, float32"}
     return {
         "model": arch, "dataset": spec.name, "class_names": list(spec.class_names), **io, "input_name": "input",
+        **({"dataset_spec": spec_record(spec)} if spec.source else {}),
         "mean": list(spec.mean), "std": list(spec.std),
         "weights": src.origin, "weights_sha256": src.sha256 or "",
         "train_top1": src.card.top1 if src.card else None, "recipe": src.card.recipe if src.card else {},

@@ -2,8 +2,8 @@
 
 # Registration order is listing order: the paper's architectures, then timm's.
 from zoo.models import mlp, cnn, lenet, alexnet, resnet, timm_models  # noqa: F401,I001
-from zoo.models.registry import (PAPER_MATRIX, ModelEntry, check_supported, create_model, get_model_entry,
-                                 list_models, list_pairs, register_model, supports)
+from zoo.models.registry import (PAPER_MATRIX, ModelEntry, check_supported, classifier, create_model,
+                                 get_model_entry, list_models, list_pairs, register_model, supports)
 
-__all__ = ["PAPER_MATRIX", "ModelEntry", "check_supported", "create_model", "get_model_entry", "list_models",
-           "list_pairs", "register_model", "supports"]
+__all__ = ["PAPER_MATRIX", "ModelEntry", "check_supported", "classifier", "create_model", "get_model_entry",
+           "list_models", "list_pairs", "register_model", "supports"]

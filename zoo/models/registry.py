@@ -126,6 +126,16 @@ def create_model(name: str, dataset: str | DatasetSpec, *, pretrained: bool = Fa
     return model
 
 
+def classifier(model: nn.Module) -> nn.Module:
+    """The layer that maps features to classes: timm's get_classifier(), else the model's last Linear."""
+    if hasattr(model, "get_classifier"):
+        return model.get_classifier()
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ZooError(f"{type(model).__name__} has no Linear classifier to train alone")
+    return linears[-1]
+
+
 def requires(check: Callable[[DatasetSpec], None]):
     """Attach a shape check to a builder: check(spec) raises ZooError when the dataset is unsupported."""
     def wrap(fn):

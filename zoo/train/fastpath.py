@@ -1,27 +1,51 @@
-"""Pick the fastest correct training path per model on this machine: measure once, remember.
+"""Pick the fastest correct training path per model on this machine: measure it so that it can't be fooled,
+remember it, and measure again when the figure was taken on a busy machine.
 
 Which of bf16 autocast, channels_last and torch.compile helps depends on the model and the CPU
 (SPEC.md: compile makes the tiny MNIST CNN slower, ResNet-20 faster; bf16 only pays off with native
-bf16 instructions). `choose` times a few steps of each eager candidate on random data, adds
-torch.compile when the run is long enough to repay its compile time, and caches the decision per
-(model, dataset, batch, CPU, torch version) in ~/.cache/zoo/fastpath.json.
+bf16 instructions). The probe:
+
+- builds every candidate once and runs WARMUP untimed steps of each (compilation happens there);
+- then times them in interleaved rounds (A A B B C C, A A B B C C, ...), so drift and other processes hit
+  all candidates alike; a candidate's figure is the median of its step times, so a one-off spike (a JIT
+  step of 7 s beside 0.65 s ones) moves it by one rank, not by its size;
+- stops when, after at least MIN_ROUNDS rounds, no candidate's median moved by more than STABLE since the
+  previous round, or after MAX_ROUNDS rounds, or once BUDGET_S seconds of timed rounds have passed;
+- adds torch.compile of the best eager path when the run is long enough to repay its compile time, timed
+  against that path in rounds of its own; it must win by COMPILE_MARGIN;
+- records the share of the CPU other processes used meanwhile (core.env.OthersWatch) and each
+  candidate's noise (relative IQR of its steps). A decision taken while others used more than BUSY of the
+  machine, or whose winner's noise exceeds NOISY, is provisional: the next run measures again.
+
+Decisions live in ~/.cache/zoo/fastpath.json per (model, dataset shape, batch, CPU, torch version), with
+their figures and date (`zoo list --fastpath`); `zoo train --reprobe` measures again.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from zoo.core.env import machine
+from zoo.core.env import OthersWatch, machine, now
 from zoo.core.io import atomic_write_json, cache_dir
 from zoo.data.specs import get_dataset_spec
 from zoo.models import create_model
 from zoo.train.loop import autocast
+
+WARMUP = 2  # untimed steps per candidate (compilation, allocator warm-up)
+STEPS_PER_TURN = 2  # timed steps per candidate per round
+MIN_ROUNDS, MAX_ROUNDS = 3, 12
+STABLE = 0.02  # a median that moved less than this between rounds has settled
+BUDGET_S = 60.0  # seconds of timed rounds, at most (ResNet-18 at batch 256 steps in ~2.5 s here)
+COMPILE_MARGIN = 1.1  # torch.compile must be this much faster than the eager path it compiles
+BUSY = 0.15  # share of the machine other processes used during the probe that makes it provisional
+NOISY = 0.10  # the winner's relative IQR above which the decision is provisional
 
 
 @dataclass(frozen=True)
@@ -29,7 +53,20 @@ class FastPath:
     precision: str = "fp32"  # fp32 | bf16
     compile: bool = False
     channels_last: bool = False
-    images_per_s: float = 0.0  # measured on random data, train step only
+    images_per_s: float = 0.0  # median train step on random data
+    noise: float = 0.0  # relative IQR of its step times
+    others: float = 0.0  # share of the CPU other processes used while it was measured
+    provisional: bool = False  # measured on a busy machine or too noisily: the next run measures again
+    measured: str = ""  # when (UTC)
+    candidates: dict = field(default_factory=dict)  # every candidate's images/s, by label
+
+    @property
+    def label(self) -> str:
+        return f"{self.precision}{'+cl' if self.channels_last else ''}{'+compile' if self.compile else ''}"
+
+    def same_path(self, other: FastPath) -> bool:
+        return (self.precision, self.compile, self.channels_last) == \
+            (other.precision, other.compile, other.channels_last)
 
 
 def cache_file() -> Path:
@@ -37,32 +74,65 @@ def cache_file() -> Path:
 
 
 def _key(arch: str, dataset: str, batch: int) -> str:
-    return f"{arch}.{dataset}|b{batch}|{machine()}|torch {torch.__version__}"
-
-
-def _time_steps(arch: str, dataset: str, batch: int, cand: FastPath, steps: int) -> float:
     spec = get_dataset_spec(dataset)
-    torch.manual_seed(0)
-    model = create_model(arch, spec).train()
-    x = torch.randn(batch, *spec.input_shape)
-    y = torch.randint(0, spec.num_classes, (batch,))
-    if cand.channels_last:
-        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-    net = torch.compile(model) if cand.compile else model
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    shape = "x".join(map(str, spec.input_shape))
+    return f"{arch}.{dataset}|{shape}/{spec.num_classes}|b{batch}|{machine()}|torch {torch.__version__}"
 
-    def step():
-        with autocast(torch.device("cpu"), cand.precision):
-            loss = F.cross_entropy(net(x).float(), y)
-        opt.zero_grad()
+
+class _Candidate:
+    """One path's model, optimizer and batch, built once; step() returns one training step's seconds."""
+
+    def __init__(self, arch: str, dataset: str, batch: int, path: FastPath):
+        spec = get_dataset_spec(dataset)
+        torch.manual_seed(0)
+        self.path = path
+        model = create_model(arch, spec).train()
+        self.x = torch.randn(batch, *spec.input_shape)
+        self.y = torch.randint(0, spec.num_classes, (batch,))
+        if path.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+            self.x = self.x.contiguous(memory_format=torch.channels_last)
+        self.net = torch.compile(model) if path.compile else model
+        self.opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+        self.times: list[float] = []
+
+    def step(self) -> float:
+        t = time.perf_counter()
+        with autocast(torch.device("cpu"), self.path.precision):
+            loss = F.cross_entropy(self.net(self.x).float(), self.y)
+        self.opt.zero_grad()
         loss.backward()
-        opt.step()
+        self.opt.step()
+        return time.perf_counter() - t
 
-    step()  # warm-up (and compilation)
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps * batch / (time.perf_counter() - t)
+
+def _median(c: _Candidate) -> float:
+    return statistics.median(c.times)
+
+
+def _iqr_rel(times: list[float]) -> float:
+    if len(times) < 4:
+        return 0.0
+    q = statistics.quantiles(times, n=4)
+    return (q[2] - q[0]) / statistics.median(times)
+
+
+def time_rounds(cands: list[_Candidate]) -> int:
+    """Warm up every candidate, then time them in interleaved rounds until the medians settle (the stopping
+    rule in the module's docstring). Returns the number of rounds."""
+    for c in cands:
+        for _ in range(WARMUP):
+            c.step()
+    t0, prev = time.perf_counter(), None
+    for r in range(1, MAX_ROUNDS + 1):
+        for c in cands:
+            c.times += [c.step() for _ in range(STEPS_PER_TURN)]
+        med = [_median(c) for c in cands]
+        settled = prev is not None and all(abs(m / p - 1) < STABLE for m, p in zip(med, prev))
+        if r >= MIN_ROUNDS and (settled or time.perf_counter() - t0 > BUDGET_S):
+            return r
+        prev = med
+    return MAX_ROUNDS
 
 
 def native_bf16() -> bool:
@@ -73,7 +143,7 @@ def native_bf16() -> bool:
     return any(getattr(cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
 
 
-def measure(arch: str, dataset: str, batch: int, total_images: int, steps: int = 3, log=print) -> FastPath:
+def eager_candidates(arch: str, dataset: str, log=print) -> list[FastPath]:
     has_conv = any(isinstance(m, torch.nn.Conv2d) for m in create_model(arch, dataset).modules())
     cands = [FastPath("fp32")]
     if has_conv:
@@ -82,29 +152,85 @@ def measure(arch: str, dataset: str, batch: int, total_images: int, steps: int =
         cands.append(FastPath("bf16", channels_last=has_conv))
     else:
         log("fast path: no native bf16 on this CPU (AVX512-BF16/AMX); bf16 autocast not timed")
-    timed = [FastPath(c.precision, False, c.channels_last, _time_steps(arch, dataset, batch, c, steps)) for c in cands]
-    best = max(timed, key=lambda c: c.images_per_s)
-    if total_images / best.images_per_s > 600:  # > 10 min of training: worth ~1 min of compilation
-        c = FastPath(best.precision, True, best.channels_last)
-        comp = FastPath(c.precision, True, c.channels_last, _time_steps(arch, dataset, batch, c, steps))
-        timed.append(comp)
-        if comp.images_per_s > 1.1 * best.images_per_s:
-            best = comp
-    log("fast path: " + ", ".join(f"{c.precision}{'+cl' if c.channels_last else ''}"
-                                  f"{'+compile' if c.compile else ''} {c.images_per_s:.0f} img/s" for c in timed)
-        + f" -> {best.precision}{'+channels_last' if best.channels_last else ''}{'+compile' if best.compile else ''}")
+    return cands
+
+
+def _figures(cands: list[_Candidate], batch: int) -> list[FastPath]:
+    return [replace(c.path, images_per_s=batch / _median(c), noise=_iqr_rel(c.times)) for c in cands]
+
+
+def measure(arch: str, dataset: str, batch: int, total_images: int, log=print) -> FastPath:
+    """Time the candidates (module docstring) and return the fastest, with the probe's record."""
+    with OthersWatch() as watch:
+        cands = [_Candidate(arch, dataset, batch, p) for p in eager_candidates(arch, dataset, log)]
+        rounds = time_rounds(cands)
+        timed = _figures(cands, batch)
+        best = max(timed, key=lambda c: c.images_per_s)
+        if total_images / best.images_per_s > 600:  # > 10 min of training: worth ~1 min of compilation
+            pair = [_Candidate(arch, dataset, batch, p) for p in (best, replace(best, compile=True))]
+            rounds += time_rounds(pair)
+            eager, compiled = _figures(pair, batch)
+            timed.append(compiled)
+            if compiled.images_per_s > COMPILE_MARGIN * eager.images_per_s:
+                best = compiled
+    provisional = watch.share > BUSY or best.noise > NOISY
+    best = replace(best, others=round(watch.share, 3), provisional=provisional, measured=now(),
+                   candidates={c.label: round(c.images_per_s, 1) for c in timed})
+    why = f"; provisional (others used {watch.share:.0%} of the CPU, noise {best.noise:.0%}): measured again " \
+          f"next run" if provisional else ""
+    log("fast path: " + ", ".join(f"{c.label} {c.images_per_s:.0f} img/s" for c in timed)
+        + f" -> {best.label} ({rounds} rounds, noise {best.noise:.1%}{why})")
     return best
 
 
-def choose(arch: str, dataset: str, device: str, batch: int, total_images: int = 0) -> FastPath:
+def _read_cache() -> dict:
+    path = cache_file()
+    try:
+        data = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}  # a damaged cache is measured afresh, never trusted
+    return data if isinstance(data, dict) else {}
+
+
+def _entry(value) -> FastPath | None:
+    try:
+        return FastPath(**value)
+    except TypeError:
+        return None  # an older or damaged entry: measured again
+
+
+def choose(arch: str, dataset: str, device: str, batch: int, total_images: int = 0, reprobe: bool = False,
+           log=None) -> FastPath:
+    """The remembered decision for this model, batch and machine; measured when there is none, when it is
+    provisional, or when `reprobe`."""
     if device == "cuda":  # tensor cores: bf16 + channels_last + compile is the known-good GPU path
         return FastPath("bf16", True, True)
-    path, key = cache_file(), _key(arch, dataset, batch)
-    cache = json.loads(path.read_text()) if path.is_file() else {}
-    if key in cache:
-        return FastPath(**cache[key])
-    best = measure(arch, dataset, batch, total_images, log=lambda s: print(s, flush=True))
-    cache = json.loads(path.read_text()) if path.is_file() else {}
+    key = _key(arch, dataset, batch)
+    cached = _entry(_read_cache().get(key))
+    if cached is not None and not cached.provisional and not reprobe:
+        return cached
+    log = log or (lambda s: print(s, flush=True))
+    if cached is not None and cached.provisional and not reprobe:
+        log(f"fast path: the remembered decision ({cached.label}, {cached.measured}) was measured on a busy "
+            f"machine; measuring again")
+    best = measure(arch, dataset, batch, total_images, log=log)
+    cache = _read_cache()
     cache[key] = asdict(best)
-    atomic_write_json(path, cache)
+    atomic_write_json(cache_file(), cache)
     return best
+
+
+def decisions() -> list[dict]:
+    """Every remembered decision, for `zoo list --fastpath`: key parts, the choice and its figures."""
+    rows = []
+    for key, value in sorted(_read_cache().items()):
+        fp = _entry(value)
+        if fp is None:
+            continue
+        pair, *rest = key.split("|")
+        batch = next((p[1:] for p in rest if p.startswith("b") and p[1:].isdigit()), "?")
+        cpu = rest[-2] if len(rest) >= 2 else ""
+        rows.append({"pair": pair, "batch": batch, "machine": cpu, "choice": fp.label,
+                     "images_per_s": fp.images_per_s, "noise": fp.noise, "others": fp.others,
+                     "provisional": fp.provisional, "measured": fp.measured, "candidates": fp.candidates})
+    return rows

@@ -23,23 +23,25 @@ import torch
 from safetensors.torch import save
 
 from zoo.core.cards import RunCard, check_seal, sealed
-from zoo.core.env import machine, now
+from zoo.core.env import OthersWatch, machine, now
 from zoo.core.errors import ZooError
 from zoo.core.io import atomic_write_json, check_can_create, read_json
 from zoo.core.shipped import sha256_bytes
 from zoo.core.sources import init_source
 from zoo.core.version import __version__
 from zoo.core.state import load_state_dict_checked, load_state_dict_transfer, state_dict_of
-from zoo.data import BatchLoader, DataOptions, DatasetSpec, get_dataset_spec, load_split
-from zoo.models import check_supported, create_model
+from zoo.data import BatchLoader, DataOptions, DatasetSpec, get_dataset_spec, load_split, register_record, spec_record
+from zoo.models import check_supported, classifier, create_model
 from zoo.models.stats import num_params
 from zoo.train import rundir
 from zoo.train.loop import EpochSums, Interrupted, build_optimizer, evaluate, pct, train_one_epoch
 from zoo.train.progress import EpochProgress
 from zoo.train.recipes import TrainConfig, get_recipe, lr_at
+from zoo.train.fastpath import BUSY, FastPath, choose
 from zoo.train.runtime import Dist, Runtime, RuntimeRequest, StopFlag, init_dist, resolve_runtime, stop_on_signals
 
 EVAL_BATCH = 1000  # images per evaluation forward pass
+SLOW = 0.6  # an epoch below this share of the probe's images/s makes the run measure its path again
 
 
 class Run:
@@ -47,16 +49,19 @@ class Run:
 
     def __init__(self, arch: str, spec: DatasetSpec, cfg: TrainConfig, rt: Runtime, dist: Dist, out: Path,
                  data: tuple, init: tuple[dict | None, dict | None] = (None, None),
-                 save_every_s: float | None = 600.0):
+                 save_every_s: float | None = 600.0, tensorboard: bool = False):
         self.arch, self.spec, self.cfg, self.rt, self.dist, self.out = arch, spec, cfg, rt, dist, Path(out)
         self.save_every_s = save_every_s
         torch.manual_seed(cfg.seed)
         self.model = create_model(arch, spec)
         self.init = self._load_init(*init)
+        if cfg.freeze_backbone:
+            self._freeze_backbone()
         self.model = self.model.to(rt.device)
         if rt.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.opt = build_optimizer(self.model, cfg)
+        self.ema = _averaged(self.model, cfg.ema)
         self.n_params = num_params(self.model)
         self.epoch, self.sums, self.gen_state, self.best, self.last_metrics = 0, EpochSums(), None, -1.0, {}
         common = dict(mean=spec.mean, std=spec.std, device=torch.device(rt.device), channels_last=rt.channels_last,
@@ -67,6 +72,8 @@ class Run:
         self.test_loader = BatchLoader(test_x, test_y, EVAL_BATCH, **common)
         self.net = self.model  # wrapped by start(): DDP, torch.compile
         self._t_epoch = self._saved_at = time.perf_counter()
+        self.tensorboard, self.tb = tensorboard and dist.main, None
+        self._reprobed = False
 
     def _load_init(self, state: dict | None, record: dict | None) -> dict | None:
         """Fine-tuning: the source's tensors, except those whose shape differs (they start fresh)."""
@@ -77,11 +84,42 @@ class Run:
             print(f"zoo: --init {record['arg']}: {len(fresh)} tensors start fresh (shape differs): {', '.join(fresh)}")
         return {**record, "reinitialized": fresh}
 
+    @property
+    def evaluated_model(self) -> torch.nn.Module:
+        """What is evaluated, checkpointed as the run's weights and exported: the average when ema is on."""
+        return self.ema.module if self.ema is not None else self.model
+
+    @property
+    def evaluated(self) -> torch.nn.Module:
+        return self.ema.module if self.ema is not None else self.net
+
+    def _freeze_backbone(self) -> None:
+        """Linear probing: only the classifier learns; the rest keeps its weights and, in eval mode whenever the
+        model trains, its BatchNorm statistics."""
+        head = classifier(self.model)
+        head_params = {id(p) for p in head.parameters()}
+        for p in self.model.parameters():
+            p.requires_grad_(id(p) in head_params)
+        backbone = [m for m in self.model.modules() if m is not head and not any(True for _ in m.children())]
+        train = self.model.train
+
+        def train_head_only(mode: bool = True):
+            train(mode)
+            for m in backbone:
+                m.train(False)
+            return self.model
+
+        self.model.train = train_head_only  # type: ignore[method-assign]
+
     def restore(self) -> None:
         """Continue from OUT's newest checkpoint: weights, optimizer, RNG, epoch, the epoch's running sums."""
         weights, card, state = rundir.load_checkpoint(self.out)
         check_same_recipe(self.out, card.recipe, self.cfg)
         self.last_metrics = card.metrics  # the summary's "final" if no epoch is left to run
+        if self.ema is not None:
+            load_state_dict_checked(self.ema.module, weights, source=str(self.out))
+            self.ema.n_averaged.fill_(state["ema_n_averaged"])
+            weights = state["trained_weights"]
         load_state_dict_checked(self.model, weights, source=str(self.out))
         self.opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
@@ -95,7 +133,8 @@ class Run:
             rundir.reconcile(self.out, self.epoch)
             atomic_write_json(self.out / "config.json", sealed({
                 "arch": self.arch, "dataset": self.spec.name, "recipe": self.cfg.to_dict(),
-                "runtime": self.rt.to_dict(), **({"init": self.init} if self.init else {})}))
+                "runtime": self.rt.to_dict(), **({"init": self.init} if self.init else {}),
+                **({"dataset_spec": spec_record(self.spec)} if self.spec.source else {})}))
         if self.dist.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
             dev = torch.device(self.rt.device)
@@ -106,7 +145,8 @@ class Run:
     def card(self, metrics: dict) -> RunCard:
         return RunCard(self.arch, self.spec.name, self.epoch, self.sums.step, "", self.n_params, metrics,
                        self.cfg.to_dict(), self.rt.to_dict(), self.init,
-                       {"torch": torch.__version__, "zoo": __version__, "machine": machine(), "date": now()})
+                       {"torch": torch.__version__, "zoo": __version__, "machine": machine(), "date": now()},
+                       dataset_spec=spec_record(self.spec))
 
     def save(self, tag: str, metrics: dict | None = None, best: bool = False) -> Path:
         """Checkpoint the run as it stands (mid-epoch: with the loader's RNG state and this epoch's wall time)."""
@@ -117,8 +157,11 @@ class Run:
             sums = replace(sums, wall=sums.wall + time.perf_counter() - self._t_epoch)
             state["loader_generator"] = self.train_loader.generator.get_state()
         state["sums"] = dict(sums.__dict__)
-        path = rundir.save_checkpoint(self.out, tag, state_dict_of(self.model), self.card(metrics or {}), state,
-                                      best=best)
+        if self.ema is not None:  # the checkpoint's model is the average; the trained weights resume from here
+            state["trained_weights"] = state_dict_of(self.model)
+            state["ema_n_averaged"] = int(self.ema.n_averaged)
+        path = rundir.save_checkpoint(self.out, tag, state_dict_of(self.evaluated_model), self.card(metrics or {}),
+                                      state, best=best)
         self._saved_at = time.perf_counter()
         return path
 
@@ -132,6 +175,8 @@ class Run:
         bar.start_epoch(self.epoch, self.cfg.epochs, len(self.train_loader), self.sums.step)
 
         def on_step(sums: EpochSums, lr: float) -> None:
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
             bar.step(sums, lr, self.dist.world_size)
             due = self.save_every_s is not None and time.perf_counter() - self._saved_at >= self.save_every_s
             if self.dist.main and due and sums.step < len(self.train_loader):
@@ -157,7 +202,7 @@ class Run:
     def evaluate(self) -> dict:
         """The finished epoch's metrics line: train figures from the running sums, test figures measured now."""
         tl, tc, tn = self.dist.all_sum(self.sums.as_tensor()).tolist()
-        el, ec, en = self.dist.all_sum(torch.tensor(evaluate(self.net, self.test_loader, self.rt.precision),
+        el, ec, en = self.dist.all_sum(torch.tensor(evaluate(self.evaluated, self.test_loader, self.rt.precision),
                                                     dtype=torch.float64)).tolist()
         elapsed = time.perf_counter() - self._t_epoch
         step_time = self.sums.seconds if self.dist.world_size == 1 else elapsed
@@ -175,24 +220,73 @@ class Run:
         self.epoch, self.sums, self.last_metrics = self.epoch + 1, EpochSums(), metrics
         if self.dist.main:
             rundir.append_metrics(self.out, metrics)
+            self._log_tensorboard(metrics)
             self.save(f"epoch-{self.epoch:04d}", metrics, best=is_best)
+
+    def _log_tensorboard(self, metrics: dict) -> None:
+        """The metrics line's figures as TensorBoard scalars at step = epoch (OUT/tensorboard). A resumed run
+        purges what a killed one logged past its last checkpoint, so the curves match metrics.jsonl."""
+        if not self.tensorboard:
+            return
+        if self.tb is None:
+            from torch.utils.tensorboard import SummaryWriter
+            self.tb = SummaryWriter(str(self.out / "tensorboard"), purge_step=metrics["epoch"])
+        for k, v in metrics.items():
+            if k != "epoch" and isinstance(v, (int, float)):
+                self.tb.add_scalar(k, v, metrics["epoch"])
+        self.tb.flush()
 
     def fit(self, show_progress: bool | None = None) -> dict:
         t_run = time.perf_counter()
         with stop_on_signals() as stop, EpochProgress(enabled=self.dist.main and show_progress is not False) as bar:
             while self.epoch < self.cfg.epochs:
-                self.train_epoch(stop, bar)
+                with OthersWatch() as watch:
+                    self.train_epoch(stop, bar)
                 metrics = self.evaluate()
                 self.end_epoch(metrics)
                 bar.end_epoch(metrics)
+                self.check_speed(metrics["images_per_s"], watch.share)
+        if self.tb is not None:
+            self.tb.close()
         return self.summary(time.perf_counter() - t_run)
+
+    def check_speed(self, images_per_s: float, others: float) -> None:
+        """The fast path's self-check, at an epoch boundary, once per run: when the epoch ran below SLOW of what
+        the probe measured for this path, or the probe itself was provisional (a busy machine), and others left
+        the machine alone this epoch, measure again and switch if another path wins. Results stay
+        bit-identical across a resume only within one path: a switch is a new path from that epoch on."""
+        rt = self.rt
+        if rt.probed <= 0 or self._reprobed or self.dist.world_size > 1 or self.epoch >= self.cfg.epochs \
+                or others > BUSY:
+            return
+        slow = images_per_s < SLOW * rt.probed
+        if not (slow or rt.provisional):
+            return
+        self._reprobed = True
+        print(f"fast path: epoch {self.epoch} ran at {images_per_s:.0f} img/s, "
+              + (f"below {SLOW:.0%} of the {rt.probed:.0f} probed" if slow else "and the probe was provisional")
+              + "; measuring again", flush=True)
+        new = choose(self.arch, self.spec.name, rt.device, self.cfg.batch_size, self.cfg.epochs * self.spec.train_size,
+                     reprobe=True)
+        if (new.precision, new.compile, new.channels_last) != (rt.precision, rt.compile, rt.channels_last):
+            print(f"fast path: switching to {new.label} from epoch {self.epoch + 1}", flush=True)
+            self.use_path(new)
+        self.rt = replace(self.rt, probed=new.images_per_s, provisional=new.provisional)
+
+    def use_path(self, fp: FastPath) -> None:
+        """Train on from here with another precision / layout / compilation (same weights and optimizer)."""
+        self.rt = replace(self.rt, precision=fp.precision, compile=fp.compile, channels_last=fp.channels_last)
+        self.model.to(memory_format=torch.channels_last if fp.channels_last else torch.contiguous_format)
+        for loader in (self.train_loader, self.test_loader):
+            loader.channels_last = fp.channels_last
+        self.net = torch.compile(self.model) if fp.compile else self.model
 
     def summary(self, wall_s: float) -> dict:
         summary = {"arch": self.arch, "dataset": self.spec.name, "out": str(self.out), "epochs": self.cfg.epochs,
                    "best_test_acc": self.best, "final": self.last_metrics, "rank": self.dist.rank,
                    "world_size": self.dist.world_size, "runtime": self.rt.to_dict(), "wall_s_this_process": wall_s,
                    # every rank: DDP keeps the weights identical
-                   "weights_sha256": sha256_bytes(save(state_dict_of(self.model)))}
+                   "weights_sha256": sha256_bytes(save(state_dict_of(self.evaluated_model)))}
         if self.dist.main:
             atomic_write_json(self.out / "summary.json", summary)
         return summary
@@ -207,8 +301,8 @@ def _flag(key: str, value) -> str:
 
 def check_same_recipe(out: Path, started: dict, cfg: TrainConfig) -> None:
     """A run resumes only with the recipe it was started with; the refusal names both, as options."""
-    asked = cfg.to_dict()
-    diff = [k for k in asked if started.get(k) != asked[k]]
+    asked, defaults = cfg.to_dict(), TrainConfig().to_dict()
+    diff = [k for k in asked if started.get(k, defaults[k]) != asked[k]]  # a field newer than the run: its default
     if diff:
         was = " ".join(_flag(k, started.get(k)) for k in diff)
         now = " ".join(_flag(k, asked[k]) for k in diff)
@@ -233,6 +327,7 @@ def read_config(path: str | os.PathLike) -> tuple[str, str, dict, dict | None]:
     arch = cfg.get("arch") or cfg.get("model") if isinstance(cfg, dict) else None
     if not arch or not cfg.get("dataset") or not isinstance(cfg.get("recipe", {}), dict):
         raise ZooError(f"{p} is not a zoo run config (needs arch, dataset and a recipe table)")
+    register_record(cfg.get("dataset_spec"))  # a run on a folder of images: its dataset as it was trained
     return arch, cfg["dataset"], cfg.get("recipe", {}), cfg.get("init")
 
 
@@ -245,7 +340,7 @@ def recipe_from(fields: dict, dataset: str, arch: str, **overrides) -> TrainConf
 def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: RuntimeRequest | None = None, *,
           out: str | os.PathLike | None = None, resume: bool = False, init: str | None = None,
           data: DataOptions | None = None, save_every_s: float | None = 600.0,
-          progress: bool | None = None) -> dict:
+          progress: bool | None = None, tensorboard: bool = False) -> dict:
     """Train `arch` on `dataset` with `recipe` (default: get_recipe("paper", ...)); returns the final summary
     (also written to OUT/summary.json).
 
@@ -258,7 +353,8 @@ def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: R
     dataset; tensors whose shape differs, such as the classifier, start fresh), or a run folder, checkpoint
     folder or .safetensors file. The source and its sha256 go into config.json and every checkpoint's card.
     """
-    spec = get_dataset_spec(dataset)
+    spec = get_dataset_spec(dataset)  # a path: a folder of images, opened with default options
+    dataset = spec.name
     cfg = (recipe or get_recipe("paper", spec, arch)).validate()
     req = (runtime or RuntimeRequest()).validate()
     check_supported(arch, spec)  # unknown / unsupported model -> one-line error before anything is written
@@ -272,6 +368,11 @@ def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: R
     if not resume and last is not None:
         raise ZooError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     init_src = _resolve_init(init, arch, spec.name, out if resume and last is not None else None)
+    if cfg.freeze_backbone and init_src[1] is None:
+        raise ZooError("--freeze-backbone trains the classifier alone on top of trained weights: add --init "
+                       "(e.g. --init pretrained:mnist)")
+    if tensorboard:
+        _check_tensorboard()
     if resume and last is not None:  # before any data loading or probing
         check_same_recipe(out, read_config(out)[2], cfg)
     if resume and rundir.finished(last, cfg.epochs) and (out / "summary.json").is_file():
@@ -284,11 +385,28 @@ def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: R
     rt = resolve_runtime(req, arch, dataset, cfg.batch_size // dist.world_size, cfg.epochs * spec.train_size,
                          dist.world_size)
     with rundir.run_lock(out) if dist.main else nullcontext():
-        run = Run(arch, spec, cfg, rt, dist, out, splits, init_src, save_every_s)
+        run = Run(arch, spec, cfg, rt, dist, out, splits, init_src, save_every_s, tensorboard)
         if resume and last is not None:
             run.restore()
         run.start()
         return run.fit(progress)
+
+
+def _averaged(model: torch.nn.Module, decay: float):
+    """torch's own EMA of the weights and the BatchNorm buffers (AveragedModel, as torchvision's references)."""
+    if not decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def _check_tensorboard() -> None:
+    try:
+        import tensorboard  # noqa: F401  (torch.utils.tensorboard needs it)
+    except ImportError:
+        raise ZooError("--tensorboard needs the tensorboard package: pip install 'zoo-classifiers[tensorboard]'") \
+            from None
 
 
 def _last_commit(out: Path, resume: bool) -> dict | None:

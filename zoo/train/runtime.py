@@ -20,6 +20,7 @@ class RuntimeRequest:
     precision: str = "auto"  # auto | fp32 | bf16
     compile: str = "auto"  # auto | on | off
     channels_last: bool | None = None  # None: the fast path's choice (always on for CUDA)
+    reprobe: bool = False  # measure the fast path again instead of using the remembered decision
 
     def validate(self) -> RuntimeRequest:
         if self.device not in ("cpu", "cuda"):
@@ -41,6 +42,8 @@ class Runtime:
     compile: bool = False  # torch.compile the model (tens of seconds of compile time on CPU)
     channels_last: bool = False  # NHWC memory layout for conv nets
     world_size: int = 1  # data-parallel processes (torchrun)
+    probed: float = 0.0  # images/s the fast-path probe measured for this path (0: not chosen by a probe)
+    provisional: bool = False  # that probe ran on a busy machine: training re-probes once it is idle
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,13 +54,15 @@ def resolve_runtime(req: RuntimeRequest, arch: str, dataset: str, batch_per_rank
     """Fill in every "auto" (probing the fast path only if something is left to choose)."""
     auto = None
     if "auto" in (req.precision, req.compile):
-        auto = choose(arch, dataset, req.device, batch_per_rank, total_images)
+        auto = choose(arch, dataset, req.device, batch_per_rank, total_images, reprobe=req.reprobe)
     precision = auto.precision if req.precision == "auto" else req.precision
     compiled = auto.compile if req.compile == "auto" else req.compile == "on"
     cl = req.channels_last
     if cl is None:
         cl = auto.channels_last if auto else req.device == "cuda"
-    return Runtime(req.device, precision, compiled, cl, world)
+    probed = auto is not None and (precision, compiled, cl) == (auto.precision, auto.compile, auto.channels_last)
+    return Runtime(req.device, precision, compiled, cl, world, auto.images_per_s if probed else 0.0,
+                   auto.provisional if probed else False)
 
 
 @dataclass

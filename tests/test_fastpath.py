@@ -1,0 +1,162 @@
+"""The fast-path probe: interleaved rounds, medians, a stopping rule, busy probes marked provisional and
+measured again, `--reprobe`, `zoo list --fastpath`, and the self-check that re-probes during training.
+Step times are scripted (no timing in a unit test); the candidates' models are real."""
+
+import json
+
+import pytest
+
+from zoo.cli import main
+from zoo.train import fastpath
+from zoo.train.fastpath import FastPath
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(fastpath, "native_bf16", lambda: True)
+
+
+class Watch:
+    """OthersWatch with a chosen share of the CPU used by other processes."""
+    share_next = 0.0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.share = Watch.share_next
+
+
+def script(monkeypatch, seconds, calls=None):
+    """Candidates' steps take seconds(path, n) for their n-th call (calls records the order)."""
+    counts = {}
+
+    def step(self):
+        n = counts[self.path.label] = counts.get(self.path.label, 0) + 1
+        if calls is not None:
+            calls.append(self.path.label)
+        return seconds(self.path, n)
+
+    monkeypatch.setattr(fastpath._Candidate, "step", step)
+    monkeypatch.setattr(fastpath, "OthersWatch", Watch)
+    Watch.share_next = 0.0
+
+
+SPEED = {"fp32": 0.10, "fp32+cl": 0.08, "bf16+cl": 0.05}  # seconds per step
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_is_timed_only_with_native_bf16(monkeypatch, native):
+    monkeypatch.setattr(fastpath, "native_bf16", lambda: native)
+    script(monkeypatch, lambda p, n: SPEED[p.label])
+    best = fastpath.measure("resnet20", "cifar10", 8, total_images=0, log=lambda s: None)
+    assert set(best.candidates) == ({"fp32", "fp32+cl", "bf16+cl"} if native else {"fp32", "fp32+cl"})
+    assert best.label == ("bf16+cl" if native else "fp32+cl") and not best.provisional
+    assert best.images_per_s == pytest.approx(8 / SPEED[best.label])
+
+
+def test_candidates_are_interleaved_and_stop_once_settled(monkeypatch):
+    calls = []
+    script(monkeypatch, lambda p, n: SPEED[p.label], calls)
+    fastpath.measure("resnet20", "cifar10", 8, total_images=0, log=lambda s: None)
+    warm = fastpath.WARMUP * 3
+    timed = calls[warm:]
+    turn = fastpath.STEPS_PER_TURN
+    assert timed[:3 * turn] == ["fp32"] * turn + ["fp32+cl"] * turn + ["bf16+cl"] * turn  # A A B B C C
+    assert len(timed) == fastpath.MIN_ROUNDS * 3 * turn  # steady medians: the fewest rounds
+
+
+def test_a_drifting_machine_takes_more_rounds_but_never_more_than_the_cap(monkeypatch):
+    calls = []
+    script(monkeypatch, lambda p, n: SPEED[p.label] * (1 + 0.05 * n), calls)  # 5% slower every step
+    fastpath.measure("resnet20", "cifar10", 8, total_images=0, log=lambda s: None)
+    rounds = (len(calls) - fastpath.WARMUP * 3) // (3 * fastpath.STEPS_PER_TURN)
+    assert rounds == fastpath.MAX_ROUNDS
+
+
+def test_a_one_off_spike_does_not_fool_the_probe(monkeypatch):
+    """A 10 s step (a JIT hiccup, another process) in the fastest candidate moves its median by one rank."""
+    def seconds(p, n):
+        return 10.0 if (p.label == "bf16+cl" and n == fastpath.WARMUP + 1) else SPEED[p.label]
+    script(monkeypatch, seconds)
+    best = fastpath.measure("resnet20", "cifar10", 8, total_images=0, log=lambda s: None)
+    assert best.label == "bf16+cl"
+
+
+def test_a_busy_probe_is_provisional_and_measured_again_next_run(monkeypatch):
+    slow_bf16 = {"fp32": 0.10, "fp32+cl": 0.08, "bf16+cl": 0.50}  # what a busy machine made bf16 look like
+    script(monkeypatch, lambda p, n: slow_bf16[p.label])
+    Watch.share_next = 0.6  # another job used 60% of the machine during the probe
+    said = []
+    first = fastpath.choose("resnet20", "cifar10", "cpu", 8, log=said.append)
+    assert first.label == "fp32+cl" and first.provisional and "provisional" in said[-1]
+    script(monkeypatch, lambda p, n: SPEED[p.label])  # the idle machine
+    second = fastpath.choose("resnet20", "cifar10", "cpu", 8, log=said.append)
+    assert "busy machine; measuring again" in said[-2]
+    assert second.label == "bf16+cl" and not second.provisional
+    calls = []
+    script(monkeypatch, lambda p, n: SPEED[p.label], calls)
+    assert fastpath.choose("resnet20", "cifar10", "cpu", 8, log=said.append) == second and calls == []
+    assert fastpath.choose("resnet20", "cifar10", "cpu", 8, reprobe=True, log=said.append).label == "bf16+cl"
+    assert calls  # --reprobe measured again
+
+
+def test_noise_alone_makes_a_decision_provisional(monkeypatch):
+    script(monkeypatch, lambda p, n: SPEED[p.label] * (3 if n % 2 else 1))  # every other step 3x slower
+    assert fastpath.measure("resnet20", "cifar10", 8, total_images=0, log=lambda s: None).provisional
+
+
+def test_a_damaged_cache_is_measured_afresh(monkeypatch, tmp_path):
+    script(monkeypatch, lambda p, n: SPEED[p.label])
+    fastpath.cache_file().parent.mkdir(parents=True, exist_ok=True)
+    fastpath.cache_file().write_text("{not json")
+    assert fastpath.choose("resnet20", "cifar10", "cpu", 8, log=lambda s: None).label == "bf16+cl"
+
+
+def test_list_fastpath_shows_the_decisions(monkeypatch, capsys):
+    script(monkeypatch, lambda p, n: SPEED[p.label])
+    fastpath.choose("resnet20", "cifar10", "cpu", 8, log=lambda s: None)
+    assert main(["list", "--fastpath", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["pair"], row["batch"], row["choice"], row["provisional"]) == ("resnet20.cifar10", "8", "bf16+cl", False)
+    assert row["images_per_s"] == pytest.approx(160.0) and set(row["candidates"]) == set(SPEED) and row["measured"]
+    assert main(["list", "--fastpath"]) == 0 and "bf16+cl" in capsys.readouterr().out
+
+
+def test_training_re_probes_when_an_epoch_runs_far_below_the_probe(monkeypatch, tmp_path, fake_root):
+    """The self-check: the probe claimed far more than epoch 1 ran at, the machine was otherwise idle, so the
+    run measures again at the epoch boundary and trains on with the new winner."""
+    from helpers import data
+    from zoo.train import RuntimeRequest, get_recipe, run, runtime, train
+    from zoo.data import get_dataset_spec
+
+    claimed = FastPath("fp32", False, False, images_per_s=1e9)  # a figure no epoch will reach
+    better = FastPath("fp32", False, True, images_per_s=500.0)
+    probes = []
+    monkeypatch.setattr(runtime, "choose", lambda *a, **k: claimed)
+    monkeypatch.setattr(run, "choose", lambda *a, **k: probes.append(k) or better)
+    monkeypatch.setattr(run, "OthersWatch", Watch)
+    Watch.share_next = 0.0
+    cfg = get_recipe("fast", get_dataset_spec("mnist"), "cnn", epochs=3)
+    s = train("cnn", "mnist", cfg, RuntimeRequest("cpu", "auto", "off"), out=tmp_path / "r", data=data(fake_root),
+              progress=False)
+    assert probes == [{"reprobe": True}]  # once per run, not every epoch
+    cards = [json.loads(p.read_text()) for p in sorted((tmp_path / "r" / "checkpoints").glob("*/card.json"))]
+    assert [c["runtime"]["channels_last"] for c in cards][-1] is True and s["runtime"]["channels_last"] is True
+
+
+def test_a_busy_epoch_does_not_trigger_a_re_probe(monkeypatch, tmp_path, fake_root):
+    from helpers import data
+    from zoo.train import RuntimeRequest, get_recipe, run, runtime, train
+    from zoo.data import get_dataset_spec
+
+    monkeypatch.setattr(runtime, "choose", lambda *a, **k: FastPath("fp32", images_per_s=1e9))
+    probes = []
+    monkeypatch.setattr(run, "choose", lambda *a, **k: probes.append(k))
+    monkeypatch.setattr(run, "OthersWatch", Watch)
+    Watch.share_next = 0.5  # others used half the machine: a slow epoch says nothing about the path
+    cfg = get_recipe("fast", get_dataset_spec("mnist"), "cnn", epochs=2)
+    train("cnn", "mnist", cfg, RuntimeRequest("cpu", "auto", "off"), out=tmp_path / "r", data=data(fake_root),
+          progress=False)
+    assert probes == []

@@ -1,0 +1,564 @@
+"""A user's own images as a dataset, given as a path wherever a dataset name goes:
+
+    photos/cat/1.png, photos/dog/2.jpg, ...          one sub-folder per class (a stratified split is held out)
+    photos/train/cat/..., photos/val/cat/...         split folders (val/, valid/, validation/ or test/)
+    labels.csv: path,label[,split]                   paths relative to the CSV's folder
+
+    spec = open_folder("photos")        # scans; decodes once into the cache; registers DatasetSpec "photos"
+    load_split("photos", "train")       # uint8 [N, C, H, W], a view on the memory-mapped cache
+
+Images go through zoo.data.images (the preprocessing `zoo predict` uses), decoded on a thread pool into a
+uint8 .npy that later runs memory-map: a second run starts without decoding, and a dataset larger than RAM
+trains from the map. The cache ($XDG_CACHE_HOME/zoo/folders/) is keyed by every file's path, size and
+mtime, its label and split, and the channels and size asked for: touch one file and the folder is decoded
+again. Unreadable images and CSV rows naming missing files are listed and skipped, with the count said.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from zoo.core.errors import ZooError
+from zoo.core.io import atomic_write_json, cache_dir, read_json
+from zoo.data.images import EXTENSIONS, ImageSpec, Problem, decode
+from zoo.data.specs import DatasetSpec, FolderSource, find_dataset, get_dataset_spec, register_dataset
+
+FORMAT = 1  # of the cache folder; part of its key
+SPLIT_DIRS = {"train": ("train", "training"), "test": ("val", "valid", "validation", "test")}
+NATIVE_SIZE = {1: 28, 3: 32}  # the zoo architectures' sizes: MNIST-like grey, CIFAR-like colour
+GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+CHUNK = 256  # images per decoding task, at least
+
+
+@dataclass(frozen=True)
+class FolderOptions:
+    """How a folder becomes a dataset (recorded with every run, so a resume or an export sees the same)."""
+    val_fraction: float = 0.1  # held out per class when the layout has no split of its own
+    seed: int = 0  # of that split
+    channels: int | None = None  # 1 or 3; None: 3 if any sampled image has colour, else 1
+    size: int | None = None  # pixels per side; None: 28 for 1 channel, 32 for 3
+
+    def validate(self) -> FolderOptions:
+        if not 0 < self.val_fraction <= 0.5:
+            raise ZooError(f"--val-fraction must be in (0, 0.5], got {self.val_fraction}")
+        if self.channels not in (None, 1, 3):
+            raise ZooError(f"--channels must be 1 (grey) or 3 (RGB), got {self.channels}")
+        if self.size is not None and not 8 <= self.size <= 512:
+            raise ZooError(f"--size must be 8..512 pixels, got {self.size}")
+        return self
+
+
+@dataclass
+class Listing:
+    """What a scan found: files in training-then-held-out order, their labels, what was skipped."""
+    root: Path
+    layout: str
+    classes: tuple[str, ...]
+    train: list[tuple[str, int]]  # (file, label)
+    held_out: list[tuple[str, int]]
+    skipped: list[Problem] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclass
+class Opened:
+    """A decoded folder: the memory-mapped images, their labels, how many are training images, its record."""
+    images: np.ndarray  # uint8 [N, C, H, W], training images first
+    labels: np.ndarray  # int64 [N]
+    n_train: int
+    meta: dict
+
+
+def looks_like_path(arg: str) -> bool:
+    return "/" in arg or os.sep in arg or arg.lower().endswith(".csv") or Path(arg).is_dir()
+
+
+# --- scanning -----------------------------------------------------------------------------------------------
+
+def _visible(p: Path) -> bool:
+    return not p.name.startswith(".") and p.name != "__MACOSX"
+
+
+def _images_in(folder: Path) -> list[str]:
+    """Image files under `folder` (recursive, hidden entries skipped), sorted; strings while walking: a Path per
+    file costs more than the walk itself on a folder of 60,000 small images."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d[0] != "." and d != "__MACOSX")
+        found += [os.path.join(root, f) for f in sorted(files)
+                  if f[0] != "." and os.path.splitext(f)[1].lower() in EXTENSIONS]
+    return found
+
+
+def _class_folders(folder: Path) -> dict[str, list[str]]:
+    """{class name: its images} for a folder of class folders; one-line errors for the ways it can be wrong."""
+    try:
+        dirs = sorted(d for d in folder.iterdir() if d.is_dir() and _visible(d))
+    except OSError as e:
+        raise ZooError(f"cannot read {folder} ({e.strerror})") from None
+    if not dirs:
+        loose = any(f.suffix.lower() in EXTENSIONS for f in folder.iterdir() if f.is_file())
+        what = "images but no class folders" if loose else "no class folders"
+        raise ZooError(f"{folder} holds {what}: put each class's images in a sub-folder named after the class "
+                       f"(e.g. {folder}/cat/1.png), or give a CSV of path,label")
+    classes = {d.name: _images_in(d) for d in dirs}
+    empty = [name for name, files in classes.items() if not files]
+    if empty:
+        raise ZooError(f"class folder(s) {', '.join(empty[:5])} in {folder} hold no images "
+                       f"({', '.join(sorted(EXTENSIONS))}); add images or remove the folder")
+    return classes
+
+
+def _split_dir(folder: Path, split: str) -> Path | None:
+    return next((folder / n for n in SPLIT_DIRS[split] if (folder / n).is_dir()), None)
+
+
+def _stratified(per_class: dict[str, list[str]], classes: tuple[str, ...], fraction: float, seed: int):
+    """Hold out round(n * fraction) images of every class (at least 1 of a class with 2 or more), seeded."""
+    rng = np.random.default_rng(seed)
+    train, held = [], []
+    for label, name in enumerate(classes):
+        files = per_class.get(name, [])
+        order = rng.permutation(len(files))
+        n_held = min(len(files) - 1, max(1, round(len(files) * fraction))) if len(files) >= 2 else 0
+        held += [(files[i], label) for i in sorted(order[:n_held])]
+        train += [(files[i], label) for i in sorted(order[n_held:])]
+    return train, held
+
+
+def _check_classes(classes, where: str) -> None:
+    if len(classes) < 2:
+        raise ZooError(f"{where} has {len(classes)} class{'' if len(classes) == 1 else 'es'} "
+                       f"({', '.join(classes) or 'none'}): a classifier needs at least 2")
+
+
+def _scan_folders(root: Path, opts: FolderOptions) -> Listing:
+    train_dir, held_dir = _split_dir(root, "train"), _split_dir(root, "test")
+    if train_dir is None:
+        per_class = _class_folders(root)
+        classes = tuple(per_class)
+        _check_classes(classes, str(root))
+        return Listing(root, "folders", classes, *_stratified(per_class, classes, opts.val_fraction, opts.seed))
+    per_class = _class_folders(train_dir)
+    classes = tuple(per_class)
+    _check_classes(classes, str(train_dir))
+    if held_dir is None:
+        return Listing(root, "train split", classes, *_stratified(per_class, classes, opts.val_fraction, opts.seed),
+                       notes=[f"no val/ or test/ beside {train_dir.name}/: held out {opts.val_fraction:g} of it"])
+    held_classes = _class_folders(held_dir)
+    unknown = [c for c in held_classes if c not in per_class]
+    if unknown:
+        raise ZooError(f"{held_dir} has class(es) {', '.join(unknown[:5])} that {train_dir} lacks; the labels of "
+                       f"{held_dir.name}/ and {train_dir.name}/ must be the same folders")
+    label = {c: i for i, c in enumerate(classes)}
+    notes = [f"{held_dir.name}/ has no images of {', '.join(c for c in classes if c not in held_classes)}"] \
+        if set(held_classes) != set(classes) else []
+    return Listing(root, "train/val", classes, [(f, label[c]) for c, fs in per_class.items() for f in fs],
+                   [(f, label[c]) for c, fs in held_classes.items() for f in fs], notes=notes)
+
+
+def _csv_rows(path: Path) -> list[tuple[int, list[str]]]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [(n, r) for n, r in enumerate(csv.reader(f), 1) if any(c.strip() for c in r)]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise ZooError(f"cannot read {path} as a CSV of path,label ({e})") from None
+    if rows and rows[0][1][0].strip().lower() in ("path", "file", "filename", "image"):
+        rows = rows[1:]  # a header
+    if not rows:
+        raise ZooError(f"{path} lists no images; write one path,label row per image")
+    return rows
+
+
+def _scan_csv(path: Path, opts: FolderOptions) -> Listing:
+    """Rows path,label[,split]; missing files and bad rows are skipped and listed."""
+    skipped, kept = [], []
+    for n, row in _csv_rows(path):
+        where = f"{path.name} line {n}"
+        cells = [c.strip() for c in row]
+        if len(cells) < 2 or not cells[0] or not cells[1]:
+            skipped.append(Problem(where, "needs path,label"))
+            continue
+        split = cells[2].lower() if len(cells) > 2 and cells[2] else ""
+        if split and split not in SPLIT_DIRS["train"] + SPLIT_DIRS["test"]:
+            skipped.append(Problem(where, f"unknown split {cells[2]!r} (train, val or test)"))
+            continue
+        file = os.path.join(path.parent, cells[0])
+        if not os.path.isfile(file):
+            skipped.append(Problem(where, f"{cells[0]}: no such file"))
+            continue
+        kept.append((file, cells[1], "test" if split in SPLIT_DIRS["test"] else "train" if split else ""))
+    if not kept:
+        raise ZooError(f"none of the {len(skipped)} rows of {path} names an image that exists (paths are relative "
+                       f"to the CSV's folder); first: {skipped[0].path}: {skipped[0].reason}")
+    split_given = any(s for _, _, s in kept)
+    train_labels = sorted({lab for _, lab, s in kept if s != "test"} if split_given else {lab for _, lab, _ in kept})
+    _check_classes(train_labels, f"{path} (training rows)")
+    unknown = sorted({lab for _, lab, s in kept if s == "test"} - set(train_labels))
+    if unknown:
+        raise ZooError(f"{path}: held-out rows have label(s) {', '.join(unknown[:5])} that no training row has; "
+                       f"every label must appear in training")
+    label = {c: i for i, c in enumerate(train_labels)}
+    if split_given:
+        train = [(f, label[c]) for f, c, s in kept if s != "test"]
+        held = [(f, label[c]) for f, c, s in kept if s == "test"]
+    else:
+        per_class: dict[str, list[str]] = {}
+        for f, c, _ in kept:
+            per_class.setdefault(c, []).append(f)
+        train, held = _stratified(per_class, tuple(train_labels), opts.val_fraction, opts.seed)
+    return Listing(path, "csv", tuple(train_labels), train, held, skipped)
+
+
+def scan(path: str | os.PathLike, opts: FolderOptions) -> Listing:
+    p = Path(path).expanduser().resolve()
+    if p.is_file() and p.suffix.lower() == ".csv":
+        listing = _scan_csv(p, opts)
+    elif p.is_dir():
+        listing = _scan_folders(p, opts)
+    elif p.exists():
+        raise ZooError(f"{path} is neither a folder of images nor a .csv file")
+    else:
+        raise ZooError(f"dataset {path} not found: give a folder of images (one sub-folder per class) or a CSV "
+                       f"of path,label")
+    if not listing.held_out:
+        raise ZooError(f"{path}: nothing is held out to measure accuracy on (every class has 1 image?); add images, "
+                       f"or a val/ folder")
+    return listing
+
+
+# --- the cache ----------------------------------------------------------------------------------------------
+
+def _infer_channels(files: list[str]) -> int:
+    """3 if any of up to 256 images spread over the list has colour, else 1 (Pillow reads only headers)."""
+    step = max(1, len(files) // 256)
+    for f in files[::step]:
+        try:
+            with Image.open(f) as img:
+                if img.mode not in GREY_MODES and not (img.mode == "P" and _grey_palette(img)):
+                    return 3
+        except Exception:  # unreadable here: decoding lists it
+            continue
+    return 1
+
+
+def _grey_palette(img: Image.Image) -> bool:
+    pal = np.asarray(img.getpalette() or [], np.uint8).reshape(-1, 3)
+    return bool((pal == pal[:, :1]).all())
+
+
+def _key(listing: Listing, channels: int, size: int) -> str:
+    h = hashlib.sha256(json.dumps([FORMAT, str(listing.root), channels, size, len(listing.train)]).encode())
+    for f, label in listing.train + listing.held_out:
+        st = os.stat(f)
+        h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\0{label}\n".encode())
+    return h.hexdigest()
+
+
+def _fast_png(path: str, channels: int, size: int, cv2) -> np.ndarray | None:
+    """OpenCV's PNG decoder for the common case it reproduces exactly (an 8-bit grey or RGB PNG already at the
+    model's size, no orientation chunk): ~2x faster than Pillow. None: take Pillow's path."""
+    if not path.lower().endswith(".png"):
+        return None
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw.find(b"eXIf", 0, max(raw.find(b"IDAT"), 0)) >= 0 or b"Raw profile type exif" in raw:
+        return None  # an orientation Pillow would apply (the eXIf chunk, or ImageMagick's text chunk)
+    a = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED)
+    if a is None or a.dtype != np.uint8 or a.shape[:2] != (size, size):
+        return None
+    if channels == 1 and a.ndim == 2:
+        return a[None]
+    if channels == 3 and a.ndim == 3 and a.shape[2] == 3:
+        return a[:, :, ::-1].transpose(2, 0, 1)  # BGR -> RGB, channels first
+    return None
+
+
+def _opencv():
+    try:
+        import cv2
+    except ImportError:
+        return None
+    cv2.setNumThreads(1)
+    return cv2
+
+
+def decode_chunk(npy: str, start: int, files: list[str], channels: int, size: int, n_train: int):
+    """Decode files into rows start.. of the .npy at `npy` (a worker process's task): OpenCV's fast path where it
+    applies, checked against Pillow's on the chunk's first image (a difference turns it off), else Pillow.
+    Returns the failures [(row, Problem)] and the pixel histogram [channels, 256] of its training rows."""
+    out = np.load(npy, mmap_mode="r+")
+    spec = ImageSpec(channels, size, (0.0,) * channels, (1.0,) * channels)
+    cv2, bad, hist = _opencv(), [], np.zeros((channels, 256), np.int64)
+    for j, f in enumerate(files):
+        a = _fast_png(f, channels, size, cv2) if cv2 is not None else None
+        if a is not None and j == 0:
+            ref = decode(f, spec)
+            if isinstance(ref, Problem) or not np.array_equal(ref.transpose(2, 0, 1), a):
+                cv2, a = None, None
+        if a is None:
+            px = decode(f, spec)
+            if isinstance(px, Problem):
+                bad.append((start + j, px))
+                continue
+            a = px.transpose(2, 0, 1)
+        out[start + j] = a
+    train_rows = out[start:min(start + len(files), n_train)]
+    good = np.ones(len(train_rows), bool)
+    good[[i - start for i, _ in bad if i < n_train]] = False
+    for c in range(channels):
+        hist[c] += np.bincount(np.ascontiguousarray(train_rows[good, c]).reshape(-1), minlength=256)
+    out.flush()
+    return bad, hist
+
+
+def _decode_into(npy: Path, files: list[str], channels: int, size: int, n_train: int):
+    """Every file into the .npy, on one process per core (decoding holds the GIL too often for threads to
+    scale: measured 2x slower than one thread on 2 cores); small folders in this process. Returns the failures
+    and the training split's pixel histogram (for its mean and std)."""
+    workers = min(os.cpu_count() or 1, 8)
+    step = max(CHUNK, -(-len(files) // (workers * 8)))
+    jobs = [(str(npy), i, files[i:i + step], channels, size, n_train) for i in range(0, len(files), step)]
+    if workers == 1 or len(files) < 4 * CHUNK:
+        results = [decode_chunk(*job) for job in jobs]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # fork where there is one (as torch's DataLoader): spawn would re-run a user's script that lacks a
+        # `if __name__ == "__main__":` guard
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        _opencv()  # imported once here, not by every forked worker
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+            results = [t.result() for t in [pool.submit(decode_chunk, *job) for job in jobs]]
+    return [b for bad, _ in results for b in bad], sum(h for _, h in results)
+
+
+def _mean_std(hist: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per channel, on [0, 1] pixels, from the pixel histogram (exact integer sums)."""
+    v = np.arange(256, dtype=np.float64) / 255
+    n = hist.sum(axis=1)
+    mean = (hist * v).sum(axis=1) / n
+    std = np.sqrt(np.maximum((hist * v * v).sum(axis=1) / n - mean * mean, 0))
+    return [round(float(m), 4) for m in mean], [round(max(float(x), 1e-3), 4) for x in std]
+
+
+def _compact(tmp: Path, images: np.ndarray, labels: np.ndarray, bad: set[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The arrays without the images that failed to decode (copied in chunks: bounded memory)."""
+    keep = np.array([i for i in range(len(labels)) if i not in bad], dtype=np.int64)
+    kept = np.lib.format.open_memmap(tmp / "kept.npy", "w+", np.uint8, (len(keep), *images.shape[1:]))
+    for i in range(0, len(keep), 4096):
+        kept[i:i + 4096] = images[keep[i:i + 4096]]
+    kept.flush()
+    del images
+    os.replace(tmp / "kept.npy", tmp / "images.npy")
+    return np.load(tmp / "images.npy", mmap_mode="r"), labels[keep]
+
+
+def _build(listing: Listing, channels: int, size: int, dest: Path, log) -> None:
+    """Decode every image into a temporary folder beside `dest`, then rename it into place (all or nothing)."""
+    files = [f for f, _ in listing.train + listing.held_out]
+    labels = np.array([lab for _, lab in listing.train + listing.held_out], dtype=np.int64)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".tmp-{os.getpid()}-"))
+    try:
+        t0 = time.perf_counter()
+        log(f"zoo: decoding {len(files):,} images of {listing.root} into zoo's cache (once; later runs map it)")
+        images = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.uint8, (len(files), channels, size, size))
+        images.flush()
+        del images
+        bad, hist = _decode_into(tmp / "images.npy", files, channels, size, len(listing.train))
+        images = np.load(tmp / "images.npy", mmap_mode="r")
+        n_train = len(listing.train) - sum(i < len(listing.train) for i, _ in bad)
+        if bad:
+            images, labels = _compact(tmp, images, labels, {i for i, _ in bad})
+        if n_train < 1 or n_train == len(labels):
+            raise ZooError(f"{listing.root}: no {'training' if n_train < 1 else 'held-out'} image could be decoded "
+                           f"({len(bad)} unreadable; first: {bad[0][1].path}: {bad[0][1].reason})")
+        mean, std = _mean_std(hist)
+        np.save(tmp / "labels.npy", labels)
+        wall = time.perf_counter() - t0
+        atomic_write_json(tmp / "meta.json", {
+            "format": FORMAT, "root": str(listing.root), "layout": listing.layout, "classes": list(listing.classes),
+            "channels": channels, "size": size, "n_train": int(n_train), "n_held_out": int(len(labels) - n_train),
+            "mean": mean, "std": std, "decode_s": round(wall, 2), "images_per_s": round(len(files) / wall),
+            "skipped": [{"path": p.path, "reason": p.reason} for p in listing.skipped + [b for _, b in bad]]})
+        del images
+        try:
+            os.replace(tmp, dest)
+        except OSError:
+            if not (dest / "meta.json").is_file():
+                raise  # not another process that decoded the same files first
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _clean_stale(folder: Path) -> None:
+    """Temporary folders of decodes that were killed (their process is gone)."""
+    for d in folder.glob(".tmp-*") if folder.is_dir() else ():
+        try:
+            os.kill(int(d.name.split("-")[1]), 0)
+        except (ProcessLookupError, ValueError, IndexError):
+            shutil.rmtree(d, ignore_errors=True)
+        except PermissionError:
+            pass
+
+
+_OPENED: dict[tuple, Opened] = {}
+
+
+def _open(path: str | os.PathLike, opts: FolderOptions, log=print) -> Opened:
+    """Scan, then map the cache (decoding first if the files changed); memoized per process."""
+    listing = scan(path, opts.validate())
+    channels = opts.channels or _infer_channels([f for f, _ in listing.train])
+    size = opts.size or NATIVE_SIZE[channels]
+    key = _key(listing, channels, size)
+    if key in _OPENED:
+        return _OPENED[key]
+    root = cache_dir("folders")
+    _clean_stale(root)
+    dest = root / f"{_name(listing.root)}-{key[:16]}"
+    if not (dest / "meta.json").is_file():
+        _build(listing, channels, size, dest, log)
+    try:
+        meta = read_json(dest / "meta.json", "folder cache record")
+        images = np.load(dest / "images.npy", mmap_mode="c")  # copy-on-write: writable, never written back
+        labels = np.load(dest / "labels.npy")
+    except (ZooError, OSError, ValueError) as e:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise ZooError(f"zoo's cache of {listing.root} was damaged ({e}) and is removed; run again to decode it "
+                       f"afresh") from None
+    if len(images) != len(labels) or meta.get("n_train", 0) + meta.get("n_held_out", 0) != len(labels):
+        shutil.rmtree(dest, ignore_errors=True)
+        raise ZooError(f"zoo's cache of {listing.root} was damaged (counts differ) and is removed; run again")
+    meta = {**meta, "notes": listing.notes, "cache": str(dest), "channels_inferred": opts.channels is None,
+            "val_fraction": opts.val_fraction, "seed": opts.seed}
+    _OPENED[key] = Opened(images, labels, meta["n_train"], meta)
+    return _OPENED[key]
+
+
+def _name(root: Path) -> str:
+    """The dataset's name in run folders and files: the folder's (or CSV's) name, made file-safe; built-in names
+    get "-folder" (a folder called mnist is not zoo's MNIST)."""
+    base = re.sub(r"[^A-Za-z0-9_-]+", "-", root.stem if root.suffix.lower() == ".csv" else root.name).strip("-")
+    base = base or "folder"
+    known = find_dataset(base)
+    return f"{base}-folder" if known is not None and known.source is None else base
+
+
+def open_folder(path: str | os.PathLike, opts: FolderOptions | None = None, log=print) -> DatasetSpec:
+    """The folder (or CSV) as a registered DatasetSpec: classes, channels, size, mean/std of the training split."""
+    opts = opts or FolderOptions()
+    opened = _open(path, opts, log)
+    meta = opened.meta
+    root = Path(meta["root"])
+    channels = meta["channels"]
+    spec = DatasetSpec(_name(root), "", channels, meta["size"], tuple(meta["classes"]), tuple(meta["mean"]),
+                       tuple(meta["std"]), "mnist" if channels == 1 else "cifar", opened.n_train, (), str(root),
+                       FolderSource(str(root), meta["layout"], opts.val_fraction, opts.seed))
+    _say(spec, meta, log)
+    return register_dataset(spec)
+
+
+def _say(spec: DatasetSpec, meta: dict, log) -> None:
+    how = " (from the images; --channels to change)" if meta["channels_inferred"] else ""
+    log(f"zoo: {spec.name}: {meta['n_train']:,} training and {meta['n_held_out']:,} held-out images "
+        f"({spec.source.layout}), {spec.num_classes} classes, {spec.channels} channel(s){how}, "
+        f"{spec.size}x{spec.size}")
+    for note in meta["notes"]:
+        log(f"zoo: note: {note}")
+    if meta["skipped"]:
+        first = meta["skipped"][0]
+        log(f"zoo: warning: skipped {len(meta['skipped'])} unreadable image(s) or row(s), listed in "
+            f"{meta['cache']}/meta.json; first: {first['path']}: {first['reason']}")
+
+
+def folder_split(spec: DatasetSpec, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 [N, C, H, W] as a memory-map view, labels) of a folder dataset's split, from its folder as
+    recorded (the spec's classes must still be the folder's)."""
+    src = spec.source
+    if not Path(src.path).exists():
+        from zoo.data.datasets import DatasetMissing
+        raise DatasetMissing(f"{spec.name}: its images ({src.path}) are not there any more")
+    opened = _open(src.path, FolderOptions(src.val_fraction, src.seed, spec.channels, spec.size), log=_quiet)
+    if tuple(opened.meta["classes"]) != spec.class_names:
+        raise ZooError(f"{src.path} now has classes {', '.join(opened.meta['classes'][:6])}..., not the "
+                       f"{spec.num_classes} this model was trained on; restore the folder or train again")
+    n = opened.n_train
+    return (opened.images[:n], opened.labels[:n]) if split == "train" else (opened.images[n:], opened.labels[n:])
+
+
+def _quiet(*_) -> None:
+    pass
+
+
+# --- the spec as a record (configs, cards, ONNX metadata) ------------------------------------------------------
+
+def spec_record(spec: DatasetSpec) -> dict | None:
+    return dataclasses.asdict(spec) if spec.source else None
+
+
+def spec_from_record(record: dict) -> DatasetSpec:
+    try:
+        fields = {**record, "source": FolderSource(**record["source"])}
+        for k in ("class_names", "mean", "std", "augment"):
+            fields[k] = tuple(fields[k])
+        return DatasetSpec(**fields)
+    except (TypeError, KeyError) as e:
+        raise ZooError(f"a recorded dataset spec is damaged ({type(e).__name__}: {e})") from None
+
+
+def _recorded(weights: str | os.PathLike | None) -> DatasetSpec | None:
+    """The folder dataset recorded in the card of `weights` (a run trained on a folder), if any."""
+    if weights is None:
+        return None
+    from zoo.core.sources import card_at
+
+    record = getattr(card_at(weights), "dataset_spec", None)
+    return spec_from_record(record) if record else None
+
+
+def _same_path(arg: str, path: str) -> bool:
+    try:
+        return Path(arg).expanduser().resolve() == Path(path)
+    except OSError:
+        return False
+
+
+def spec_of(dataset: str, weights: str | os.PathLike | None = None, opts: FolderOptions | None = None,
+            init: str | None = None, log=print) -> DatasetSpec:
+    """The spec `dataset` stands for: a registered name; else the folder dataset recorded in the card of
+    `weights` when `dataset` names it (by name or path: its spec comes back as trained, mean and std included);
+    else a path, opened with `opts` (channels and size default to those of `--init pretrained:DATASET`)."""
+    known = find_dataset(dataset)
+    if known is not None:
+        return known
+    recorded = _recorded(weights)
+    if recorded is not None and (dataset == recorded.name or _same_path(dataset, recorded.source.path)):
+        return register_dataset(recorded)
+    if not looks_like_path(dataset):
+        return get_dataset_spec(dataset)  # unknown: the one message, with close names
+    opts = opts or FolderOptions()
+    if init and init.startswith("pretrained:"):
+        base = get_dataset_spec(init.partition(":")[2])
+        opts = dataclasses.replace(opts, channels=opts.channels or base.channels, size=opts.size or base.size)
+    return open_folder(dataset, opts, log)
+
+
+def register_record(record: dict | None) -> None:
+    """Make a recorded folder dataset (a run's config, an ONNX file's metadata) known by its name."""
+    if record and find_dataset(record.get("name", "")) is None:
+        register_dataset(spec_from_record(record))
