@@ -147,6 +147,32 @@ def test_predict_sources_agree(run, onnx_files, test_images, capsys, monkeypatch
     assert np.mean([names[y] == c for y, c in zip(labels, top1[0])]) > 0.5  # a trained model on its own test images
 
 
+@pytest.mark.parametrize("runtime", ["openvino", "opencv"])
+def test_predict_runs_the_same_file_in_other_runtimes(onnx_files, test_images, capsys, runtime):
+    """zoo predict --runtime: the float file and the self-contained graph in OpenVINO or OpenCV DNN give
+    onnxruntime's top-1 on every image (probabilities within float error)."""
+    from zoo.core.runtimes import missing_runtime
+    if missing_runtime(runtime):
+        pytest.skip(missing_runtime(runtime))
+    for f in onnx_files:
+        outs = []
+        for rt in ("onnxruntime", runtime):
+            assert _predict_json(f.path, test_images, "--top-k", "1", "--runtime", rt) == 0
+            outs.append(json.loads(capsys.readouterr().out))
+        assert [r["top"][0]["class"] for r in outs[0]] == [r["top"][0]["class"] for r in outs[1]]
+        assert max(abs(a["top"][0]["probability"] - b["top"][0]["probability"])
+                   for a, b in zip(*outs)) < 0.02  # OpenVINO's default may run bf16
+
+
+def test_an_unknown_or_missing_runtime_is_one_line(onnx_files, test_images, capsys, monkeypatch):
+    import zoo.core.runtimes as runtimes
+    assert main(["predict", str(onnx_files[0].path), str(test_images), "--runtime", "tensorrt"]) == 2
+    assert "unknown runtime 'tensorrt'; choose from onnxruntime, openvino, opencv" in capsys.readouterr().err
+    monkeypatch.setattr(runtimes, "missing_runtime", lambda name: "openvino is not installed (pip install x)")
+    assert main(["predict", str(onnx_files[0].path), str(test_images), "--runtime", "openvino"]) == 2
+    assert "--runtime openvino: openvino is not installed" in capsys.readouterr().err
+
+
 def test_predict_csv_and_table(onnx_files, test_images, capsys):
     assert main(["predict", str(onnx_files[0].path), str(test_images / "sub"), "--csv", "--top-k", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -272,18 +272,57 @@ def cmd_bench(args) -> int:
     if "fp16" in cfg.precisions and "cuda" not in providers:
         notes.append("fp16 not measured: it is a GPU precision and no CUDA provider runs here")
     rows = []
-    for t in targets:  # one target that fails is a row with its error; the others are still measured
-        try:
-            rows += bench_target(t, cfg, providers, data=_data(args), notes=notes)
-        except ZooError as e:
-            rows.append(BenchRow(t.arch, t.dataset, "-", "-", error=str(e)))
-            print(f"zoo: error: {t.name}: {e}", file=sys.stderr)
+    with _Bar(len(targets)) as bar:
+        for t in targets:  # one target that fails is a row with its error; the others are still measured
+            bar.show(t.name)
+            try:
+                rows += bench_target(t, cfg, providers, data=_data(args), notes=notes, log=bar.print)
+            except ZooError as e:
+                rows.append(BenchRow(t.arch, t.dataset, "-", "-", error=str(e)))
+                bar.print(f"zoo: error: {t.name}: {e}", err=True)
+            bar.done()
     report = {"environment": environment(cfg, providers, load_before), "rows": rows, "notes": notes}
     plots = render_plots(report, out, Path(args.runs))
     paths = write_reports(report, out) + plots + [write_html(report, out, plots)]
     print_table(report)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 1 if any(r.error for r in rows) else 0
+
+
+class _Bar:
+    """A progress bar over bench targets on a terminal (each finished row printed above it as it is measured);
+    plain lines when the output is not a terminal."""
+
+    def __init__(self, total: int):
+        self.total, self.progress, self.task = total, None, None
+
+    def __enter__(self):
+        if sys.stderr.isatty() and self.total > 1:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task("bench", total=self.total)
+        return self
+
+    def show(self, name: str) -> None:
+        if self.progress:
+            self.progress.update(self.task, description=f"bench {name}")
+
+    def print(self, line: str, err: bool = False) -> None:
+        if self.progress:
+            self.progress.console.print(line, markup=False, highlight=False)
+        else:
+            print(line, file=sys.stderr if err else sys.stdout, flush=True)
+
+    def done(self) -> None:
+        if self.progress:
+            self.progress.advance(self.task)
+
+    def __exit__(self, *exc) -> None:
+        if self.progress:
+            self.progress.stop()
 
 
 def cmd_report(args) -> int:
@@ -325,7 +364,7 @@ def cmd_predict(args) -> int:
     if not image_args:
         raise ZooError("no images given: name files, folders or globs after the model")
     paths, problems = find_images(image_args)
-    predictor = Predictor(source, dataset, threads=args.threads, batch=args.batch,
+    predictor = Predictor(source, dataset, threads=args.threads, batch=args.batch, runtime=args.runtime,
                           data=_data(args) if dataset or not source.endswith(".onnx") else None)
     results = _run_with_progress(predictor, paths, args.top_k)
     problems += [r for r in results if not hasattr(r, "top")]
@@ -425,7 +464,8 @@ EXAMPLES = {
     "publish": ["zoo publish runs/resnet20.cifar10.fast --storage fp16", "zoo publish --eval-samples"],
     "report": ["zoo report bench", "zoo report bench/report.json --out site/"],
     "predict": ["zoo predict resnet20 cifar10 photos/ --top-k 3",
-                "zoo predict exports/cnn.mnist.onnx 'digits/*.png' --json"],
+                "zoo predict exports/cnn.mnist.onnx 'digits/*.png' --json",
+                "zoo predict exports/resnet20.cifar10.onnx photos/ --runtime openvino"],
 }
 
 
@@ -492,11 +532,7 @@ def _add_train(sub) -> None:
                    help="override the recipe's batch size (global, all processes; >= 1)")
     p.add_argument("--lr", type=float, help="override the recipe's peak learning rate")
     p.add_argument("--seed", type=int, help="override the recipe's seed (the recipes' default: 0)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--precision", default="auto", help="auto (measured per model, remembered), fp32 or bf16")
-    p.add_argument("--compile", default="auto", help="torch.compile: auto, on or off")
-    p.add_argument("--reprobe", action="store_true",
-                   help="measure the fast path again instead of using the remembered decision")
+    _add_runtime_args(p)
     p.add_argument("--out", help="run folder (default runs/MODEL.DATASET.RECIPE; with --matrix, the parent)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint (model, dataset, recipe from its config)")
@@ -514,6 +550,17 @@ def _add_train(sub) -> None:
     _add_data_args(p)
     _add_folder_args(p)
     p.set_defaults(func=cmd_train)
+
+
+def _add_runtime_args(p: argparse.ArgumentParser) -> None:
+    """How zoo train executes: the device and the fast path's choices."""
+    g = p.add_argument_group("execution (auto: measured per model on this machine, remembered; see zoo list "
+                             "--fastpath)")
+    g.add_argument("--device", default="cpu", help="cpu or cuda")
+    g.add_argument("--precision", default="auto", help="auto, fp32 or bf16")
+    g.add_argument("--compile", default="auto", help="torch.compile: auto, on or off")
+    g.add_argument("--reprobe", action="store_true",
+                   help="measure the fast path again instead of using the remembered decision")
 
 
 def _add_export(sub) -> None:
@@ -591,7 +638,9 @@ def _add_predict(sub) -> None:
     p.add_argument("--json", action="store_true", help="JSON on stdout")
     p.add_argument("--csv", action="store_true", help="CSV on stdout")
     p.add_argument("--batch", type=_at_least(1), default=64, help="images per forward pass (>= 1)")
-    p.add_argument("--threads", type=_at_least(1), help="onnxruntime intra-op threads (>= 1; default: all cores)")
+    p.add_argument("--threads", type=_at_least(1), help="intra-op threads (>= 1; default: all cores)")
+    p.add_argument("--runtime", default="onnxruntime",
+                   help="onnxruntime, openvino (its default precision: bf16 on AMX/AVX512-BF16 CPUs) or opencv")
     _add_data_args(p, download=False)
     p.set_defaults(func=cmd_predict)
 

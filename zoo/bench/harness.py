@@ -18,7 +18,7 @@ from zoo.bench.backends import (NullBackend, OpenCvBackend, OpenVinoBackend, Ort
                                  TorchCompileBackend, missing_runtime)
 from zoo.bench.measure import flags, latency_ms, other_load, predictions, throughput
 from zoo.core.cards import BenchRow
-from zoo.core.env import environment as env_record
+from zoo.core.env import OthersWatch, PeakMemory, environment as env_record
 from zoo.core.errors import ZooError
 from zoo.core.sources import Target, resolve
 from zoo.data import DataOptions, DatasetSpec, EvalSet, load_eval_set, spec_of
@@ -96,9 +96,9 @@ class _Inputs:
 
 
 def _timed(backend, inputs: _Inputs, cfg: BenchConfig) -> dict:
-    load = other_load()
-    lat = latency_ms(backend, inputs.x1, cfg.warmup, cfg.runs)
-    load = max(load, other_load())
+    with OthersWatch() as others:  # exact over the timing window, unlike the lagging 1-minute load average
+        lat = latency_ms(backend, inputs.x1, cfg.warmup, cfg.runs)
+    load = others.share
     by_batch = {str(b): throughput(backend, inputs.xb[:b], cfg.warmup, cfg.batch_runs)
                 for b in sorted(set(cfg.sweep) - {cfg.batch})}
     big = throughput(backend, inputs.xb, cfg.warmup, cfg.batch_runs)
@@ -151,8 +151,15 @@ def bench_target(target: Target, cfg: BenchConfig, providers: list[str], data: D
                 continue
             prec = meta.get("precision", prec or "fp32")
             for runtime, backend in _backends(cfg, prov, prec):
-                row = _row(base, prec, prov, runtime, backend, path, meta, cfg, inputs, rows,
-                           eager if runtime == "onnxruntime" else None)
+                try:
+                    row = _row(base, prec, prov, runtime, backend, path, meta, cfg, inputs, rows,
+                               eager if runtime == "onnxruntime" else None)
+                except ZooError as e:  # a runtime that cannot read this file: a note, the others still run
+                    if notes is None:
+                        raise
+                    notes.append(f"{target.name} {prec} {runtime}: not measured: {e}")
+                    log(f"zoo: {notes[-1]}")
+                    continue
                 rows.append(row)
                 log(_line(row))
         if "torch-compile" in cfg.runtimes and not target.onnx and prov == "cpu":
@@ -181,13 +188,14 @@ def _backends(cfg: BenchConfig, prov: str, prec: str):
 
 def _row(base: dict, prec: str, prov: str, runtime: str, backend, source, meta: dict, cfg: BenchConfig,
          inputs: _Inputs, earlier: list[BenchRow], eager: dict | None) -> BenchRow:
-    t0 = time.perf_counter()
-    backend.load(source)
-    if runtime == "torch-compile":
-        backend.predict(inputs.x1)  # the compilation, counted as load time
-    load_s = time.perf_counter() - t0
-    timed = _timed(backend, inputs, cfg)
-    pred = predictions(backend, inputs.images) if inputs.images is not None else None
+    with PeakMemory() as mem:  # what loading and running this runtime added, at its peak
+        t0 = time.perf_counter()
+        backend.load(source)
+        if runtime == "torch-compile":
+            backend.predict(inputs.x1)  # the compilation, counted as load time
+        load_s = time.perf_counter() - t0
+        timed = _timed(backend, inputs, cfg)
+        pred = predictions(backend, inputs.images) if inputs.images is not None else None
     acc = float(100.0 * (pred == inputs.labels).mean()) if pred is not None else None
     same = [r.top1 for r in earlier if r.precision == "fp32" and r.provider == prov and r.runtime == "onnxruntime"]
     ref = same[0] if same else next((r.top1 for r in earlier if r.precision == "fp32"), None)
@@ -203,7 +211,7 @@ def _row(base: dict, prec: str, prov: str, runtime: str, backend, source, meta: 
     return BenchRow(**base, precision=prec, provider=prov, runtime=label, weights=meta.get("weights", ""),
                     onnx_mb=source.stat().st_size / 1e6 if isinstance(source, Path) else None, top1=acc,
                     top1_change=acc - ref if (acc is not None and ref is not None and prec != "fp32") else None,
-                    load_s=load_s, **timed, **extra)
+                    load_s=load_s, peak_mb=mem.added_mb, **timed, **extra)
 
 
 def _line(r: BenchRow) -> str:

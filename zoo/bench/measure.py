@@ -17,7 +17,7 @@ STABLE = 0.02  # relative change of the window median that counts as stable
 MAX_WARMUP_S = 5.0  # warm-up never takes longer than this
 NOISY = 0.10  # relative IQR above which a row is flagged as noisy
 ACCURACY_LOSS = 0.5  # top-1 points lost against PyTorch fp32 that flag a row (fast but wrong)
-BUSY = 0.5  # other processes' load (1-minute load average minus zoo's own busy core) that flags a row
+BUSY = 0.15  # share of the machine's CPU other processes used while a row's latency was timed that flags it
 
 
 def _call_ms(backend, x: np.ndarray) -> float:
@@ -81,7 +81,7 @@ def flags(lat: dict, load: float, torch_change: float | None = None) -> list[str
     if torch_change is not None and torch_change < -ACCURACY_LOSS:
         out.append(f"accuracy {torch_change:+.2f} pt vs PyTorch fp32")
     if load >= BUSY:
-        out.append(f"busy (other load {load:.1f})")
+        out.append(f"busy (others used {load:.0%} of the CPU)")
     if lat["iqr_rel"] > NOISY:
         out.append(f"noisy (IQR {100 * lat['iqr_rel']:.0f}% of p50)")
     return out

@@ -27,16 +27,17 @@ COLUMNS = [
     ("latency_ms_p50", "p50 ms", "{:.3f}"), ("latency_ms_p90", "p90 ms", "{:.3f}"),
     ("latency_ms_p99", "p99 ms", "{:.3f}"), ("throughput_img_s", "img/s", "{:,.0f}"),
     ("eager_latency_ms_p50", "eager p50 ms", "{:.3f}"), ("speedup_vs_eager", "×eager", "{:.1f}"),
-    ("throughput_by_batch", "img/s by batch", "{}"), ("load_s", "load s", "{:.2f}"),
+    ("throughput_by_batch", "img/s by batch", "{}"), ("load_s", "load s", "{:.2f}"), ("peak_mb", "peak MB", "{:.0f}"),
     ("latency_iqr_rel", "noise %", "{:.0%}"), ("flags", "flags", "{}"),
 ]
 
 TERMINAL = {"arch", "dataset", "precision", "runtime", "top1", "torch_agreement", "latency_ms_p50", "throughput_img_s",
             "speedup_vs_eager", "flags"}  # the rest is in report.md / .csv / .json
-FLAGS_NOTE = ("flags: busy = other processes loaded the CPU (1-minute load average beyond zoo's own core >= 0.5) "
-              "while the row was timed; noisy = the batch-1 calls' IQR > 10% of their median (re-measure such rows "
-              "on an idle machine before comparing them); accuracy = the runtime loses > 0.5 top-1 points against "
-              "PyTorch fp32 on the same images. agree % = images whose top-1 equals PyTorch fp32 eager's.")
+FLAGS_NOTE = ("flags: busy = other processes used >= 15% of the machine's CPU while the row's latency was "
+              "timed (measured from /proc/stat over that window); noisy = the batch-1 calls' IQR > 10% of their "
+              "median (re-measure such rows on an idle machine before comparing them); accuracy = the runtime "
+              "loses > 0.5 top-1 points against PyTorch fp32 on the same images. agree % = images whose top-1 "
+              "equals PyTorch fp32 eager's.")
 DATASET_ORDER = {"mnist": 0, "kmnist": 1, "cifar10": 2, "cifar100": 3}
 
 

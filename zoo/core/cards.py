@@ -149,8 +149,9 @@ class BenchRow(_Card):
     torch_top1_change: float | None = None  # points against PyTorch fp32 eager on the same images
     load_s: float | None = None  # seconds to load (and compile) the model in this runtime
     latency_iqr_rel: float | None = None  # noise: (p75 - p25) / p50 of the batch-1 calls
-    load: float | None = None  # other processes' 1-minute load average while this row was timed
+    load: float | None = None  # share of the CPU other processes used while this row's latency was timed
     flags: list = field(default_factory=list)  # "busy (...)", "noisy (...)": timing not to be trusted as is
     throughput_by_batch: dict = field(default_factory=dict)  # {"1": img/s, "16": ...} with --batch 1,16,64,256
+    peak_mb: float | None = None  # resident memory that loading and running this runtime added, at its peak
     error: str | None = None  # why this target was not measured (the other fields stay None)
     schema: int = BENCH_ROW_SCHEMA

@@ -109,3 +109,39 @@ class OthersWatch:
         busy, total = end[0] - start[0], end[1] - start[1]
         others = busy - (time.process_time() - own0)
         self.share = min(1.0, max(0.0, others / total)) if total > 0 else 0.0
+
+
+def _status_kb(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+class PeakMemory:
+    """The most resident memory the process added while this was open, in MB (Linux: the peak is reset on
+    entry through /proc/self/clear_refs, then read from VmHWM); None where that cannot be read.
+
+        with PeakMemory() as mem: session = load(); run(session)
+        mem.added_mb  # e.g. 41.5
+    """
+
+    def __enter__(self) -> PeakMemory:
+        self.added_mb: float | None = None
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # reset the peak resident set size to the current one
+        except OSError:
+            self._base = None
+            return self
+        self._base = _status_kb("VmRSS")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        peak = _status_kb("VmHWM")
+        if self._base is not None and peak is not None:
+            self.added_mb = max(0.0, (peak - self._base) / 1024)

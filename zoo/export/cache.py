@@ -29,7 +29,8 @@ def exported(target: Target, precision: str, data: DataOptions, log=print) -> tu
     src = resolve(target)
     # The weights' own hash (cardless files included); random init is seeded, so its pair names it.
     key = src.sha256 or "random-" + hashlib.sha256(target.name.encode()).hexdigest()
-    settings = hashlib.sha256(json.dumps(EXPORT_SETTINGS, sort_keys=True).encode()).hexdigest()[:8]
+    settings = hashlib.sha256(json.dumps([EXPORT_SETTINGS, convert.INT8_SETTINGS], sort_keys=True).encode()) \
+        .hexdigest()[:8]  # the int8 settings tried are part of what an export is
     # an older exporter's files, or files exported with other settings, are not reused
     folder = cache_dir("exports") / f"{key[:16]}-{settings}-r{convert.EXPORT_REVISION}"
     path = folder / onnx_name(target.arch, target.dataset, precision)

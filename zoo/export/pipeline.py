@@ -22,8 +22,9 @@ from zoo.core.sources import Source, Target, resolve
 from zoo.core.state import load_state_dict_checked
 from zoo.core.version import __version__
 from zoo.data import DataOptions, DatasetSpec, EvalSet, load_eval_set, spec_of, spec_record
-from zoo.export.convert import EXPORTERS, PRECISIONS, ImageInput, onnx_name, to_fp16, to_int8, torch_to_onnx
-from zoo.export.gate import parity, parity_image_input
+from zoo.export.convert import (EXPORTERS, INT8_SETTINGS, PRECISIONS, ImageInput, int8_label, onnx_name, to_fp16,
+                                to_int8, torch_to_onnx)
+from zoo.export.gate import GateFailed, parity, parity_image_input
 from zoo.export.onnxfile import add_metadata
 from zoo.models import check_supported, create_model
 
@@ -133,21 +134,35 @@ def _convert_and_gate(model, spec: DatasetSpec, src: Source, tmp: Path, precisio
     """The float graph, converted to `precision`, through the parity gate: (its path, the gate's figures)."""
     fp32 = path = tmp / "fp32.onnx"
     torch_to_onnx(model, spec.input_shape, fp32, opset, exporter)
-    kept_float = None
     if precision == "fp16":
         path = tmp / "fp16.onnx"
         to_fp16(fp32, path)
     elif precision == "int8":
-        calib, cal_notes = calibration_images(spec, data, calib_size)
-        notes += cal_notes
-        path = tmp / "int8.onnx"
-        kept_float = to_int8(fp32, path, calib, tmp)
-    fig = parity(model, path, precision, ev.normalized(spec), ev.labels.numpy(),
-                 fp32_path=fp32 if precision == "int8" else None, max_acc_drop=int8_max_drop,
-                 random_weights=src.state is None)
-    if kept_float is not None:
-        fig["float_nodes"] = kept_float  # first and last layer stay in float (see convert.float_ends)
+        return _int8_and_gate(model, spec, src, tmp, fp32, ev, data, calib_size, int8_max_drop, notes)
+    fig = parity(model, path, precision, ev.normalized(spec), ev.labels.numpy(), random_weights=src.state is None)
     return path, fig
+
+
+def _int8_and_gate(model, spec: DatasetSpec, src: Source, tmp: Path, fp32: Path, ev: EvalSet, data: DataOptions,
+                   calib_size: int, int8_max_drop: float, notes: list[str]):
+    """The fastest int8 setting that passes the gate (convert.INT8_SETTINGS, fastest first); the notes say
+    which were tried and why they failed."""
+    calib, cal_notes = calibration_images(spec, data, calib_size)
+    notes += cal_notes
+    images, labels = ev.normalized(spec), ev.labels.numpy()
+    for i, (fmt, keep_ends) in enumerate(INT8_SETTINGS):
+        path = tmp / f"int8-{i}.onnx"
+        kept_float = to_int8(fp32, path, calib, tmp, fmt, keep_ends)
+        try:
+            fig = parity(model, path, "int8", images, labels, fp32_path=fp32, max_acc_drop=int8_max_drop,
+                         random_weights=src.state is None)
+        except GateFailed as e:
+            if i == len(INT8_SETTINGS) - 1:
+                raise
+            notes.append(f"int8 {int8_label(fmt, keep_ends)}: {e.reason}; trying "
+                         f"{int8_label(*INT8_SETTINGS[i + 1])}")
+            continue
+        return path, {**fig, "int8_setting": int8_label(fmt, keep_ends), "float_nodes": kept_float}
 
 
 def _metadata(arch: str, spec: DatasetSpec, src: Source, precision: str, exporter: str, opset: int,

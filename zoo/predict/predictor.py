@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo.core.errors import ZooError
+from zoo.core.runtimes import file_runtime
 from zoo.core.sessions import ort_session, session_metadata
 from zoo.data.images import ImageSpec, Problem, decode, normalize_pixels, to_pixels
 
@@ -62,7 +63,8 @@ class Predictor:
     """
 
     def __init__(self, source: str | Path, dataset: str | None = None, *, threads: int | None = None,
-                 batch: int = 64, workers: int | None = None, data=None):
+                 batch: int = 64, workers: int | None = None, data=None, runtime: str = "onnxruntime"):
+        self.backend = file_runtime(runtime, threads)  # an unknown or missing runtime: said before any work
         self.path = exported_file(source, dataset, data)
         self.session = ort_session(self.path, threads=threads)
         self.meta = session_metadata(self.session)
@@ -74,10 +76,15 @@ class Predictor:
         self.image_input = self.meta.get("layout") == "NHWC"  # a self-contained graph: uint8 pixels in
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.batch, self.workers = max(1, batch), workers or min(8, os.cpu_count() or 1)
+        self.runtime = runtime
+        if runtime != "onnxruntime":  # the same file in OpenVINO or OpenCV DNN (logits; softmax here)
+            self.backend.load(self.path)
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 [N, H, W, C] at the model's size -> probabilities [N, classes]."""
         x = pixels if self.image_input else normalize_pixels(pixels, self.spec)
+        if self.runtime != "onnxruntime":
+            return softmax(self.backend.predict(x).astype(np.float64))
         if "probabilities" in self.outputs:
             return self.session.run(["probabilities"], {"input": x})[0]
         return softmax(self.session.run(["logits"], {"input": x})[0].astype(np.float64))

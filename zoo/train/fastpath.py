@@ -6,9 +6,11 @@ Which of bf16 autocast, channels_last and torch.compile helps depends on the mod
 bf16 instructions). The probe:
 
 - builds every candidate once and runs WARMUP untimed steps of each (compilation happens there);
-- then times them in interleaved rounds (A A B B C C, A A B B C C, ...), so drift and other processes hit
-  all candidates alike; a candidate's figure is the median of its step times, so a one-off spike (a JIT
-  step of 7 s beside 0.65 s ones) moves it by one rank, not by its size;
+- then times them in interleaved rounds (A A A B B B C C C, ...), so drift and other processes hit all
+  candidates alike; the first step of each turn is not timed (switching candidates costs the next step its
+  caches: measured, it made the IQR 24% of the median on ResNet-20); a candidate's figure is the median of
+  its timed steps, so a one-off spike (a JIT step of 7 s beside 0.65 s ones) moves it by one rank, not by
+  its size;
 - stops when, after at least MIN_ROUNDS rounds, no candidate's median moved by more than STABLE since the
   previous round, or after MAX_ROUNDS rounds, or once BUDGET_S seconds of timed rounds have passed;
 - adds torch.compile of the best eager path when the run is long enough to repay its compile time, timed
@@ -40,6 +42,7 @@ from zoo.train.loop import autocast
 
 WARMUP = 2  # untimed steps per candidate (compilation, allocator warm-up)
 STEPS_PER_TURN = 2  # timed steps per candidate per round
+SETTLE = 1  # untimed steps at the start of each turn (the switch from another candidate)
 MIN_ROUNDS, MAX_ROUNDS = 3, 12
 STABLE = 0.02  # a median that moved less than this between rounds has settled
 BUDGET_S = 60.0  # seconds of timed rounds, at most (ResNet-18 at batch 256 steps in ~2.5 s here)
@@ -126,7 +129,7 @@ def time_rounds(cands: list[_Candidate]) -> int:
     t0, prev = time.perf_counter(), None
     for r in range(1, MAX_ROUNDS + 1):
         for c in cands:
-            c.times += [c.step() for _ in range(STEPS_PER_TURN)]
+            c.times += [c.step() for _ in range(SETTLE + STEPS_PER_TURN)][SETTLE:]
         med = [_median(c) for c in cands]
         settled = prev is not None and all(abs(m / p - 1) < STABLE for m, p in zip(med, prev))
         if r >= MIN_ROUNDS and (settled or time.perf_counter() - t0 > BUDGET_S):
@@ -211,8 +214,8 @@ def choose(arch: str, dataset: str, device: str, batch: int, total_images: int =
         return cached
     log = log or (lambda s: print(s, flush=True))
     if cached is not None and cached.provisional and not reprobe:
-        log(f"fast path: the remembered decision ({cached.label}, {cached.measured}) was measured on a busy "
-            f"machine; measuring again")
+        log(f"fast path: the remembered decision ({cached.label}, {cached.measured}) is provisional (others used "
+            f"{cached.others:.0%} of the CPU, noise {cached.noise:.0%}); measuring again")
     best = measure(arch, dataset, batch, total_images, log=log)
     cache = _read_cache()
     cache[key] = asdict(best)

@@ -73,7 +73,7 @@ class Run:
         self.net = self.model  # wrapped by start(): DDP, torch.compile
         self._t_epoch = self._saved_at = time.perf_counter()
         self.tensorboard, self.tb = tensorboard and dist.main, None
-        self._reprobed = False
+        self._reprobed, self._epochs_run = False, 0
 
     def _load_init(self, state: dict | None, record: dict | None) -> dict | None:
         """Fine-tuning: the source's tensors, except those whose shape differs (they start fresh)."""
@@ -245,6 +245,7 @@ class Run:
                 metrics = self.evaluate()
                 self.end_epoch(metrics)
                 bar.end_epoch(metrics)
+                self._epochs_run += 1
                 self.check_speed(metrics["images_per_s"], watch.share)
         if self.tb is not None:
             self.tb.close()
@@ -257,7 +258,7 @@ class Run:
         bit-identical across a resume only within one path: a switch is a new path from that epoch on."""
         rt = self.rt
         if rt.probed <= 0 or self._reprobed or self.dist.world_size > 1 or self.epoch >= self.cfg.epochs \
-                or others > BUSY:
+                or others > BUSY or (rt.compile and self._epochs_run == 1):  # that epoch's steps hold the compile
             return
         slow = images_per_s < SLOW * rt.probed
         if not (slow or rt.provisional):

@@ -1,0 +1,142 @@
+"""Runtimes that run an exported .onnx file, behind one interface (MLCommons style): a name, load(path),
+predict(x) -> logits. Used by `zoo bench` (which adds PyTorch's) and `zoo predict --runtime`; torch-free, and
+each runtime is imported only when it is used.
+
+`null` returns a preallocated output without computing: its latency is the harness's own overhead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from zoo.core.errors import ZooError
+from zoo.core.sessions import ort_session
+
+FILE_RUNTIMES = ("onnxruntime", "openvino", "opencv")
+
+
+class Backend:
+    name = "base"
+
+    def load(self, source) -> Backend:
+        raise NotImplementedError
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class OrtBackend(Backend):
+    """onnxruntime on one execution provider; refuses to silently fall back to CPU (see ort_session)."""
+
+    def __init__(self, provider: str = "CPUExecutionProvider", threads: int | None = None):
+        self.provider, self.threads = provider, threads
+        self.name = "ort-" + provider.replace("ExecutionProvider", "").lower()
+
+    def load(self, path) -> OrtBackend:
+        self.sess = ort_session(path, self.provider, self.threads)
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.sess.run(["logits"], {"input": x})[0]
+
+
+class NullBackend(Backend):
+    name = "null"
+
+    def __init__(self, num_classes: int = 10):
+        self.num_classes = num_classes
+
+    def load(self, source=None) -> NullBackend:
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.zeros((len(x), self.num_classes), np.float32)
+
+
+class OpenVinoBackend(Backend):
+    """OpenVINO on the CPU, reading zoo's .onnx file as it is. `hint` sets INFERENCE_PRECISION_HINT ("f32" to
+    compare like with like); None keeps OpenVINO's default, which is bf16 on CPUs with AMX or AVX512-BF16.
+    `self.precision` records what the compiled model actually uses."""
+
+    def __init__(self, hint: str | None = "f32", threads: int | None = None):
+        self.hint, self.threads = hint, threads
+
+    def load(self, path) -> OpenVinoBackend:
+        import openvino as ov
+
+        config = {"INFERENCE_NUM_THREADS": self.threads} if self.threads else {}
+        if self.hint:
+            config["INFERENCE_PRECISION_HINT"] = self.hint
+        try:
+            self.compiled = ov.Core().compile_model(str(path), "CPU", config)
+        except Exception as e:  # OpenVINO's RuntimeError carries a page of frontend log: its gist in one line
+            version = ov.__version__.split("-")[0]
+            raise ZooError(f"OpenVINO {version} cannot load {Path(path).name}: {_gist(e)}") from None
+        self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # f32, bf16, ...
+        self.name = f"openvino ({self.precision})"
+        self.request = self.compiled.create_infer_request()
+        self.output = self.compiled.output("logits")
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.request.infer({0: x})[self.output].copy()
+
+
+class OpenCvBackend(Backend):
+    """OpenCV's DNN module (CPU), reading the same .onnx file."""
+
+    name = "opencv"
+
+    def __init__(self, threads: int | None = None):
+        self.threads = threads
+
+    def load(self, path) -> OpenCvBackend:
+        import cv2
+
+        if self.threads:
+            cv2.setNumThreads(self.threads)
+        try:
+            self.net = cv2.dnn.readNetFromONNX(str(path))
+        except cv2.error as e:
+            raise ZooError(f"OpenCV {cv2.__version__} cannot load {Path(path).name}: {_gist(e)}") from None
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        self.net.setInput(x)
+        return self.net.forward("logits").copy()
+
+
+def _gist(e: Exception) -> str:
+    """The first line of a runtime's error that names what failed (not "Exception from src/...")."""
+    lines = [ln.strip(" -") for ln in str(e).splitlines() if ln.strip()]
+    named = [ln for ln in lines if ln.startswith(("Conversion is failed for", "No conversion rule found"))]
+    useful = [ln for ln in lines if not ln.startswith(("Exception from", "Check 'false'", "FrontEnd API failed"))]
+    return "; ".join(named)[:200] if named else (useful or lines or [type(e).__name__])[0][:160]
+
+
+def missing_runtime(name: str) -> str | None:
+    """Why a runtime cannot run here (None when it can)."""
+    module = {"openvino": "openvino", "opencv": "cv2"}.get(name)
+    if module is None:
+        return None
+    try:
+        __import__(module)
+    except ImportError:
+        extra = {"openvino": "openvino", "opencv": "opencv"}[name]
+        return f"{name} is not installed (pip install 'zoo-classifiers[{extra}]')"
+    return None
+
+
+def file_runtime(name: str, threads: int | None = None):
+    """An unloaded backend for an .onnx file: onnxruntime (CPU), openvino (its default precision) or opencv.
+    A runtime that is not installed is a one-line error naming the extra to install."""
+    if name not in FILE_RUNTIMES:
+        raise ZooError(f"unknown runtime {name!r}; choose from {', '.join(FILE_RUNTIMES)}")
+    why = missing_runtime(name)
+    if why:
+        raise ZooError(f"--runtime {name}: {why}")
+    if name == "openvino":
+        return OpenVinoBackend(None, threads)
+    return OpenCvBackend(threads) if name == "opencv" else OrtBackend("CPUExecutionProvider", threads)
