@@ -248,14 +248,9 @@ def cmd_export(args) -> int:
 
 # ---------------------------------------------------------------- bench / report
 def cmd_bench(args) -> int:
-    from pathlib import Path
-
     from zoo.bench.harness import BenchConfig, bench_target, environment, resolve_providers
-    from zoo.bench.html import write_html
-    from zoo.bench.measure import other_load
-    from zoo.bench.plots import render_plots
-    from zoo.bench.report import print_table, write_reports
     from zoo.core.cards import BenchRow
+    from zoo.core.env import other_load
     from zoo.core.io import writable_dir
     from zoo.targets import bench_targets
 
@@ -282,10 +277,7 @@ def cmd_bench(args) -> int:
                 bar.print(f"zoo: error: {t.name}: {e}", err=True)
             bar.done()
     report = {"environment": environment(cfg, providers, load_before), "rows": rows, "notes": notes}
-    plots = render_plots(report, out, Path(args.runs))
-    paths = write_reports(report, out) + plots + [write_html(report, out, plots)]
-    print_table(report)
-    print("wrote " + ", ".join(str(p) for p in paths))
+    _render(report, out, args.runs)
     return 1 if any(r.error for r in rows) else 0
 
 
@@ -325,19 +317,28 @@ class _Bar:
             self.progress.stop()
 
 
-def cmd_report(args) -> int:
+def _render(report: dict, out, runs: str) -> None:
+    """report.md/json/csv, the plots and report.html into `out`, then the table: zoo bench and zoo report alike."""
     from pathlib import Path
 
     from zoo.bench.html import write_html
     from zoo.bench.plots import render_plots
-    from zoo.bench.report import load_report, print_table, write_reports
+    from zoo.bench.report import print_table, write_reports
 
-    report = load_report(Path(args.report))
-    out = Path(args.out or (args.report if Path(args.report).is_dir() else Path(args.report).parent))
-    plots = render_plots(report, out, Path(args.runs))
+    plots = render_plots(report, out, Path(runs))
     paths = write_reports(report, out) + plots + [write_html(report, out, plots)]
     print_table(report)
     print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def cmd_report(args) -> int:
+    from pathlib import Path
+
+    from zoo.bench.report import load_report
+
+    report = load_report(Path(args.report))
+    out = Path(args.out or (args.report if Path(args.report).is_dir() else Path(args.report).parent))
+    _render(report, out, args.runs)
     return 0
 
 

@@ -16,9 +16,9 @@ import torch
 
 from zoo.bench.backends import (NullBackend, OpenCvBackend, OpenVinoBackend, OrtBackend, TorchBackend,
                                  TorchCompileBackend, missing_runtime)
-from zoo.bench.measure import flags, latency_ms, other_load, predictions, throughput
+from zoo.bench.measure import flags, latency_ms, predictions, throughput
 from zoo.core.cards import BenchRow
-from zoo.core.env import OthersWatch, PeakMemory, environment as env_record
+from zoo.core.env import OthersWatch, PeakMemory, environment as env_record, other_load
 from zoo.core.errors import ZooError
 from zoo.core.sources import Target, resolve
 from zoo.data import DataOptions, DatasetSpec, EvalSet, load_eval_set, spec_of

@@ -7,7 +7,6 @@ percentiles and a noise figure, the relative interquartile range (p75 - p25) / p
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -65,14 +64,6 @@ def predictions(backend, images: np.ndarray, batch: int = 500) -> np.ndarray:
 
 def top1(backend, images: np.ndarray, labels: np.ndarray, batch: int = 500) -> float:
     return float(100.0 * (predictions(backend, images, batch) == labels).mean())
-
-
-def other_load() -> float:
-    """The 1-minute load average beyond zoo's own busy core (0 where the OS has no load average)."""
-    try:
-        return max(0.0, os.getloadavg()[0] - 1.0)
-    except OSError:
-        return 0.0
 
 
 def flags(lat: dict, load: float, torch_change: float | None = None) -> list[str]:

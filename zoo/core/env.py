@@ -71,6 +71,14 @@ def environment(*modules: str) -> dict:
             **{m: version(m) for m in modules}, "git_sha": git_sha()}
 
 
+def other_load() -> float:
+    """The 1-minute load average beyond zoo's own busy core (0 where the OS has no load average)."""
+    try:
+        return max(0.0, os.getloadavg()[0] - 1.0)
+    except OSError:
+        return 0.0
+
+
 def _cpu_seconds() -> tuple[float, float] | None:
     """(busy, total) CPU seconds of the whole machine since boot, all cores (Linux /proc/stat); None elsewhere."""
     try:
@@ -101,10 +109,7 @@ class OthersWatch:
     def __exit__(self, *exc) -> None:
         (start, own0), end = self._start, _cpu_seconds()
         if start is None or end is None:
-            try:
-                self.share = max(0.0, os.getloadavg()[0] - 1.0) / (os.cpu_count() or 1)
-            except OSError:
-                self.share = 0.0
+            self.share = other_load() / (os.cpu_count() or 1)
             return
         busy, total = end[0] - start[0], end[1] - start[1]
         others = busy - (time.process_time() - own0)

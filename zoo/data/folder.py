@@ -441,17 +441,27 @@ def _clean_stale(folder: Path) -> None:
             pass
 
 
-_OPENED: dict[tuple, Opened] = {}
+_OPENED: dict[tuple[str, FolderOptions], Opened] = {}  # per process: (folder, options) -> its opened cache
 
 
 def _open(path: str | os.PathLike, opts: FolderOptions, log=print) -> Opened:
-    """Scan, then map the cache (decoding first if the files changed); memoized per process."""
-    listing = scan(path, opts.validate())
-    channels = opts.channels or _infer_channels([f for f, _ in listing.train])
-    size = opts.size or NATIVE_SIZE[channels]
+    """Scan, then map the cache (decoding first if the files changed). Memoized per process by folder and
+    options, so the splits, the gate and the calibration of one command scan and stat the folder once."""
+    asked = (str(Path(path).expanduser().resolve()), opts.validate())
+    if asked not in _OPENED:
+        listing = scan(path, opts)
+        channels = opts.channels or _infer_channels([f for f, _ in listing.train])
+        size = opts.size or NATIVE_SIZE[channels]
+        opened = _map(listing, channels, size, log)
+        opened.meta["channels_inferred"] = opts.channels is None
+        resolved = dataclasses.replace(opts, channels=channels, size=size)  # what a recorded spec asks for
+        _OPENED[asked] = _OPENED[(asked[0], resolved)] = opened
+    return _OPENED[asked]
+
+
+def _map(listing: Listing, channels: int, size: int, log) -> Opened:
+    """The cache entry for this listing, decoded first when there is none; a damaged one is removed."""
     key = _key(listing, channels, size)
-    if key in _OPENED:
-        return _OPENED[key]
     root = cache_dir("folders")
     _clean_stale(root)
     dest = root / f"{_name(listing.root)}-{key[:16]}"
@@ -468,10 +478,7 @@ def _open(path: str | os.PathLike, opts: FolderOptions, log=print) -> Opened:
     if len(images) != len(labels) or meta.get("n_train", 0) + meta.get("n_held_out", 0) != len(labels):
         shutil.rmtree(dest, ignore_errors=True)
         raise ZooError(f"zoo's cache of {listing.root} was damaged (counts differ) and is removed; run again")
-    meta = {**meta, "notes": listing.notes, "cache": str(dest), "channels_inferred": opts.channels is None,
-            "val_fraction": opts.val_fraction, "seed": opts.seed}
-    _OPENED[key] = Opened(images, labels, meta["n_train"], meta)
-    return _OPENED[key]
+    return Opened(images, labels, meta["n_train"], {**meta, "notes": listing.notes, "cache": str(dest)})
 
 
 def _name(root: Path) -> str:
