@@ -15,7 +15,7 @@ def data(root) -> DataOptions:
 
 def train_fast(arch, dataset, out, root, recipe="fast", **kwargs):
     """train() with the named recipe (fields overridden by recipe-field kwargs), fp32 eager, no progress bar."""
-    fields = {k: kwargs.pop(k) for k in list(kwargs) if k in ("epochs", "batch_size", "lr", "seed", "ema")}
+    fields = {k: kwargs.pop(k) for k in list(kwargs) if k in ("epochs", "batch_size", "lr", "seed", "ema", "tta")}
     cfg = get_recipe(recipe, get_dataset_spec(dataset), arch, **fields)
     return train(arch, dataset, cfg, kwargs.pop("runtime", FP32), out=out, data=data(root), progress=False, **kwargs)
 

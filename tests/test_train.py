@@ -411,3 +411,42 @@ def test_a_run_card_in_the_old_vocabulary_still_reads(tmp_path, fake_root):
     src = from_path(tmp_path / "r")
     assert (src.card.arch, src.card.schema, src.card.env["torch"]) == ("mlp", 1, torch.__version__)
     assert src.card.top1 == card["metrics"]["test_acc"]
+
+
+def test_flip_tta_is_evaluated_exported_and_loaded_as_one_model(fake_root, tmp_path):
+    """tta=flip: every epoch's test accuracy is the flip-averaged model's, the checkpoint holds the plain model's
+    tensors, and the exported graph computes the same average (the card's recipe carries it to export)."""
+    import numpy as np
+    import onnxruntime as ort
+    from zoo.core.sources import from_path
+    from zoo.data import make_loader
+    from zoo.export import export, read_metadata
+    from zoo.models import create_model, with_tta
+    from zoo.models.tta import FlipAverage
+    from zoo.train.loop import evaluate
+    from helpers import data
+
+    train_fast("cnn", "cifar10", tmp_path / "run", fake_root, epochs=1, batch_size=40, tta="flip")
+    src = from_path(tmp_path / "run")
+    plain = create_model("cnn", "cifar10")
+    plain.load_state_dict(src.state)  # the checkpoint's keys are the plain model's
+    flipped = with_tta(plain, "flip").eval()
+    loader = make_loader("cifar10", "test", 1000, data=data(fake_root))
+    loss, correct, n = evaluate(flipped, loader)
+    plain_loss, _, _ = evaluate(plain, loader)
+    last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["test_acc"] == pytest.approx(100 * correct / n)
+    assert last["test_loss"] == pytest.approx(loss / n, rel=1e-5) and abs(plain_loss - loss) / n > 1e-4
+    res = export("cnn", "cifar10", weights=tmp_path / "run", out=tmp_path / "onnx", data=data(fake_root))
+    assert read_metadata(res.path)["recipe"]["tta"] == "flip"
+    x = torch.randn(3, 3, 32, 32)
+    got = ort.InferenceSession(str(res.path), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        want = ((plain(x) + plain(x.flip(-1))) / 2).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert isinstance(flipped, FlipAverage) and flipped.zoo_name == "cnn"
+
+
+def test_an_unknown_tta_is_one_line():
+    with pytest.raises(ZooError, match="unknown test-time augmentation 'mirror'"):
+        get_recipe("fast", get_dataset_spec("cifar10"), tta="mirror")

@@ -15,6 +15,7 @@ from zoo.core.sources import Target, resolve
 from zoo.data import DataOptions
 from zoo.export import convert
 from zoo.export.convert import onnx_name
+from zoo.models import tta_of
 from zoo.export.onnxfile import check_onnx
 from zoo.export.pipeline import export
 
@@ -29,16 +30,18 @@ def exported(target: Target, precision: str, data: DataOptions, log=print) -> tu
     src = resolve(target)
     # The weights' own hash (cardless files included); random init is seeded, so its pair names it.
     key = src.sha256 or "random-" + hashlib.sha256(target.name.encode()).hexdigest()
+    tta = tta_of(src.card)  # the same tensors with test-time augmentation are another graph
     settings = hashlib.sha256(json.dumps([EXPORT_SETTINGS, convert.INT8_SETTINGS], sort_keys=True).encode()) \
         .hexdigest()[:8]  # the int8 settings tried are part of what an export is
     # an older exporter's files, or files exported with other settings, are not reused
-    folder = cache_dir("exports") / f"{key[:16]}-{settings}-r{convert.EXPORT_REVISION}"
+    folder = cache_dir("exports") / f"{key[:16]}{'-' + tta if tta else ''}-{settings}-r{convert.EXPORT_REVISION}"
     path = folder / onnx_name(target.arch, target.dataset, precision)
     if path.is_file():
         try:
             meta = check_onnx(path)  # the graph's own hash, the pair's shapes
-            if (meta.get("weights_sha256") or None, meta.get("precision")) != (src.sha256, precision):
-                raise ZooError(f"{path} was exported from other weights or at another precision")
+            made_tta = (meta.get("recipe") or {}).get("tta") or ""
+            if (meta.get("weights_sha256") or None, meta.get("precision"), made_tta) != (src.sha256, precision, tta):
+                raise ZooError(f"{path} was exported from other weights, precision or test-time augmentation")
             return path, meta
         except ZooError as e:  # a damaged or foreign cache entry is rebuilt, not fatal
             log(f"cached export not reused ({e}); exporting again")

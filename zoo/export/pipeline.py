@@ -26,7 +26,7 @@ from zoo.export.convert import (EXPORTERS, INT8_SETTINGS, PRECISIONS, ImageInput
                                 to_int8, torch_to_onnx)
 from zoo.export.gate import GateFailed, parity, parity_image_input
 from zoo.export.onnxfile import add_metadata
-from zoo.models import check_supported, create_model
+from zoo.models import check_supported, create_model, tta_of, with_tta
 
 MIN_GATE_IMAGES = 1000  # top-1 agreement on fewer images is too coarse to gate on
 INT8_GATE_IMAGES = 10_000  # int8 is gated on accuracy: one point on 1,000 images is only 10 images
@@ -44,11 +44,12 @@ class ExportResult:
 
 
 def build_model(arch: str, dataset: str, src: Source | None) -> torch.nn.Module:
-    """The model in eval mode with the source's tensors (random init when there are none)."""
+    """The model in eval mode with the source's tensors (random init when there are none), wrapped in the
+    test-time augmentation its card's recipe names, as it was evaluated."""
     model = create_model(arch, dataset)
     if src is not None and src.state is not None:
         load_state_dict_checked(model, src.state, source=src.origin)
-    return model.eval()
+    return with_tta(model, tta_of(src.card if src else None)).eval()
 
 
 def _check_options(precision: str, exporter: str, opset: int, eval_images: int, calib_size: int) -> None:

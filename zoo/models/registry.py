@@ -16,6 +16,7 @@ from zoo.data.specs import DatasetSpec, get_dataset_spec, list_datasets
 from zoo.core.errors import ZooError, close_matches
 from zoo.core.sources import from_pretrained
 from zoo.core.state import load_state_dict_checked
+from zoo.models.tta import tta_of, with_tta
 
 # The paper's matrix: 16 (arch, dataset) pairs and the test accuracy (%) it reports for each.
 PAPER_MATRIX: dict[tuple[str, str], float] = {
@@ -108,7 +109,8 @@ def check_supported(name: str, dataset: str | DatasetSpec) -> None:
 def create_model(name: str, dataset: str | DatasetSpec, *, pretrained: bool = False, **overrides) -> nn.Module:
     """Build architecture `name` for `dataset` (channels, size, classes from its spec).
 
-    pretrained=True loads the shipped weights `name.dataset` (sha256-checked safetensors).
+    pretrained=True loads the shipped weights `name.dataset` (sha256-checked safetensors), wrapped in the
+    test-time augmentation their card's recipe names (zoo.models.tta), as they were evaluated.
     """
     spec = dataset if isinstance(dataset, DatasetSpec) else get_dataset_spec(dataset)
     bad = _SPEC_KWARGS & set(overrides)
@@ -123,6 +125,7 @@ def create_model(name: str, dataset: str | DatasetSpec, *, pretrained: bool = Fa
     if pretrained:
         src = from_pretrained(name, spec.name)
         load_state_dict_checked(model, src.state, source=src.origin)
+        model = with_tta(model, tta_of(src.card))  # as the weights were evaluated
     return model
 
 

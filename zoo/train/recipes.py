@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from zoo.core.errors import ZooError, close_matches
 from zoo.data.specs import DatasetSpec
+from zoo.models.tta import check_tta
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class TrainConfig:
     freeze_backbone: bool = False  # train the classifier only (linear probing of --init weights)
     ema: float = 0.0  # decay per step of an exponential moving average of the weights (0: off); when on, the
     #                   average is what is evaluated, checkpointed as the model and exported
+    tta: str = ""  # test-time augmentation, evaluated every epoch and part of the exported graph (zoo.models.tta):
+    #                "" none, "flip" the mean of the logits for the image and its mirror (twice the inference cost)
 
     def validate(self) -> TrainConfig:
         if self.epochs < 1:
@@ -47,6 +50,7 @@ class TrainConfig:
             raise ZooError("nesterov needs momentum > 0")
         if not 0 <= self.ema < 1:
             raise ZooError(f"ema is a decay per step in [0, 1), e.g. 0.999; got {self.ema}")
+        check_tta(self.tta)
         return self
 
     def to_dict(self) -> dict:
@@ -110,11 +114,14 @@ def _finetune(spec: DatasetSpec) -> TrainConfig:
 
 def _record(spec: DatasetSpec) -> TrainConfig:
     """Time-to-accuracy on 2 CPU cores (issue 23: ResNet-20 on CIFAR-10 >= 91.25% within 45 minutes of
-    training): `fast`, longer, with an exponential moving average of the weights (decay 0.998 per step: a
-    horizon of ~500 steps, 2.5 epochs at batch 256), which is what is evaluated and shipped."""
+    training): `fast` with an exponential moving average of the weights (decay 0.998 per step: a horizon of
+    ~500 steps, 2.5 epochs at batch 256), which is what is evaluated and shipped, and flip at test time.
+    Measured on ResNet-20/CIFAR-10 (AMD EPYC, 2 cores): fast/30 epochs 90.94%, 91.62% with flip; 36 epochs +
+    EMA 90.91% (EMA alone: no gain), 91.91% with flip. 33 epochs keeps flip's doubled evaluation (3.3 s per
+    epoch here) inside 45 minutes."""
     if spec.family == "mnist":
-        return dataclasses.replace(_fast(spec), recipe="record", ema=0.998)
-    return dataclasses.replace(_fast(spec), recipe="record", epochs=36, ema=0.998)
+        return dataclasses.replace(_fast(spec), recipe="record", ema=0.998, tta="flip")
+    return dataclasses.replace(_fast(spec), recipe="record", epochs=33, ema=0.998, tta="flip")
 
 
 RECIPES = {"paper": _paper, "fast": _fast, "finetune": _finetune, "record": _record}

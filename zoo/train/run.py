@@ -31,7 +31,7 @@ from zoo.core.sources import init_source
 from zoo.core.version import __version__
 from zoo.core.state import load_state_dict_checked, load_state_dict_transfer, state_dict_of
 from zoo.data import BatchLoader, DataOptions, DatasetSpec, get_dataset_spec, load_split, register_record, spec_record
-from zoo.models import check_supported, classifier, create_model
+from zoo.models import check_supported, classifier, create_model, with_tta
 from zoo.models.stats import num_params
 from zoo.train import rundir
 from zoo.train.loop import EpochSums, Interrupted, build_optimizer, evaluate, pct, train_one_epoch
@@ -202,7 +202,8 @@ class Run:
     def evaluate(self) -> dict:
         """The finished epoch's metrics line: train figures from the running sums, test figures measured now."""
         tl, tc, tn = self.dist.all_sum(self.sums.as_tensor()).tolist()
-        el, ec, en = self.dist.all_sum(torch.tensor(evaluate(self.evaluated, self.test_loader, self.rt.precision),
+        model = with_tta(self.evaluated, self.cfg.tta)
+        el, ec, en = self.dist.all_sum(torch.tensor(evaluate(model, self.test_loader, self.rt.precision),
                                                     dtype=torch.float64)).tolist()
         elapsed = time.perf_counter() - self._t_epoch
         step_time = self.sums.seconds if self.dist.world_size == 1 else elapsed
