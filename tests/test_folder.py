@@ -7,6 +7,7 @@ bad-input tests."""
 import csv
 import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -17,6 +18,7 @@ from zoo.cli import main
 from zoo.core.errors import ZooError
 from zoo.data import FolderOptions, load_split, open_folder
 from zoo.data import folder as folder_mod
+from zoo.data.images import decode
 from zoo.data.images import ImageSpec, to_pixels
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -28,13 +30,15 @@ def _own_cache(tmp_path, monkeypatch):
     folder_mod._OPENED.clear()
 
 
-def write_digits(root, names=WORDS, limit=None):
-    """scikit-learn's real digits as root/<class name>/<i>.png (grey, 8x8, 0..16 scaled to 0..255)."""
+def write_digits(root, names=WORDS, limit=None, size=8):
+    """scikit-learn's real digits as root/<class name>/<i>.png (grey, 8x8, 0..16 scaled to 0..255; `size`:
+    resized by Pillow, bilinear)."""
     datasets = pytest.importorskip("sklearn.datasets", reason="scikit-learn (a dev dependency) holds the digits")
     d = datasets.load_digits()
     for i, (img, y) in enumerate(zip(d.images[:limit], d.target[:limit])):
         (root / names[y]).mkdir(parents=True, exist_ok=True)
-        Image.fromarray((img * 255 / 16).round().astype(np.uint8), "L").save(root / names[y] / f"{i:04d}.png")
+        Image.fromarray((img * 255 / 16).round().astype(np.uint8), "L").resize((size, size), Image.BILINEAR) \
+            .save(root / names[y] / f"{i:04d}.png")
     return root
 
 
@@ -100,17 +104,32 @@ def test_training_pixels_are_predicts_pixels(tmp_path):
     assert any(np.array_equal(row.numpy().transpose(1, 2, 0), want) for row in x) and len(files) == 4
 
 
-def test_opencvs_fast_path_decodes_exactly_what_pillow_does(tmp_path, monkeypatch):
-    pytest.importorskip("cv2")
-    root = write_digits(tmp_path / "digits", limit=1200)
+@pytest.mark.parametrize("decoder", ["imagecodecs", "cv2"])
+def test_the_fast_png_decoders_decode_exactly_what_pillow_does(tmp_path, monkeypatch, decoder):
+    """libspng (imagecodecs) and OpenCV, each alone, against Pillow alone, on real digits (grey) and RGB PNGs."""
+    pytest.importorskip(decoder)
+    if decoder == "cv2":
+        monkeypatch.setitem(sys.modules, "imagecodecs", None)  # as if not installed: OpenCV's turn
+    root = write_digits(tmp_path / "digits", limit=1200, size=28)  # at the model's size: the fast path's case
     write_images(tmp_path / "rgb", per_class=600, size=(32, 32))
+    png = folder_mod._png_decoder()
+    assert png is not None and png.__name__ == ("spng" if decoder == "imagecodecs" else "opencv")
     fast = [load_split(open_folder(r, log=quiet).name, "train")[0].numpy().copy()
             for r in (root, tmp_path / "rgb")]
-    monkeypatch.setattr(folder_mod, "_opencv", lambda: None)
+    monkeypatch.setattr(folder_mod, "_png_decoder", lambda: None)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache-pillow"))
     folder_mod._OPENED.clear()
     slow = [load_split(open_folder(r, log=quiet).name, "train")[0].numpy() for r in (root, tmp_path / "rgb")]
     assert all(np.array_equal(a, b) for a, b in zip(fast, slow))
+    # and the fast decoder did the work: Pillow decoded only the image each chunk is checked on
+    monkeypatch.setattr(folder_mod, "_png_decoder", lambda: png)
+    pillow = []
+    monkeypatch.setattr(folder_mod, "decode", lambda f, spec: pillow.append(f) or decode(f, spec))
+    for folder, channels, size in ((root, 1, 28), (tmp_path / "rgb", 3, 32)):
+        files, pillow[:] = sorted(str(f) for f in folder.rglob("*.png"))[:300], []
+        np.lib.format.open_memmap(tmp_path / "rows.npy", "w+", np.uint8, (300, channels, size, size)).flush()
+        bad, _ = folder_mod.decode_chunk(str(tmp_path / "rows.npy"), 0, files, channels, size, 300)
+        assert bad == [] and pillow == files[:1]
 
 
 # ---------------------------------------------------------------- the cache

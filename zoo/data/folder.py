@@ -292,23 +292,33 @@ def _key(listing: Listing, channels: int, size: int) -> str:
     return hashlib.sha256((head + "\n" + body).encode()).hexdigest()
 
 
-def _fast_png(path: str, channels: int, size: int, cv2) -> np.ndarray | None:
-    """OpenCV's PNG decoder for the common case it reproduces exactly (an 8-bit grey or RGB PNG already at the
-    model's size, no orientation chunk): ~2x faster than Pillow. None: take Pillow's path."""
+def _read(path: str) -> bytes:
+    """A file's bytes: os.open + fstat + one read (measured 2x faster than open().read() on 28x28 PNGs)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+
+
+def _fast_png(path: str, channels: int, size: int, png) -> np.ndarray | None:
+    """A fast PNG decoder (`png`: bytes -> [H, W(, 3)] RGB, or None) for the common case it reproduces exactly:
+    an 8-bit grey PNG for a 1-channel model or an 8-bit RGB one for a 3-channel model, already at the model's
+    size, no orientation chunk. None: take Pillow's path."""
     if not path.lower().endswith(".png"):
         return None
-    with open(path, "rb") as f:
-        raw = f.read()
+    try:
+        raw = _read(path)
+    except OSError:  # Pillow's path says why
+        return None
+    if raw[12:16] != b"IHDR" or raw[24:26] != (b"\x08\x00" if channels == 1 else b"\x08\x02"):
+        return None  # bit depth 8, colour type grey / RGB (from the header), else Pillow converts it
     if raw.find(b"eXIf", 0, max(raw.find(b"IDAT"), 0)) >= 0 or b"Raw profile type exif" in raw:
         return None  # an orientation Pillow would apply (the eXIf chunk, or ImageMagick's text chunk)
-    a = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED)
-    if a is None or a.dtype != np.uint8 or a.shape[:2] != (size, size):
+    a = png(raw)
+    if a is None or a.dtype != np.uint8 or a.shape != ((size, size) if channels == 1 else (size, size, 3)):
         return None
-    if channels == 1 and a.ndim == 2:
-        return a[None]
-    if channels == 3 and a.ndim == 3 and a.shape[2] == 3:
-        return a[:, :, ::-1].transpose(2, 0, 1)  # BGR -> RGB, channels first
-    return None
+    return a[None] if channels == 1 else a.transpose(2, 0, 1)
 
 
 def _opencv():
@@ -320,19 +330,45 @@ def _opencv():
     return cv2
 
 
+def _png_decoder():
+    """The fastest installed PNG decoder, as bytes -> RGB array or None: libspng through imagecodecs (the
+    `fast` extra; 7-10 us per 28x28 PNG on an AMD EPYC core), else OpenCV (18-24 us), else None (Pillow,
+    45-58 us). Both are checked against Pillow on the first image of every chunk."""
+    try:
+        import imagecodecs
+
+        if imagecodecs.SPNG.available:
+            def spng(raw: bytes):
+                try:
+                    return imagecodecs.spng_decode(raw)
+                except Exception:  # damaged data: Pillow's path says why
+                    return None
+            return spng
+    except ImportError:
+        pass
+    cv2 = _opencv()
+    if cv2 is None:
+        return None
+
+    def opencv(raw: bytes):
+        a = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED)
+        return a[:, :, ::-1] if a is not None and a.ndim == 3 else a  # BGR -> RGB
+    return opencv
+
+
 def decode_chunk(npy: str, start: int, files: list[str], channels: int, size: int, n_train: int):
-    """Decode files into rows start.. of the .npy at `npy` (a worker process's task): OpenCV's fast path where it
-    applies, checked against Pillow's on the chunk's first image (a difference turns it off), else Pillow.
+    """Decode files into rows start.. of the .npy at `npy` (a worker process's task): the fast PNG decoder where
+    it applies, checked against Pillow's on the chunk's first image (a difference turns it off), else Pillow.
     Returns the failures [(row, Problem)] and the pixel histogram [channels, 256] of its training rows."""
     out = np.load(npy, mmap_mode="r+")
     spec = ImageSpec(channels, size, (0.0,) * channels, (1.0,) * channels)
-    cv2, bad, hist = _opencv(), [], np.zeros((channels, 256), np.int64)
+    png, bad, hist = _png_decoder(), [], np.zeros((channels, 256), np.int64)
     for j, f in enumerate(files):
-        a = _fast_png(f, channels, size, cv2) if cv2 is not None else None
+        a = _fast_png(f, channels, size, png) if png is not None else None
         if a is not None and j == 0:
             ref = decode(f, spec)
             if isinstance(ref, Problem) or not np.array_equal(ref.transpose(2, 0, 1), a):
-                cv2, a = None, None
+                png, a = None, None
         if a is None:
             px = decode(f, spec)
             if isinstance(px, Problem):
@@ -365,7 +401,7 @@ def _decode_into(npy: Path, files: list[str], channels: int, size: int, n_train:
         # fork where there is one (as torch's DataLoader): spawn would re-run a user's script that lacks a
         # `if __name__ == "__main__":` guard
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        _opencv()  # imported once here, not by every forked worker
+        _png_decoder()  # imported once here, not by every forked worker
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
             results = [t.result() for t in [pool.submit(decode_chunk, *job) for job in jobs]]
     return [b for bad, _ in results for b in bad], sum(h for _, h in results)
