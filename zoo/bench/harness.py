@@ -16,7 +16,7 @@ import torch
 
 from zoo.bench.backends import (NullBackend, OpenCvBackend, OpenVinoBackend, OrtBackend, TorchBackend,
                                  TorchCompileBackend, missing_runtime)
-from zoo.bench.measure import flags, latency_ms, predictions, throughput
+from zoo.bench.measure import ROUNDS, flags, latency_rounds, predictions, throughput_rounds
 from zoo.core.cards import BenchRow
 from zoo.core.env import OthersWatch, PeakMemory, environment as env_record, other_load
 from zoo.core.errors import ZooError
@@ -95,16 +95,32 @@ class _Inputs:
         self.reference = None  # PyTorch fp32 eager's top-1 per eval image, when it can be had
 
 
-def _timed(backend, inputs: _Inputs, cfg: BenchConfig) -> dict:
+@dataclass
+class _Loaded:
+    """A runtime ready to be timed: what it runs, and what loading it and reading the eval set through it gave."""
+    prec: str
+    runtime: str
+    backend: object
+    source: object  # the exported file, or the PyTorch model
+    meta: dict
+    load_s: float = 0.0
+    peak_mb: float | None = None  # resident memory loading and running it added, at its peak
+    pred: np.ndarray | None = None  # top-1 per eval image
+
+
+def _timed(loaded: list[_Loaded], inputs: _Inputs, cfg: BenchConfig) -> list[dict]:
+    """Latency and throughput of every loaded runtime, timed together in interleaved rounds (measure.py)."""
+    backends = [m.backend for m in loaded]
     with OthersWatch() as others:  # exact over the timing window, unlike the lagging 1-minute load average
-        lat = latency_ms(backend, inputs.x1, cfg.warmup, cfg.runs)
-    load = others.share
-    by_batch = {str(b): throughput(backend, inputs.xb[:b], cfg.warmup, cfg.batch_runs)
+        lats = latency_rounds(backends, inputs.x1, cfg.warmup, cfg.runs)
+    by_batch = {str(b): throughput_rounds(backends, inputs.xb[:b], cfg.warmup, cfg.batch_runs)
                 for b in sorted(set(cfg.sweep) - {cfg.batch})}
-    big = throughput(backend, inputs.xb, cfg.warmup, cfg.batch_runs)
-    return {"latency_ms_p50": lat["p50"], "latency_ms_p90": lat["p90"], "latency_ms_p99": lat["p99"],
-            "latency_iqr_rel": lat["iqr_rel"], "load": load, "throughput_batch": cfg.batch, "throughput_img_s": big,
-            "throughput_by_batch": {**by_batch, str(cfg.batch): big} if by_batch else {}}
+    bigs = throughput_rounds(backends, inputs.xb, cfg.warmup, cfg.batch_runs)
+    return [{"latency_ms_p50": lat["p50"], "latency_ms_p90": lat["p90"], "latency_ms_p99": lat["p99"],
+             "latency_iqr_rel": lat["iqr_rel"], "load": others.share, "throughput_batch": cfg.batch,
+             "throughput_img_s": big,
+             "throughput_by_batch": {**{b: v[i] for b, v in by_batch.items()}, str(cfg.batch): big} if by_batch else {}}
+            for i, (lat, big) in enumerate(zip(lats, bigs))]
 
 
 def data_note(ev: EvalSet) -> str | None:
@@ -135,42 +151,66 @@ def bench_target(target: Target, cfg: BenchConfig, providers: list[str], data: D
         predictions(TorchBackend("cpu", cfg.threads).load(model), inputs.images)
     rows: list[BenchRow] = []
     for prov in providers:
-        eager = None
-        if cfg.eager and not target.onnx:
-            eager = _timed(TorchBackend("cuda" if prov == "cuda" else "cpu", cfg.threads).load(model), inputs, cfg)
-        for prec in cfg.precisions if not target.onnx else (None,):
-            if prec is not None and prov not in PRECISION_PROVIDERS[prec]:
-                continue
+        loaded = []
+        for prec, runtime, backend, source, meta in _runtimes(target, cfg, prov, model, data, log, notes):
             try:
-                path, meta = exported(target, prec, data, log)
-            except GateFailed as e:  # one pair's failed gate must not sink the whole report
+                loaded.append(_load(prec, runtime, backend, source, meta, inputs))
+            except ZooError as e:  # a runtime that cannot read this file: a note, the others still run
                 if notes is None:
                     raise
-                notes.append(f"{target.name} {prec}: not measured: {e.reason}")
-                log(f"{notes[-1]}; figures: {e.figures}")
-                continue
-            prec = meta.get("precision", prec or "fp32")
-            for runtime, backend in _backends(cfg, prov, prec):
-                try:
-                    row = _row(base, prec, prov, runtime, backend, path, meta, cfg, inputs, rows,
-                               eager if runtime == "onnxruntime" else None)
-                except ZooError as e:  # a runtime that cannot read this file: a note, the others still run
-                    if notes is None:
-                        raise
-                    notes.append(f"{target.name} {prec} {runtime}: not measured: {e}")
-                    log(f"zoo: {notes[-1]}")
-                    continue
-                rows.append(row)
-                log(_line(row))
-        if "torch-compile" in cfg.runtimes and not target.onnx and prov == "cpu":
-            rows.append(_row(base, "fp32", prov, "torch-compile", TorchCompileBackend("cpu", cfg.threads), model,
-                             {"weights": "PyTorch model"}, cfg, inputs, rows, None))
-            log(_line(rows[-1]))
+                notes.append(f"{target.name} {prec} {runtime}: not measured: {e}")
+                log(f"zoo: {notes[-1]}")
+        log(f"{target.name} {prov}: timing {len(loaded)} runtimes in {ROUNDS} interleaved rounds")
+        timed = _timed(loaded, inputs, cfg)
+        eager = next((t for m, t in zip(loaded, timed) if m.runtime == "torch-eager"), None)
+        for m, t in zip(loaded, timed):
+            if m.runtime != "torch-eager":  # eager is the reference each onnxruntime row is compared with
+                rows.append(_row(base, prov, m, t, inputs, rows, eager if m.runtime == "onnxruntime" else None))
+                log(_line(rows[-1]))
+        for m in reversed(loaded):  # last loaded first (OpenVinoBackend.close says why)
+            m.backend.close()
     if cfg.null:
-        null = _timed(NullBackend(spec.num_classes).load(), inputs, cfg)
+        null = _timed([_Loaded("-", "null", NullBackend(spec.num_classes).load(), None, {})], inputs, cfg)[0]
         rows.append(BenchRow(**base, precision="-", provider="null", runtime="null", **null,
                              flags=flags({"iqr_rel": null["latency_iqr_rel"]}, null["load"])))
     return rows
+
+
+def _runtimes(target: Target, cfg: BenchConfig, prov: str, model, data: DataOptions, log, notes):
+    """(precision, runtime, backend, what it runs, metadata) for every runtime measured at this provider: PyTorch
+    eager (the reference), each precision's exported file through each file runtime, torch.compile."""
+    device = "cuda" if prov == "cuda" else "cpu"
+    if cfg.eager and not target.onnx:
+        yield "fp32", "torch-eager", TorchBackend(device, cfg.threads), model, {"weights": "PyTorch model"}
+    for prec in cfg.precisions if not target.onnx else (None,):
+        if prec is not None and prov not in PRECISION_PROVIDERS[prec]:
+            continue
+        try:
+            path, meta = exported(target, prec, data, log)
+        except GateFailed as e:  # one pair's failed gate must not sink the whole report
+            if notes is None:
+                raise
+            notes.append(f"{target.name} {prec}: not measured: {e.reason}")
+            log(f"{notes[-1]}; figures: {e.figures}")
+            continue
+        prec = meta.get("precision", prec or "fp32")
+        for runtime, backend in _backends(cfg, prov, prec):
+            yield prec, runtime, backend, path, meta
+    if "torch-compile" in cfg.runtimes and not target.onnx and prov == "cpu":
+        yield "fp32", "torch-compile", TorchCompileBackend("cpu", cfg.threads), model, {"weights": "PyTorch model"}
+
+
+def _load(prec: str, runtime: str, backend, source, meta: dict, inputs: _Inputs) -> _Loaded:
+    """Load the runtime (torch.compile's compilation counted as load time) and read the eval set through it."""
+    with PeakMemory() as mem:  # what loading and running this runtime added, at its peak
+        t0 = time.perf_counter()
+        backend.load(source)
+        if runtime == "torch-compile":
+            backend.predict(inputs.x1)
+        load_s = time.perf_counter() - t0
+        pred = predictions(backend, inputs.images) if inputs.images is not None and runtime != "torch-eager" \
+            else None
+    return _Loaded(prec, runtime, backend, source, meta, load_s, mem.added_mb, pred)
 
 
 def _backends(cfg: BenchConfig, prov: str, prec: str):
@@ -186,32 +226,25 @@ def _backends(cfg: BenchConfig, prov: str, prec: str):
         yield "opencv", OpenCvBackend(cfg.threads)
 
 
-def _row(base: dict, prec: str, prov: str, runtime: str, backend, source, meta: dict, cfg: BenchConfig,
-         inputs: _Inputs, earlier: list[BenchRow], eager: dict | None) -> BenchRow:
-    with PeakMemory() as mem:  # what loading and running this runtime added, at its peak
-        t0 = time.perf_counter()
-        backend.load(source)
-        if runtime == "torch-compile":
-            backend.predict(inputs.x1)  # the compilation, counted as load time
-        load_s = time.perf_counter() - t0
-        timed = _timed(backend, inputs, cfg)
-        pred = predictions(backend, inputs.images) if inputs.images is not None else None
-    acc = float(100.0 * (pred == inputs.labels).mean()) if pred is not None else None
+def _row(base: dict, prov: str, m: _Loaded, timed: dict, inputs: _Inputs, earlier: list[BenchRow],
+         eager: dict | None) -> BenchRow:
+    acc = float(100.0 * (m.pred == inputs.labels).mean()) if m.pred is not None else None
     same = [r.top1 for r in earlier if r.precision == "fp32" and r.provider == prov and r.runtime == "onnxruntime"]
     ref = same[0] if same else next((r.top1 for r in earlier if r.precision == "fp32"), None)
     extra = {}
-    if inputs.reference is not None and pred is not None:
-        extra = {"torch_agreement": float(100.0 * (pred == inputs.reference).mean()),
+    if inputs.reference is not None and m.pred is not None:
+        extra = {"torch_agreement": float(100.0 * (m.pred == inputs.reference).mean()),
                  "torch_top1_change": acc - float(100.0 * (inputs.reference == inputs.labels).mean())}
     if eager is not None:
         extra |= {"eager_latency_ms_p50": eager["latency_ms_p50"], "eager_throughput_img_s": eager["throughput_img_s"],
                   "speedup_vs_eager": eager["latency_ms_p50"] / timed["latency_ms_p50"]}
-    timed["flags"] = flags({"iqr_rel": timed["latency_iqr_rel"]}, timed["load"], extra.get("torch_top1_change"))
-    label = getattr(backend, "name", runtime) if runtime == "openvino" else runtime
-    return BenchRow(**base, precision=prec, provider=prov, runtime=label, weights=meta.get("weights", ""),
-                    onnx_mb=source.stat().st_size / 1e6 if isinstance(source, Path) else None, top1=acc,
-                    top1_change=acc - ref if (acc is not None and ref is not None and prec != "fp32") else None,
-                    load_s=load_s, peak_mb=mem.added_mb, **timed, **extra)
+    timed = {**timed, "flags": flags({"iqr_rel": timed["latency_iqr_rel"]}, timed["load"],
+                                     extra.get("torch_top1_change"))}
+    label = getattr(m.backend, "name", m.runtime) if m.runtime == "openvino" else m.runtime
+    return BenchRow(**base, precision=m.prec, provider=prov, runtime=label, weights=m.meta.get("weights", ""),
+                    onnx_mb=m.source.stat().st_size / 1e6 if isinstance(m.source, Path) else None, top1=acc,
+                    top1_change=acc - ref if (acc is not None and ref is not None and m.prec != "fp32") else None,
+                    load_s=m.load_s, peak_mb=m.peak_mb, **timed, **extra)
 
 
 def _line(r: BenchRow) -> str:

@@ -3,10 +3,15 @@
 Warm-up runs until the latency is stable (the median of the last WINDOW calls moves < 2% from the window
 before), at least `warmup` calls and at most MAX_WARMUP_S seconds; then `runs` timed calls give the
 percentiles and a noise figure, the relative interquartile range (p75 - p25) / p50.
+
+Several runtimes are timed in rounds (A B C A B C ..., ROUNDS of them), so that a machine whose speed drifts
+during a report (another process, a frequency change) slows every runtime alike instead of whichever ran
+then; the first call of each turn is not timed (it pays for the caches the previous runtime took).
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -17,6 +22,8 @@ MAX_WARMUP_S = 5.0  # warm-up never takes longer than this
 NOISY = 0.10  # relative IQR above which a row is flagged as noisy
 ACCURACY_LOSS = 0.5  # top-1 points lost against PyTorch fp32 that flag a row (fast but wrong)
 BUSY = 0.15  # share of the machine's CPU other processes used while a row's latency was timed that flags it
+ROUNDS = 5  # turns every runtime takes when several are timed together
+MIN_TURN_S = 0.05  # the shortest throughput turn (seconds)
 
 
 def _call_ms(backend, x: np.ndarray) -> float:
@@ -38,23 +45,58 @@ def warm_up(backend, x: np.ndarray, min_calls: int) -> int:
         previous = median
 
 
-def latency_ms(backend, x: np.ndarray, warmup: int, runs: int) -> dict[str, float]:
-    """Per-call latency percentiles (ms) of backend.predict(x) after a warm-up, and the noise figure."""
-    warm = warm_up(backend, x, warmup)
-    t = np.array([_call_ms(backend, x) for _ in range(runs)])
+def _latency_stats(t: np.ndarray, warm: int) -> dict[str, float]:
     p25, p50, p75 = np.percentile(t, [25, 50, 75])
     return {"p50": float(p50), "p90": float(np.percentile(t, 90)), "p99": float(np.percentile(t, 99)),
             "mean": float(t.mean()), "iqr_rel": float((p75 - p25) / p50) if p50 > 0 else 0.0, "warmup_calls": warm}
 
 
+def latency_ms(backend, x: np.ndarray, warmup: int, runs: int) -> dict[str, float]:
+    """Per-call latency percentiles (ms) of backend.predict(x) after a warm-up, and the noise figure."""
+    return latency_rounds([backend], x, warmup, runs, rounds=1)[0]
+
+
+def latency_rounds(backends: list, x: np.ndarray, warmup: int, runs: int, rounds: int = ROUNDS) -> list[dict]:
+    """latency_ms of every backend, timed in interleaved rounds of runs / rounds calls each (module docstring)."""
+    warm = [warm_up(b, x, warmup) for b in backends]
+    rounds = max(1, min(rounds, runs))
+    times: list[list[float]] = [[] for _ in backends]
+    for r in range(rounds):
+        per = runs // rounds + (r < runs % rounds)
+        for b, t in zip(backends, times):
+            if len(backends) > 1:
+                b.predict(x)  # untimed: this turn's first call refills the caches the previous runtime used
+            t += [_call_ms(b, x) for _ in range(per)]
+    return [_latency_stats(np.array(t), w) for t, w in zip(times, warm)]
+
+
 def throughput(backend, x: np.ndarray, warmup: int, runs: int) -> float:
     """Images per second at batch len(x)."""
-    for _ in range(max(1, warmup // 10)):
-        backend.predict(x)
-    t0 = time.perf_counter()
-    for _ in range(runs):
-        backend.predict(x)
-    return runs * len(x) / (time.perf_counter() - t0)
+    return throughput_rounds([backend], x, warmup, runs, rounds=1)[0]
+
+
+def throughput_rounds(backends: list, x: np.ndarray, warmup: int, runs: int, rounds: int = ROUNDS) -> list[float]:
+    """Images per second of every backend at batch len(x), in interleaved rounds: at least `runs` timed calls
+    each, and each turn at least MIN_TURN_S long (a turn of one 0.5 ms call measures the switch, not the
+    runtime: a small batch gets as many calls as fill the turn)."""
+    rounds = max(1, min(rounds, runs))
+    per_turn = []
+    for b in backends:
+        for _ in range(max(1, warmup // 10)):
+            b.predict(x)
+        t0 = time.perf_counter()
+        b.predict(x)
+        per_turn.append(max(-(-runs // rounds), math.ceil(MIN_TURN_S / max(time.perf_counter() - t0, 1e-6))))
+    seconds = [0.0] * len(backends)
+    for _ in range(rounds):
+        for i, b in enumerate(backends):
+            if len(backends) > 1:
+                b.predict(x)  # untimed, as in latency_rounds
+            t0 = time.perf_counter()
+            for _ in range(per_turn[i]):
+                b.predict(x)
+            seconds[i] += time.perf_counter() - t0
+    return [rounds * n * len(x) / s for n, s in zip(per_turn, seconds)]
 
 
 def predictions(backend, images: np.ndarray, batch: int = 500) -> np.ndarray:

@@ -26,6 +26,9 @@ class Backend:
     def predict(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Let go of the loaded model now (several backends alive at once are closed in reverse load order)."""
+
 
 class OrtBackend(Backend):
     """onnxruntime on one execution provider; refuses to silently fall back to CPU (see ort_session)."""
@@ -80,8 +83,17 @@ class OpenVinoBackend(Backend):
         self.output = self.compiled.output("logits")
         return self
 
+    def close(self) -> None:
+        """OpenVINO's CPU plugin installs an alternate signal stack for the thread that compiles and restores the
+        one it found when the model is freed: compiled models freed out of load order leave the thread with a
+        stack that is no longer mapped, and the next signal it takes (Ctrl-C) crashes the process. Measured with
+        OpenVINO 2026.4; hence zoo frees them explicitly, last loaded first."""
+        self.request = self.compiled = self.output = None
+
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.request.infer({0: x})[self.output].copy()
+        # shared input and output memory: no copy in (x stays alive for the call), one copy out
+        return self.request.infer({0: np.ascontiguousarray(x)}, share_inputs=True, share_outputs=True)[self.output] \
+            .copy()
 
 
 class OpenCvBackend(Backend):
