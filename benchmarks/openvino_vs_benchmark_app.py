@@ -3,7 +3,8 @@
 
     python benchmarks/openvino_vs_benchmark_app.py FILE.onnx [--threads 2] [--seconds 10]
 
-benchmark_app runs one synchronous request with the latency hint (as zoo's backend does), for --seconds per
+benchmark_app runs one synchronous request on one stream of --threads threads (as zoo's backend does; its UI
+wants `-hint none` for -nthreads), for --seconds per
 figure; zoo's figures come from zoo.bench.measure (the latency p50 after its warm-up; images/s over as many
 batch-256 calls as fit in the same seconds). Prints a Markdown table with the ratios.
 """
@@ -25,7 +26,7 @@ def benchmark_app(path: str, batch: int, precision: str | None, threads: int, se
     tool = shutil.which("benchmark_app", path=os.path.dirname(sys.executable)) or shutil.which("benchmark_app")
     if tool is None:
         sys.exit("benchmark_app not found: pip install openvino (it ships the tool)")
-    cmd = [tool, "-m", path, "-d", "CPU", "-api", "sync", "-hint", "latency", "-nthreads", str(threads),
+    cmd = [tool, "-m", path, "-d", "CPU", "-api", "sync", "-hint", "none", "-nstreams", "1", "-nthreads", str(threads),
            "-t", str(seconds), "-data_shape", f"input[{batch},3,32,32]"]
     if precision:
         cmd += ["-infer_precision", precision]

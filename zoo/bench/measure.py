@@ -6,7 +6,7 @@ percentiles and a noise figure, the relative interquartile range (p75 - p25) / p
 
 Several runtimes are timed in rounds (A B C A B C ..., ROUNDS of them), so that a machine whose speed drifts
 during a report (another process, a frequency change) slows every runtime alike instead of whichever ran
-then; the first call of each turn is not timed (it pays for the caches the previous runtime took).
+then; the first WINDOW calls of each turn are not timed (they pay for the caches the previous runtime took).
 """
 
 from __future__ import annotations
@@ -64,8 +64,9 @@ def latency_rounds(backends: list, x: np.ndarray, warmup: int, runs: int, rounds
     for r in range(rounds):
         per = runs // rounds + (r < runs % rounds)
         for b, t in zip(backends, times):
-            if len(backends) > 1:
-                b.predict(x)  # untimed: this turn's first call refills the caches the previous runtime used
+            if len(backends) > 1:  # untimed: the turn's first calls refill the caches the previous runtime used
+                for _ in range(WINDOW):  # and wake its thread pool (with one untimed call, IQRs of 8-60% here)
+                    b.predict(x)
             t += [_call_ms(b, x) for _ in range(per)]
     return [_latency_stats(np.array(t), w) for t, w in zip(times, warm)]
 
