@@ -8,10 +8,11 @@ import torch
 
 import zoo.publish as pub
 from zoo.cli import main
+from zoo.core.cards import SEAL, sealed
 from zoo.core.errors import ZooError
 from helpers import data, train_fast
 
-from zoo.core.shipped import sha256_file
+from zoo.core.shipped import read_manifest, sha256_file
 from zoo.core.sources import from_path
 
 
@@ -61,7 +62,9 @@ def test_weights_below_the_shipped_ones_are_refused_unless_forced(run, tmp_path,
     card = _publish(run, tmp_path, fake_root)
     mf = tmp_path / "manifest.json"
     better = json.loads(mf.read_text())
-    better["weights"][0]["metrics"]["top1"] = 100.0  # the shipped weights are perfect
+    shipped = {k: v for k, v in better["weights"][0].items() if k != SEAL}
+    shipped["metrics"]["top1"] = 100.0  # the shipped weights are perfect
+    better["weights"][0] = sealed(shipped)  # as a maintainer's publish would have written them
     mf.write_text(json.dumps(better))
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     argv = ["publish", str(run), "--dest", str(tmp_path), "--storage", "fp16", "--data-dir", str(fake_root),
@@ -91,3 +94,14 @@ def test_a_fine_tuned_run_s_card_names_its_start(run, tmp_path, fake_root):
     init = card["meta"]["init"]
     assert init["sha256"] == json.loads((run / "best.json").read_text())["sha256"]
     assert init["dataset"] == "mnist" and init["reinitialized"] == []
+
+
+def test_a_hand_edited_manifest_card_is_refused(run, tmp_path, fake_root):
+    """Every card in the manifest is sealed: a changed figure (a flipped byte, an edit) is an error, not a number."""
+    _publish(run, tmp_path, fake_root)
+    mf = tmp_path / "manifest.json"
+    edited = json.loads(mf.read_text())
+    edited["weights"][0]["metrics"]["top1"] = 100.0
+    mf.write_text(json.dumps(edited))
+    with pytest.raises(ZooError, match="manifest.json is damaged"):
+        read_manifest(tmp_path)

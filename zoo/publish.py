@@ -19,8 +19,8 @@ from zoo.bench.backends import OrtBackend
 from zoo.bench.measure import top1
 from zoo.core.cards import RunCard, WeightsCard
 from zoo.core.errors import ZooError
-from zoo.core.io import atomic_write_bytes, atomic_write_json, read_jsonl
-from zoo.core.shipped import MANIFEST_FORMAT, manifest, read_manifest, sha256_bytes, weights_dir
+from zoo.core.io import atomic_write_bytes, read_jsonl
+from zoo.core.shipped import manifest, read_manifest, sha256_bytes, weights_dir, write_manifest
 from zoo.core.sources import from_path
 from zoo.data import DataOptions, EvalSet, get_dataset_spec, load_eval_set, load_split
 from zoo.export import export
@@ -61,8 +61,7 @@ def publish(run: str | Path, dest: Path | None = None, data: DataOptions | None 
     new = _weights_card(run, card, blob, acc, onnx_mb, f"{card.dataset} {ev.label}", extra)
     atomic_write_bytes(dest / new.file, blob)
     cards[new.name] = new
-    atomic_write_json(dest / "manifest.json", {"format": MANIFEST_FORMAT, "weights": [
-        c.to_json() for c in sorted(cards.values(), key=lambda c: (c.dataset, c.arch))]})
+    write_manifest(dest, cards)
     if old is not None and old.file != new.file:
         (dest / old.file).unlink(missing_ok=True)
     manifest.cache_clear()

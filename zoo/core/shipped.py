@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo.core.cards import WeightsCard
+from zoo.core.cards import WeightsCard, sealed
 from zoo.core.errors import ZooError
-from zoo.core.io import read_json
+from zoo.core.io import atomic_write_json, read_json
 
 MANIFEST_FORMAT = 1
 OFFLINE_UNAVAILABLE = {"kmnist"}  # datasets whose images cannot be had offline in our workplace
@@ -36,6 +36,13 @@ def read_manifest(folder: Path) -> dict[str, WeightsCard]:
         raise ZooError(f"weights manifest {path} has no 'weights' list; it is damaged: reinstall zoo")
     cards = [WeightsCard.from_json(c, f"a card in {path}") for c in data["weights"]]
     return {c.name: c for c in cards}
+
+
+def write_manifest(folder: Path, cards: dict[str, WeightsCard]) -> None:
+    """`folder`/manifest.json, every card sealed with its checksum (a flipped byte in any card is refused on
+    read, not shown as another figure), sorted by dataset then architecture; written atomically."""
+    atomic_write_json(Path(folder) / "manifest.json", {"format": MANIFEST_FORMAT, "weights": [
+        sealed(c.to_json()) for c in sorted(cards.values(), key=lambda c: (c.dataset, c.arch))]})
 
 
 @lru_cache(maxsize=1)
