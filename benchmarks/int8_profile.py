@@ -1,0 +1,51 @@
+"""Where int8 time goes: onnxruntime's per-operator time for an fp32 file and its int8 file (issue 23: int8 at
+batch 256 >= 2.5x fp32), from onnxruntime's own profiler.
+
+    python benchmarks/int8_profile.py FOLDER   # holds MODEL.DATASET.onnx and MODEL.DATASET-int8.onnx (zoo export)
+
+Prints images/s at batch 256 for each (10 timed calls after 3, profiling on) and the share of kernel time per
+operator type.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def profile(path: Path, threads: int = 2, batch: int = 256) -> None:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.enable_profiling = True
+    so.profile_file_prefix = os.path.join(tempfile.mkdtemp(), path.stem)
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    shape = [batch, *sess.get_inputs()[0].shape[1:]]
+    x = np.random.default_rng(0).standard_normal(shape, np.float32)
+    for _ in range(3):
+        sess.run(None, {"input": x})
+    t0 = time.perf_counter()
+    for _ in range(10):
+        sess.run(None, {"input": x})
+    rate = 10 * batch / (time.perf_counter() - t0)
+    per_op = collections.Counter()
+    for e in json.loads(Path(sess.end_profiling()).read_text()):
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            per_op[e["args"]["op_name"]] += e["dur"]
+    total = sum(per_op.values())
+    shares = ", ".join(f"{op} {100 * us / total:.0f}%" for op, us in per_op.most_common(8))
+    print(f"{path.name}: {rate:,.0f} img/s at batch {batch}; {total / 13 / 1e3:.1f} ms of kernels per call: {shares}")
+
+
+if __name__ == "__main__":
+    folder = Path(sys.argv[1])
+    for f in sorted(folder.glob("*.onnx")):
+        profile(f)
