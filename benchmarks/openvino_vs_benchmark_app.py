@@ -31,7 +31,8 @@ def benchmark_app(path: str, batch: int, precision: str | None, threads: int, se
     if precision:
         cmd += ["-infer_precision", precision]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    median = float(re.search(r"Median:\s+([\d.]+) ms", out).group(1))
+    value, unit = re.search(r"Median:\s+([\d.]+) (ms|us)", out).groups()
+    median = float(value) / (1000 if unit == "us" else 1)
     fps = float(re.search(r"Throughput:\s+([\d.]+) FPS", out).group(1))
     return median, fps
 

@@ -260,6 +260,10 @@ def virtual_clock(monkeypatch):
         def perf_counter():
             return Clock.t
 
+        @staticmethod
+        def sleep(seconds):  # the pause between two runtimes' turns: no call is timed across it
+            Clock.t += seconds
+
     monkeypatch.setattr(measure, "time", Clock)
     return Clock
 

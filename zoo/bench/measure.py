@@ -24,6 +24,7 @@ ACCURACY_LOSS = 0.5  # top-1 points lost against PyTorch fp32 that flag a row (f
 BUSY = 0.15  # share of the machine's CPU other processes used while a row's latency was timed that flags it
 ROUNDS = 5  # turns every runtime takes when several are timed together
 MIN_TURN_S = 0.05  # the shortest throughput turn (seconds)
+SETTLE_S = 0.05  # idle time between two runtimes' turns
 
 
 def _call_ms(backend, x: np.ndarray) -> float:
@@ -45,6 +46,12 @@ def warm_up(backend, x: np.ndarray, min_calls: int) -> int:
         previous = median
 
 
+def _settle() -> None:
+    """Between two runtimes' turns: let the previous one's worker threads stop spinning (onnxruntime's and
+    OpenVINO's pools spin for a while after a call, and would take the CPU from the next runtime's calls)."""
+    time.sleep(SETTLE_S)
+
+
 def _latency_stats(t: np.ndarray, warm: int) -> dict[str, float]:
     p25, p50, p75 = np.percentile(t, [25, 50, 75])
     return {"p50": float(p50), "p90": float(np.percentile(t, 90)), "p99": float(np.percentile(t, 99)),
@@ -64,8 +71,9 @@ def latency_rounds(backends: list, x: np.ndarray, warmup: int, runs: int, rounds
     for r in range(rounds):
         per = runs // rounds + (r < runs % rounds)
         for b, t in zip(backends, times):
-            if len(backends) > 1:  # untimed: the turn's first calls refill the caches the previous runtime used
-                for _ in range(WINDOW):  # and wake its thread pool (with one untimed call, IQRs of 8-60% here)
+            if len(backends) > 1:
+                _settle()
+                for _ in range(WINDOW):  # untimed: refill the caches the previous runtime used, wake the thread pool
                     b.predict(x)
             t += [_call_ms(b, x) for _ in range(per)]
     return [_latency_stats(np.array(t), w) for t, w in zip(times, warm)]
@@ -92,6 +100,7 @@ def throughput_rounds(backends: list, x: np.ndarray, warmup: int, runs: int, rou
     for _ in range(rounds):
         for i, b in enumerate(backends):
             if len(backends) > 1:
+                _settle()
                 b.predict(x)  # untimed, as in latency_rounds
             t0 = time.perf_counter()
             for _ in range(per_turn[i]):
