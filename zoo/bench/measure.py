@@ -46,10 +46,14 @@ def warm_up(backend, x: np.ndarray, min_calls: int) -> int:
         previous = median
 
 
-def _settle() -> None:
-    """Between two runtimes' turns: let the previous one's worker threads stop spinning (onnxruntime's and
-    OpenVINO's pools spin for a while after a call, and would take the CPU from the next runtime's calls)."""
-    time.sleep(SETTLE_S)
+def _start_turn(backends: list, b, x: np.ndarray, untimed: int) -> None:
+    """Before a runtime's turn among several: idle, so the previous one's worker threads stop spinning
+    (onnxruntime's and OpenVINO's pools spin after a call and take the CPU from the next runtime's calls),
+    then `untimed` calls to refill the caches the previous runtime used and wake this one's thread pool."""
+    if len(backends) > 1:
+        time.sleep(SETTLE_S)
+        for _ in range(untimed):
+            b.predict(x)
 
 
 def _latency_stats(t: np.ndarray, warm: int) -> dict[str, float]:
@@ -71,10 +75,7 @@ def latency_rounds(backends: list, x: np.ndarray, warmup: int, runs: int, rounds
     for r in range(rounds):
         per = runs // rounds + (r < runs % rounds)
         for b, t in zip(backends, times):
-            if len(backends) > 1:
-                _settle()
-                for _ in range(WINDOW):  # untimed: refill the caches the previous runtime used, wake the thread pool
-                    b.predict(x)
+            _start_turn(backends, b, x, WINDOW)
             t += [_call_ms(b, x) for _ in range(per)]
     return [_latency_stats(np.array(t), w) for t, w in zip(times, warm)]
 
@@ -99,9 +100,7 @@ def throughput_rounds(backends: list, x: np.ndarray, warmup: int, runs: int, rou
     seconds = [0.0] * len(backends)
     for _ in range(rounds):
         for i, b in enumerate(backends):
-            if len(backends) > 1:
-                _settle()
-                b.predict(x)  # untimed, as in latency_rounds
+            _start_turn(backends, b, x, 1)
             t0 = time.perf_counter()
             for _ in range(per_turn[i]):
                 b.predict(x)
