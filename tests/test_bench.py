@@ -380,3 +380,19 @@ def test_ctrl_c_still_works_after_a_report_with_several_openvino_models(tmp_path
     out = subprocess.run([sys.executable, "-c", code, str(fake_root), str(tmp_path / "r")], capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0 and out.stdout.splitlines()[-2:] == ["handled", "alive"], out.stderr[-500:]
+
+
+def test_phases_are_told_as_they_start(fake_root):
+    """The progress bar names what a slow target is doing: its export, each runtime's accuracy pass, the timing."""
+    from zoo.bench.harness import BenchConfig, bench_target
+    from zoo.core.sources import Target
+    from zoo.data import DataOptions
+
+    told = []
+    cfg = BenchConfig(precisions=("fp32", "int8"), warmup=2, runs=5, batch=16)
+    bench_target(Target("mlp", "mnist"), cfg, ["cpu"], DataOptions(str(fake_root)), log=lambda *a: None,
+                 phase=told.append)
+    assert told[0].startswith("accuracy: PyTorch eager, ")  # the reference first
+    assert [p.split(",")[0] for p in told if p.startswith("export")] == ["export fp32", "export int8"]
+    assert "fp32 onnxruntime: loading, then accuracy on" in " ".join(told)
+    assert told[-1] == "timing 3 runtimes"  # eager, fp32 and int8 onnxruntime

@@ -271,7 +271,8 @@ def cmd_bench(args) -> int:
         for t in targets:  # one target that fails is a row with its error; the others are still measured
             bar.show(t.name)
             try:
-                rows += bench_target(t, cfg, providers, data=_data(args), notes=notes, log=bar.print)
+                rows += bench_target(t, cfg, providers, data=_data(args), notes=notes, log=bar.print,
+                                     phase=lambda what, name=t.name: bar.show(f"{name}: {what}"))
             except ZooError as e:
                 rows.append(BenchRow(t.arch, t.dataset, "-", "-", error=str(e)))
                 bar.print(f"zoo: error: {t.name}: {e}", err=True)
@@ -289,7 +290,7 @@ class _Bar:
         self.total, self.progress, self.task = total, None, None
 
     def __enter__(self):
-        if sys.stderr.isatty() and self.total > 1:
+        if sys.stderr.isatty():
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -132,8 +132,9 @@ def data_note(ev: EvalSet) -> str | None:
 
 
 def bench_target(target: Target, cfg: BenchConfig, providers: list[str], data: DataOptions | None = None,
-                 log=print, notes: list[str] | None = None) -> list[BenchRow]:
-    """Rows for one target; with `notes`, a precision whose export fails its gate is noted and skipped."""
+                 log=print, notes: list[str] | None = None, phase=lambda what: None) -> list[BenchRow]:
+    """Rows for one target; with `notes`, a precision whose export fails its gate is noted and skipped.
+    `phase` is told what is being done (export, accuracy through a runtime, timing) as it starts."""
     data = data or DataOptions()
     spec = spec_of(target.dataset, target.weights)
     ev = load_eval_set(spec, data)
@@ -147,20 +148,22 @@ def bench_target(target: Target, cfg: BenchConfig, providers: list[str], data: D
             "macs": macs_per_image(model, spec.input_shape), "eval_set": ev.label, "threads": cfg.threads}
     # PyTorch fp32 eager's answers: what every row's accuracy is compared with (not for a bare .onnx file, whose
     # weights PyTorch does not have).
-    inputs.reference = None if target.onnx or inputs.images is None else \
-        predictions(TorchBackend("cpu", cfg.threads).load(model), inputs.images)
+    if not target.onnx and inputs.images is not None:
+        phase(f"accuracy: PyTorch eager, {len(inputs.images):,} images")
+        inputs.reference = predictions(TorchBackend("cpu", cfg.threads).load(model), inputs.images)
     rows: list[BenchRow] = []
     for prov in providers:
         loaded = []
-        for prec, runtime, backend, source, meta in _runtimes(target, cfg, prov, model, data, log, notes):
+        for prec, runtime, backend, source, meta in _runtimes(target, cfg, prov, model, data, log, notes, phase):
             try:
-                loaded.append(_load(prec, runtime, backend, source, meta, inputs))
+                loaded.append(_load(prec, runtime, backend, source, meta, inputs, phase))
             except ZooError as e:  # a runtime that cannot read this file: a note, the others still run
                 if notes is None:
                     raise
                 notes.append(f"{target.name} {prec} {runtime}: not measured: {e}")
                 log(f"zoo: {notes[-1]}")
         log(f"{target.name} {prov}: timing {len(loaded)} runtimes in {ROUNDS} interleaved rounds")
+        phase(f"timing {len(loaded)} runtimes")
         timed = _timed(loaded, inputs, cfg)
         eager = next((t for m, t in zip(loaded, timed) if m.runtime == "torch-eager"), None)
         for m, t in zip(loaded, timed):
@@ -176,7 +179,7 @@ def bench_target(target: Target, cfg: BenchConfig, providers: list[str], data: D
     return rows
 
 
-def _runtimes(target: Target, cfg: BenchConfig, prov: str, model, data: DataOptions, log, notes):
+def _runtimes(target: Target, cfg: BenchConfig, prov: str, model, data: DataOptions, log, notes, phase):
     """(precision, runtime, backend, what it runs, metadata) for every runtime measured at this provider: PyTorch
     eager (the reference), each precision's exported file through each file runtime, torch.compile."""
     device = "cuda" if prov == "cuda" else "cpu"
@@ -186,6 +189,8 @@ def _runtimes(target: Target, cfg: BenchConfig, prov: str, model, data: DataOpti
         if prec is not None and prov not in PRECISION_PROVIDERS[prec]:
             continue
         try:
+            if not target.onnx:
+                phase(f"export {prec}, or its cached file")
             path, meta = exported(target, prec, data, log)
         except GateFailed as e:  # one pair's failed gate must not sink the whole report
             if notes is None:
@@ -200,16 +205,17 @@ def _runtimes(target: Target, cfg: BenchConfig, prov: str, model, data: DataOpti
         yield "fp32", "torch-compile", TorchCompileBackend("cpu", cfg.threads), model, {"weights": "PyTorch model"}
 
 
-def _load(prec: str, runtime: str, backend, source, meta: dict, inputs: _Inputs) -> _Loaded:
+def _load(prec: str, runtime: str, backend, source, meta: dict, inputs: _Inputs, phase) -> _Loaded:
     """Load the runtime (torch.compile's compilation counted as load time) and read the eval set through it."""
+    reads = inputs.images is not None and runtime != "torch-eager"  # eager's answers are the reference, read before
+    phase(f"{prec} {runtime}: " + (f"loading, then accuracy on {len(inputs.images):,} images" if reads else "loading"))
     with PeakMemory() as mem:  # what loading and running this runtime added, at its peak
         t0 = time.perf_counter()
         backend.load(source)
         if runtime == "torch-compile":
             backend.predict(inputs.x1)
         load_s = time.perf_counter() - t0
-        pred = predictions(backend, inputs.images) if inputs.images is not None and runtime != "torch-eager" \
-            else None
+        pred = predictions(backend, inputs.images) if reads else None
     return _Loaded(prec, runtime, backend, source, meta, load_s, mem.added_mb, pred)
 
 
