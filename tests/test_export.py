@@ -53,6 +53,31 @@ def test_int8_and_fp16(arch, dataset, trained, tmp_path, fake_root):
     assert sess.get_inputs()[0].type == "tensor(float)" and sess.get_outputs()[0].type == "tensor(float)"
 
 
+def test_int8_first_conv_is_padded_to_four_channels_with_the_same_logits(trained, tmp_path, fake_root, monkeypatch):
+    """onnxruntime's fast int8 convolution needs a multiple of 4 input channels (zoo/export/qdq.py): the RGB
+    first conv gets a zero channel and zero weights, and the logits stay bit-identical."""
+    import onnx
+    from onnx import numpy_helper
+
+    import zoo.export.convert as convert
+
+    kw = dict(weights=trained / "resnet20.cifar10", data=data(fake_root), precision="int8", calib_size=200,
+              int8_max_drop=10.0)
+    padded = export("resnet20", "cifar10", out=tmp_path / "padded", **kw)
+    monkeypatch.setattr(convert, "pad_conv_input_channels", lambda model: 0)
+    plain = export("resnet20", "cifar10", out=tmp_path / "plain", **kw)
+    graph = onnx.load(str(padded.path)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    first = next(n for n in graph.node if n.op_type == "Conv")
+    assert inits[producer[first.input[1]].input[0]].shape[1] == 4  # int8 weights, 3 channels + 1 of zeros
+    assert [n.op_type for n in graph.node].count("Pad") == \
+        [n.op_type for n in onnx.load(str(plain.path)).graph.node].count("Pad") + 1
+    x = np.random.default_rng(0).standard_normal((64, 3, 32, 32)).astype(np.float32)
+    got, want = (ort_session(r.path).run(["logits"], {"input": x})[0] for r in (padded, plain))
+    assert np.array_equal(got, want)
+
+
 def test_int8_falls_back_to_float_ends_when_every_layer_int8_fails_its_gate(trained, tmp_path, fake_root, monkeypatch):
     import onnx
 

@@ -13,12 +13,13 @@ import onnx
 import torch
 
 from zoo.core.errors import ZooError
+from zoo.export.qdq import pad_conv_input_channels
 
 PRECISIONS = ("fp32", "fp16", "int8")
 # Bump whenever export writes a different graph for the same weights (zoo bench's cache keys on it).
 # 2: int8 keeps the first conv and the last layer in float. 3: int8 tried QOperator, every layer int8, first.
-# 4: QDQ, every layer int8, first.
-EXPORT_REVISION = 4
+# 4: QDQ, every layer int8, first. 5: int8's first conv padded to 4 input channels (qdq.py).
+EXPORT_REVISION = 5
 EXPORTERS = ("dynamo", "torchscript")
 
 
@@ -139,6 +140,10 @@ def to_int8(src: Path, dst: Path, calib: np.ndarray, work: Path, fmt: str = "QDQ
     batches = [{"input": calib[i:i + 32]} for i in range(0, len(calib), 32)]
     quantize_static(str(pre), str(dst), Reader(batches), quant_format=getattr(QuantFormat, fmt), per_channel=True,
                     weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8, nodes_to_exclude=keep)
+    if fmt == "QDQ":
+        model = onnx.load(str(dst))
+        if pad_conv_input_channels(model):  # onnxruntime's fast int8 conv for the RGB (or grey) first layer
+            onnx.save(model, str(dst))
     return keep
 
 
