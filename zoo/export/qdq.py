@@ -20,7 +20,9 @@ MIN_OUT, OUT_MULTIPLE = 16, 8  # and the output channels it needs, else padding 
 
 def pad_conv_input_channels(model: onnx.ModelProto) -> int:
     """Pad every plain Conv fed by QuantizeLinear -> DequantizeLinear whose int8 weights have an input-channel
-    count that is not a multiple of 4 (in place); returns how many were padded."""
+    count that is not a multiple of 4 (in place); returns how many were padded. The conv gets its own
+    Pad -> QuantizeLinear -> DequantizeLinear (same scale and zero point), so other readers of the input (flip
+    at test time slices the same dequantized image) keep theirs."""
     g = model.graph
     producer = {o: n for n in g.node for o in n.output}
     uses: dict[str, int] = {}
@@ -33,7 +35,7 @@ def pad_conv_input_channels(model: onnx.ModelProto) -> int:
         found = _paddable(conv, producer, uses, inits)
         if found is None:
             continue
-        quant, weights = found
+        x_dq, quant, weights = found
         w = numpy_helper.to_array(weights)
         extra = -w.shape[1] % MULTIPLE
         weights.CopyFrom(numpy_helper.from_array(np.pad(w, [(0, 0), (0, extra)] + [(0, 0)] * (w.ndim - 2)),
@@ -42,16 +44,34 @@ def pad_conv_input_channels(model: onnx.ModelProto) -> int:
         pads = numpy_helper.from_array(np.array([0, 0, *spatial, 0, extra, *spatial], np.int64),
                                        f"{conv.name}_channel_pads")
         g.initializer.append(pads)
-        pad = helper.make_node("Pad", [quant.input[0], pads.name], [f"{conv.name}_input_{w.shape[1] + extra}ch"],
-                               name=f"{conv.name}_pad_channels", mode="constant")
-        quant.input[0] = pad.output[0]
-        g.node.insert(list(g.node).index(quant), pad)
+        name = f"{conv.name}_input_{w.shape[1] + extra}ch"
+        new = [helper.make_node("Pad", [quant.input[0], pads.name], [name], name=f"{name}_pad", mode="constant"),
+               _like(quant, [name, *quant.input[1:]], f"{name}_q"),
+               _like(x_dq, [f"{name}_q", *x_dq.input[1:]], f"{name}_dq")]
+        uses[conv.input[0]] -= 1
+        conv.input[0] = f"{name}_dq"
+        at = list(g.node).index(conv)
+        for i, node in enumerate(new):
+            g.node.insert(at + i, node)
+        for node in (x_dq, quant):  # the old pair, when nothing else reads it
+            if uses.get(node.output[0], 0) == 0:
+                for i in node.input:
+                    uses[i] -= 1
+                g.node.remove(node)
         padded += 1
     return padded
 
 
+def _like(node, inputs: list[str], output: str):
+    """A copy of a QuantizeLinear / DequantizeLinear node (its attributes too) on other tensors."""
+    copy = helper.make_node(node.op_type, inputs, [output], name=output, domain=node.domain or None)
+    copy.attribute.extend(node.attribute)
+    return copy
+
+
 def _paddable(conv, producer: dict, uses: dict, inits: dict):
-    """(the QuantizeLinear on the conv's input, its weights' initializer) when the conv can be padded alone."""
+    """(the conv input's DequantizeLinear and QuantizeLinear, its int8 weights' initializer) when it can be
+    padded."""
     if conv.op_type != "Conv" or any(a.name == "group" and a.i != 1 for a in conv.attribute):
         return None
     x_dq, w_dq = producer.get(conv.input[0]), producer.get(conv.input[1])
@@ -63,7 +83,6 @@ def _paddable(conv, producer: dict, uses: dict, inits: dict):
     if quant is None or quant.op_type != "QuantizeLinear" or cin % MULTIPLE == 0 \
             or out < MIN_OUT or out % OUT_MULTIPLE:
         return None
-    # only this conv may see the padded tensors
-    if any(uses.get(t, 0) != 1 for t in (conv.input[0], x_dq.input[0], w_dq.input[0], w_dq.output[0])):
+    if uses.get(w_dq.input[0], 0) != 1 or uses.get(w_dq.output[0], 0) != 1:  # the weights are this conv's alone
         return None
-    return quant, weights
+    return x_dq, quant, weights
