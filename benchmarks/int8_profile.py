@@ -1,10 +1,10 @@
 """Where int8 time goes: onnxruntime's per-operator time for an fp32 file and its int8 file (issue 23: int8 at
 batch 256 >= 2.5x fp32), from onnxruntime's own profiler.
 
-    python benchmarks/int8_profile.py FOLDER   # holds MODEL.DATASET.onnx and MODEL.DATASET-int8.onnx (zoo export)
+    python benchmarks/int8_profile.py FOLDER [--nodes]   # holds MODEL.DATASET.onnx and MODEL.DATASET-int8.onnx
 
 Prints images/s at batch 256 for each (10 timed calls after 3, profiling on) and the share of kernel time per
-operator type.
+operator type; with --nodes, also the eight slowest nodes (how the first conv was found: zoo/export/qdq.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 
-def profile(path: Path, threads: int = 2, batch: int = 256) -> None:
+def profile(path: Path, threads: int = 2, batch: int = 256, nodes: bool = False) -> None:
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -36,16 +36,20 @@ def profile(path: Path, threads: int = 2, batch: int = 256) -> None:
     for _ in range(10):
         sess.run(None, {"input": x})
     rate = 10 * batch / (time.perf_counter() - t0)
-    per_op = collections.Counter()
+    per_op, per_node, kind = collections.Counter(), collections.Counter(), {}
     for e in json.loads(Path(sess.end_profiling()).read_text()):
         if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
             per_op[e["args"]["op_name"]] += e["dur"]
+            per_node[e["name"]] += e["dur"]
+            kind[e["name"]] = e["args"]["op_name"]
     total = sum(per_op.values())
     shares = ", ".join(f"{op} {100 * us / total:.0f}%" for op, us in per_op.most_common(8))
     print(f"{path.name}: {rate:,.0f} img/s at batch {batch}; {total / 13 / 1e3:.1f} ms of kernels per call: {shares}")
+    for name, us in per_node.most_common(8 if nodes else 0):
+        print(f"  {100 * us / total:5.1f}%  {kind[name]:14s} {name.removesuffix('_kernel_time')}")
 
 
 if __name__ == "__main__":
     folder = Path(sys.argv[1])
     for f in sorted(folder.glob("*.onnx")):
-        profile(f)
+        profile(f, nodes="--nodes" in sys.argv[2:])
