@@ -18,25 +18,19 @@ from pathlib import Path
 import numpy as np
 
 
-def _session(path: Path, threads: int):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
 def main(folder: Path, batch: int = 256, rounds: int = 5) -> None:
+    from zoo.core.sessions import ort_session as _session  # the session zoo bench's onnxruntime rows time
+
     fp32 = next(f for f in folder.glob("*.onnx") if "-" not in f.stem)
     files = {"fp32": fp32, "int8": fp32.with_name(fp32.stem + "-int8.onnx")}
     cores = os.cpu_count() or 1
     pool = ThreadPoolExecutor(cores)
-    shape = [batch, *_session(fp32, 1).get_inputs()[0].shape[1:]]
+    shape = [batch, *_session(fp32, threads=1).get_inputs()[0].shape[1:]]
     x = np.random.default_rng(0).standard_normal(shape, np.float32)
     halves = np.array_split(x, cores)
     cases = {}
     for prec, path in files.items():
-        many, one = _session(path, cores), _session(path, 1)
+        many, one = _session(path, threads=cores), _session(path, threads=1)
         cases[(prec, f"1 session x {cores} threads")] = lambda s=many: s.run(None, {"input": x})
         cases[(prec, "1 session x 1 thread")] = lambda s=one: s.run(None, {"input": x})
         cases[(prec, f"{cores} concurrent runs x 1 thread")] = \

@@ -4,8 +4,8 @@
 
 Times onnxruntime's batch-1 p50 at 1 and at all cores' threads in interleaved rounds (zoo.bench.measure),
 once per window, `--gap` seconds apart, and prints each window's p50s, then each thread count's spread over
-the windows: (max - min) / min. On a 2-vCPU VM the 2-thread p50 moved by up to 1.4x between windows a few
-seconds apart while the 1-thread p50 stayed within 3% (README, Benchmarks).
+the windows: (max - min) / min. On a 2-vCPU VM the 2-thread p50 spread 46% over six windows seconds apart,
+the 1-thread p50 15% (README, Benchmarks).
 """
 
 from __future__ import annotations
