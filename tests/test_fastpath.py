@@ -3,10 +3,14 @@ measured again, `--reprobe`, `zoo list --fastpath`, and the self-check that re-p
 Step times are scripted (no timing in a unit test); the candidates' models are real."""
 
 import json
+import multiprocessing
+import os
+import time
 
 import pytest
 
 from zoo.cli import main
+from zoo.core import env
 from zoo.train import fastpath
 from zoo.train.fastpath import FastPath
 
@@ -160,3 +164,30 @@ def test_a_busy_epoch_does_not_trigger_a_re_probe(monkeypatch, tmp_path, fake_ro
     train("cnn", "mnist", cfg, RuntimeRequest("cpu", "auto", "off"), out=tmp_path / "r", data=data(fake_root),
           progress=False)
     assert probes == []
+
+
+def _burn(seconds):
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux /proc")
+@pytest.mark.parametrize("reaped", [False, True])
+def test_own_children_are_not_counted_as_other_processes(reaped):
+    """torch.compile's worker processes are zoo's own work: a child's CPU seconds count as zoo's, whether the
+    child is still alive when the window closes or was reaped in it (measured in CPU seconds, not wall time)."""
+    ctx = multiprocessing.get_context("fork")
+    done = ctx.Event()
+    child = ctx.Process(target=lambda: (_burn(0.5), done.set(), time.sleep(0 if reaped else 30)))
+    before = env._own_tree_seconds()
+    child.start()
+    try:
+        done.wait(20)
+        time.sleep(0.05)
+        if reaped:
+            child.join()
+        assert env._own_tree_seconds() - before >= 0.45
+    finally:
+        child.kill()
+        child.join()

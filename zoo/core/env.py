@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import functools
 import importlib
 import os
 import platform
 import subprocess
-import time
 from pathlib import Path
 
 import cpuinfo
@@ -92,18 +92,46 @@ def _cpu_seconds() -> tuple[float, float] | None:
     return busy / hz, (busy + idle + iowait) / hz
 
 
+def _proc_stat(pid: str) -> tuple[int, int] | None:
+    """(parent pid, CPU ticks of the process and of its reaped children) from /proc/PID/stat; None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # the name, in parentheses, may hold spaces
+    except (OSError, IndexError):
+        return None
+    return int(fields[1]), sum(int(v) for v in fields[11:15])  # ppid; utime, stime, cutime, cstime
+
+
+def _own_tree_seconds() -> float:
+    """CPU seconds of this process and every live descendant, each with the children it has reaped: zoo's own
+    work includes torch.compile's worker processes and DataLoader workers, which are not "other" processes."""
+    children = collections.defaultdict(list)
+    stats = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if (st := _proc_stat(pid)) is not None:
+            stats[int(pid)] = st
+            children[st[0]].append(int(pid))
+    ticks, stack = 0, [os.getpid()]
+    while stack:
+        for child in children[stack.pop()]:
+            ticks += stats[child][1]
+            stack.append(child)
+    own = os.times()  # this process at full resolution, with the children it reaped
+    return own.user + own.system + own.children_user + own.children_system + ticks / os.sysconf("SC_CLK_TCK")
+
+
 class OthersWatch:
     """How much of the machine other processes used while this was open: their CPU seconds (the machine's busy
-    seconds minus this process's) over all cores' seconds, 0..1. Exact over the window, unlike the 1-minute
-    load average, which lags a burst by a minute. Where /proc/stat is missing, the load average beyond one
-    busy core stands in.
+    seconds minus those of zoo's process and its descendants) over all cores' seconds, 0..1. Exact over the
+    window, unlike the 1-minute load average, which lags a burst by a minute. Where /proc/stat is missing,
+    the load average beyond one busy core stands in.
 
         with OthersWatch() as w: measure()
         w.share  # 0.02 on an idle machine; 0.5 with a second job using one of two cores
     """
 
     def __enter__(self) -> OthersWatch:
-        self._start = _cpu_seconds(), time.process_time()
+        self._start = _cpu_seconds(), _own_tree_seconds()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -112,7 +140,7 @@ class OthersWatch:
             self.share = other_load() / (os.cpu_count() or 1)
             return
         busy, total = end[0] - start[0], end[1] - start[1]
-        others = busy - (time.process_time() - own0)
+        others = busy - (_own_tree_seconds() - own0)
         self.share = min(1.0, max(0.0, others / total)) if total > 0 else 0.0
 
 
