@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from zoo.bench.report import from_json, load_report
@@ -327,6 +328,29 @@ def test_runtimes_timed_in_rounds_share_a_drifting_machine_alike(monkeypatch):
         calls[0] = 0
         worst_together = max(worst_together, error(measure.latency_rounds([Runtime(1), Runtime(2)], None, 0, 100)))
     assert worst_together < math.log(1.35) and worst_apart > math.log(2.5)
+
+
+def test_long_throughput_calls_are_not_repeated_untimed(monkeypatch):
+    """A turn of 0.5 s calls starts without an untimed call (the warm-up stops after one long call too), so a
+    ResNet-18 at batch 256 costs 7 calls, not 13; a turn of 0.8 ms calls still starts with one. Both rates are
+    exact on a virtual clock."""
+    from zoo.bench import measure
+
+    Clock = virtual_clock(monkeypatch)
+
+    class Runtime:
+        def __init__(self, seconds):
+            self.seconds, self.calls = seconds, 0
+
+        def predict(self, x):
+            self.calls += 1
+            Clock.t += self.seconds
+
+    slow, fast = Runtime(0.5), Runtime(0.0008)
+    x = np.zeros((256, 1))
+    assert measure.throughput_rounds([slow, fast], x, warmup=20, runs=5) == pytest.approx([512, 320_000])
+    assert slow.calls == 2 + 5  # warm-up, then one timed call per round
+    assert fast.calls == 3 + 5 * (1 + 63)  # warm-up, then per round an untimed call and a 50 ms turn
 
 
 def test_other_runtimes_get_rows_with_accuracy_and_agreement(tmp_path, fake_root):
