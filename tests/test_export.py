@@ -264,3 +264,35 @@ def test_bad_export_options_are_one_line_and_write_nothing(args, msg, tmp_path, 
                        capture_output=True, text=True)
     assert r.returncode == 2 and msg in r.stderr and r.stderr.count("\n") == 1, r.stderr
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
+
+
+def test_torch_logits_are_reused_only_for_the_same_model_weights_and_batches(monkeypatch):
+    """zoo bench reads its eval set through PyTorch, then the export gate (another model object built from the
+    same weights) asks for the same images or their first batches: those logits are reused; other weights,
+    eval/train mode, or a prefix that is not whole batches are read again."""
+    from zoo.export import gate
+    from zoo.models import create_model
+
+    monkeypatch.setattr(gate, "_SEEN", type(gate._SEEN)())
+    reads = []
+
+    def built():
+        torch.manual_seed(0)
+        model = create_model("cnn", "mnist").eval()
+        model.register_forward_hook(lambda m, i, o: reads.append(len(i[0])))
+        return model
+
+    x = np.random.default_rng(0).standard_normal((1000, 1, 28, 28)).astype(np.float32)
+    first = gate.torch_logits(built(), x)
+    assert reads == [500, 500]
+    again = gate.torch_logits(built(), x[:500])  # the gate's images: the leading batch of the bench's
+    assert np.array_equal(again, first[:500]) and reads == [500, 500] and not again.flags.writeable
+    gate.torch_logits(built(), x[:7])  # the gate's batch-7 check: computed at batch 7, as it asks
+    assert reads[-1] == 7
+    other = built()
+    with torch.no_grad():
+        next(other.parameters()).add_(0.5)
+    gate.torch_logits(other, x)
+    gate.torch_logits(built().train(), x)
+    gate.torch_logits(built(), x[:700])  # 500 + 200: not the bench's batches
+    assert reads[3:] == [500, 500, 500, 500, 500, 200]

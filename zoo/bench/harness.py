@@ -22,7 +22,7 @@ from zoo.core.env import OthersWatch, PeakMemory, environment as env_record, oth
 from zoo.core.errors import ZooError
 from zoo.core.sources import Target, resolve
 from zoo.data import DataOptions, DatasetSpec, EvalSet, load_eval_set, spec_of
-from zoo.export import GateFailed, build_model, exported
+from zoo.export import GateFailed, build_model, exported, torch_logits
 from zoo.models.stats import macs_per_image, num_params
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -150,7 +150,8 @@ def bench_target(target: Target, cfg: BenchConfig, providers: list[str], data: D
     # weights PyTorch does not have).
     if not target.onnx and inputs.images is not None:
         phase(f"accuracy: PyTorch eager, {len(inputs.images):,} images")
-        inputs.reference = predictions(TorchBackend("cpu", cfg.threads).load(model), inputs.images)
+        TorchBackend("cpu", cfg.threads).load(model)  # eval mode, the threads every runtime gets
+        inputs.reference = torch_logits(model, inputs.images).argmax(1)  # the export gate reuses these logits
     rows: list[BenchRow] = []
     for prov in providers:
         loaded = []

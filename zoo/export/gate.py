@@ -7,6 +7,8 @@ the fp32 file on labelled images. Every comparison is written so that NaN fails 
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -38,9 +40,42 @@ def ort_logits(sess, x: np.ndarray, batch: int = 500) -> np.ndarray:
     return np.concatenate([sess.run(["logits"], {"input": x[i:i + batch]})[0] for i in range(0, len(x), batch)])
 
 
+# The last few large image arrays read through PyTorch, by what decides their logits: `zoo bench` reads its eval
+# set through the model before exporting, and the export's gate (another model object with the same weights)
+# then asks for the same images, or their first 1,000: one pass instead of two.
+_SEEN: collections.OrderedDict = collections.OrderedDict()  # model key -> (images, logits)
+SEEN_ARRAYS = 2
+
+
 @torch.no_grad()
 def torch_logits(model, x: np.ndarray, batch: int = 500) -> np.ndarray:
-    return np.concatenate([model(torch.from_numpy(x[i:i + batch])).numpy() for i in range(0, len(x), batch)])
+    """The model's logits for x, in batches of `batch` (read-only). Images read before through a model of the
+    same class, structure, mode and weights, with the same threads, as a whole or as the leading batches of a
+    larger array, are not read again: the batches are the same, so the logits are the same bits."""
+    key = _model_key(model, batch) if len(x) >= batch else None
+    if key in _SEEN:
+        seen, logits = _SEEN[key]
+        if len(x) <= len(seen) and (len(x) % batch == 0 or len(x) == len(seen)) and np.array_equal(x, seen[:len(x)]):
+            return logits[:len(x)]
+    logits = np.concatenate([model(torch.from_numpy(x[i:i + batch])).numpy() for i in range(0, len(x), batch)])
+    logits.flags.writeable = False
+    if key is not None:
+        _SEEN[key] = (x, logits)
+        _SEEN.move_to_end(key)
+        while len(_SEEN) > SEEN_ARRAYS:
+            _SEEN.popitem(last=False)
+    return logits
+
+
+def _model_key(model, batch: int) -> bytes:
+    """A digest of everything that decides a model's logits here: class, structure, train/eval mode, every
+    tensor's bytes, torch's threads and the batch size."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{type(model).__qualname__}|{model!r}|{model.training}|{torch.get_num_threads()}|{batch}".encode())
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return h.digest()
 
 
 def _rel_diff(ref: np.ndarray, got: np.ndarray) -> float:
