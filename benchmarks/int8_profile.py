@@ -46,7 +46,8 @@ def profile(path: Path, threads: int = 2, batch: int = 256, nodes: bool = False,
     total = sum(per_op.values())
     shares = ", ".join(f"{op} {100 * us / total:.0f}%" for op, us in per_op.most_common(8))
     off = f" (without {', '.join(disabled)})" if disabled else ""
-    print(f"{path.name}{off}: {rate:,.0f} img/s at batch {batch}; {total / 13 / 1e3:.1f} ms of kernels per call: {shares}")
+    print(f"{path.name}{off}: {rate:,.0f} img/s at batch {batch}; {total / 13 / 1e3:.1f} ms of kernels per call: "
+          f"{shares}")
     for name, us in per_node.most_common(8 if nodes else 0):
         print(f"  {100 * us / total:5.1f}%  {kind[name]:14s} {name.removesuffix('_kernel_time')}")
 

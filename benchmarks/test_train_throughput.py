@@ -80,7 +80,7 @@ def _other_process(code: str) -> int:
     """A Python process that is not a descendant of this one (a shell starts it in the background and exits,
     so it is re-parented): zoo counts its own children's CPU time as its own, and a test suite beside a
     training run is not zoo's child. Returns its pid."""
-    out = subprocess.run(["sh", "-c", f'"$0" -c "$1" >/dev/null 2>&1 & echo $!', sys.executable, code],
+    out = subprocess.run(["sh", "-c", '"$0" -c "$1" >/dev/null 2>&1 & echo $!', sys.executable, code],
                          capture_output=True, text=True, check=True)
     return int(out.stdout.strip())
 

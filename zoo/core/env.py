@@ -105,9 +105,14 @@ def _proc_stat(pid: str) -> tuple[int, int] | None:
 def _own_tree_seconds() -> float:
     """CPU seconds of this process and every live descendant, each with the children it has reaped: zoo's own
     work includes torch.compile's worker processes and DataLoader workers, which are not "other" processes."""
-    children = collections.defaultdict(list)
-    stats = {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    own = os.times()  # this process at full resolution, with the children it reaped
+    seconds = own.user + own.system + own.children_user + own.children_system
+    try:
+        pids = [pid for pid in os.listdir("/proc") if pid.isdigit()]
+    except OSError:
+        return seconds  # no /proc (macOS, Windows): OthersWatch uses the load average there anyway
+    children, stats = collections.defaultdict(list), {}
+    for pid in pids:
         if (st := _proc_stat(pid)) is not None:
             stats[int(pid)] = st
             children[st[0]].append(int(pid))
@@ -116,8 +121,7 @@ def _own_tree_seconds() -> float:
         for child in children[stack.pop()]:
             ticks += stats[child][1]
             stack.append(child)
-    own = os.times()  # this process at full resolution, with the children it reaped
-    return own.user + own.system + own.children_user + own.children_system + ticks / os.sysconf("SC_CLK_TCK")
+    return seconds + (ticks / os.sysconf("SC_CLK_TCK") if ticks else 0.0)
 
 
 class OthersWatch:
