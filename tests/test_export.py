@@ -32,8 +32,19 @@ def trained(fake_root, tmp_path_factory):
     return runs
 
 
+def _loose_int8_gate(monkeypatch):
+    """These tests check the int8 graph's layout, not its accuracy: a model trained for 3 epochs on synthetic
+    images is right on ~28% of them with logits near ties, so int8's noise flips 10-20% of its answers, by how
+    much depending on the CPU's kernels (an AMX Xeon fell to 81% top-1 agreement, under the gate's 90%, where an
+    EPYC passed). The real gate on real data: README, Export."""
+    from zoo.export import GATES
+
+    monkeypatch.setitem(GATES["int8"], "min_agree", 50.0)
+
+
 @pytest.mark.parametrize("arch,dataset", [("cnn", "mnist"), ("resnet20", "cifar10")])
-def test_int8_and_fp16(arch, dataset, trained, tmp_path, fake_root):
+def test_int8_and_fp16(arch, dataset, trained, tmp_path, fake_root, monkeypatch):
+    _loose_int8_gate(monkeypatch)
     kw = dict(weights=trained / f"{arch}.{dataset}", out=tmp_path, data=data(fake_root))
     fp32 = export(arch, dataset, **kw)
     # Synthetic images make a poor calibration set (real MNIST loses 0.3 pt, see README): looser drop bound.
@@ -56,6 +67,7 @@ def test_int8_and_fp16(arch, dataset, trained, tmp_path, fake_root):
 def test_int8_first_conv_is_padded_to_four_channels_with_the_same_logits(trained, tmp_path, fake_root, monkeypatch):
     """onnxruntime's fast int8 convolution needs a multiple of 4 input channels (zoo/export/qdq.py): the RGB
     first conv gets a zero channel and zero weights, and the logits stay bit-identical."""
+    _loose_int8_gate(monkeypatch)
     import onnx
     from onnx import numpy_helper
 
@@ -296,3 +308,59 @@ def test_torch_logits_are_reused_only_for_the_same_model_weights_and_batches(mon
     gate.torch_logits(built().train(), x)
     gate.torch_logits(built(), x[:700])  # 500 + 200: not the bench's batches
     assert reads[3:] == [500, 500, 500, 500, 500, 200]
+
+
+def test_option_a_shortcuts_export_as_one_convolution_with_the_same_logits(trained, tmp_path, fake_root,
+                                                                             monkeypatch):
+    """ResNet-20's shape-changing shortcuts (x[:, :, ::2, ::2], zero channels) export as a 1x1 stride-2 Conv
+    with identity weights (zoo/export/shortcut.py): no strided Slice or Pad left, the same logits."""
+    import collections
+
+    import onnx
+
+    import zoo.export.convert as convert
+
+    kw = dict(weights=trained / "resnet20.cifar10", data=data(fake_root))
+    conv = export("resnet20", "cifar10", out=tmp_path / "conv", **kw)
+    monkeypatch.setattr(convert, "shortcuts_as_convs", lambda model: 0)
+    plain = export("resnet20", "cifar10", out=tmp_path / "plain", **kw)
+    ops = [collections.Counter(n.op_type for n in onnx.load(str(r.path)).graph.node) for r in (conv, plain)]
+    assert (ops[1]["Slice"], ops[1]["Pad"]) == (4, 2) and (ops[0]["Slice"], ops[0]["Pad"]) == (0, 0)
+    assert ops[0]["Conv"] == ops[1]["Conv"] + 2
+    x = np.random.default_rng(0).standard_normal((64, 3, 32, 32)).astype(np.float32)
+    got, want = (ort_session(r.path).run(["logits"], {"input": x})[0] for r in (conv, plain))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+
+
+def test_a_shortcut_whose_subsample_is_read_elsewhere_is_left_alone():
+    """Only a chain whose intermediate results nothing else reads is replaced; others stay as they are."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from zoo.export.shortcut import shortcuts_as_convs
+
+    def const(name, values):
+        return numpy_helper.from_array(np.array(values, np.int64), name)
+
+    def graph(extra_reader: bool):
+        nodes = [helper.make_node("Slice", ["x", "s", "e", "a2", "st"], ["r"]),
+                 helper.make_node("Slice", ["r", "s", "e", "a3", "st"], ["c"]),
+                 helper.make_node("Pad", ["c", "p"], ["y"], mode="constant")]
+        outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, 4, 4])]
+        if extra_reader:
+            nodes.append(helper.make_node("Relu", ["r"], ["z"]))
+            outputs.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 4, 4, 8]))
+        g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 8, 8])],
+                              outputs, [const("s", [0]), const("e", [2**63 - 1]), const("a2", [2]), const("a3", [3]),
+                                        const("st", [2]), const("p", [0, 2, 0, 0, 0, 2, 0, 0])])
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
+
+    alone, shared = graph(False), graph(True)
+    assert shortcuts_as_convs(alone) == 1 and shortcuts_as_convs(shared) == 0
+    assert [n.op_type for n in alone.graph.node] == ["Conv"] and len(alone.graph.initializer) == 1
+    onnx.checker.check_model(alone, full_check=True)
+    x = np.random.default_rng(0).standard_normal((2, 4, 8, 8)).astype(np.float32)
+    y = __import__("onnxruntime").InferenceSession(alone.SerializeToString(), providers=["CPUExecutionProvider"]) \
+        .run(None, {"x": x})[0]
+    want = np.pad(x[:, :, ::2, ::2], [(0, 0), (2, 2), (0, 0), (0, 0)])
+    assert np.array_equal(y, want)
