@@ -93,7 +93,7 @@ class OpenVinoBackend(Backend):
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         # x's memory as the input tensor (no copy in; x stays alive for the call), one copy out. Measured on
-        # ResNet-20 at batch 1 (Intel Xeon with AMX, bf16): 24 us over a bare infer(), against 52 us through
+        # ResNet-20 at batch 1 (Intel Xeon with AMX, bf16): 26 us over a bare infer(), against 52 us through
         # infer({0: x}, share_inputs=True, share_outputs=True) -- 11% of the call, beside benchmark_app
         self.request.set_input_tensor(self._tensor(np.ascontiguousarray(x), shared_memory=True))
         self.request.infer()

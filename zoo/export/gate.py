@@ -49,10 +49,10 @@ SEEN_ARRAYS = 2
 
 @torch.no_grad()
 def torch_logits(model, x: np.ndarray, batch: int = 500) -> np.ndarray:
-    """The model's logits for x, in batches of `batch` (read-only). Images read before through a model of the
-    same class, structure, mode and weights, with the same threads, as a whole or as the leading batches of a
-    larger array, are not read again: the batches are the same, so the logits are the same bits."""
-    key = _model_key(model, batch) if len(x) >= batch else None
+    """The model's logits for x, in batches of `batch` (read-only). Images read before through a model in eval
+    mode of the same class, structure and weights, with the same threads, as a whole or as the leading batches of
+    a larger array, are not read again: the batches are the same, so the logits are the same bits."""
+    key = _model_key(model, batch) if len(x) >= batch and not model.training else None  # train mode: dropout
     if key in _SEEN:
         seen, logits = _SEEN[key]
         if len(x) <= len(seen) and (len(x) % batch == 0 or len(x) == len(seen)) and np.array_equal(x, seen[:len(x)]):
@@ -68,10 +68,10 @@ def torch_logits(model, x: np.ndarray, batch: int = 500) -> np.ndarray:
 
 
 def _model_key(model, batch: int) -> bytes:
-    """A digest of everything that decides a model's logits here: class, structure, train/eval mode, every
-    tensor's bytes, torch's threads and the batch size."""
+    """A digest of everything that decides an eval-mode model's logits here: class, structure, every tensor's
+    bytes, torch's threads and the batch size."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(f"{type(model).__qualname__}|{model!r}|{model.training}|{torch.get_num_threads()}|{batch}".encode())
+    h.update(f"{type(model).__qualname__}|{model!r}|{torch.get_num_threads()}|{batch}".encode())
     for name, t in model.state_dict().items():
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
