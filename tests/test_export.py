@@ -296,9 +296,9 @@ def test_torch_logits_are_reused_only_for_the_same_model_weights_and_batches(mon
 
     x = np.random.default_rng(0).standard_normal((1000, 1, 28, 28)).astype(np.float32)
     first = gate.torch_logits(built(), x)
-    assert reads == [500, 500]
-    again = gate.torch_logits(built(), x[:500])  # the gate's images: the leading batch of the bench's
-    assert np.array_equal(again, first[:500]) and reads == [500, 500] and not again.flags.writeable
+    assert reads == [100] * 10  # gate.EAGER_BATCH
+    again = gate.torch_logits(built(), x[:500])  # the gate's images: the leading batches of the bench's
+    assert np.array_equal(again, first[:500]) and len(reads) == 10 and not again.flags.writeable
     gate.torch_logits(built(), x[:7])  # the gate's batch-7 check: computed at batch 7, as it asks
     assert reads[-1] == 7
     other = built()
@@ -306,8 +306,8 @@ def test_torch_logits_are_reused_only_for_the_same_model_weights_and_batches(mon
         next(other.parameters()).add_(0.5)
     gate.torch_logits(other, x)
     gate.torch_logits(built().train(), x)
-    gate.torch_logits(built(), x[:700])  # 500 + 200: not the bench's batches
-    assert reads[3:] == [500, 500, 500, 500, 500, 200]
+    gate.torch_logits(built(), x[:750])  # 7 x 100 + 50: not the bench's batches
+    assert reads[11:] == [100] * 10 + [100] * 10 + [100] * 7 + [50]
 
 
 def test_option_a_shortcuts_export_as_one_convolution_with_the_same_logits(trained, tmp_path, fake_root,
