@@ -70,7 +70,7 @@ def torch_to_onnx(model: torch.nn.Module, input_shape, path: Path, opset: int, e
     if written != opset:  # the dynamo exporter falls back to its own opset when the conversion fails
         raise ZooError(f"the {exporter} exporter wrote opset {written}, not the requested {opset}; "
                        f"export with --opset {written}")
-    if shortcuts_as_convs(graph):  # ResNet-20's option-A shortcuts, 16% faster in onnxruntime (shortcut.py)
+    if shortcuts_as_convs(graph):  # ResNet-20's option-A shortcuts: faster in onnxruntime (shortcut.py)
         onnx.save(graph, str(path))
 
 
