@@ -1,5 +1,6 @@
 import csv
 import json
+import math
 import subprocess
 import sys
 
@@ -256,13 +257,20 @@ def virtual_clock(monkeypatch):
 
     class Clock:
         t = 0.0
+        spin_until = 0.0  # a backend's worker threads use one core until then (process CPU time)
+        cpu = 0.0
 
         @staticmethod
         def perf_counter():
             return Clock.t
 
         @staticmethod
+        def process_time():
+            return Clock.cpu
+
+        @staticmethod
         def sleep(seconds):  # the pause between two runtimes' turns: no call is timed across it
+            Clock.cpu += max(0.0, min(Clock.t + seconds, Clock.spin_until) - Clock.t)
             Clock.t += seconds
 
     monkeypatch.setattr(measure, "time", Clock)
@@ -351,6 +359,20 @@ def test_long_throughput_calls_are_not_repeated_untimed(monkeypatch):
     assert measure.throughput_rounds([slow, fast], x, warmup=20, runs=5) == pytest.approx([512, 320_000])
     assert slow.calls == 2 + 5  # warm-up, then one timed call per round
     assert fast.calls == 3 + 5 * (1 + 63)  # warm-up, then per round an untimed call and a 50 ms turn
+
+
+def test_turns_wait_until_the_previous_runtimes_threads_stop_spinning(monkeypatch):
+    """settle() sleeps until the process's CPU use falls quiet: just past a 40 ms spin (onnxruntime's, measured),
+    at once when nothing spins, and never longer than its bound when something always does."""
+    from zoo.bench import measure
+
+    Clock = virtual_clock(monkeypatch)
+    Clock.spin_until = 0.040
+    waited = measure.settle()
+    assert 0.040 <= waited <= 0.040 + (measure.QUIET_SLICES + 1) * measure.SETTLE_SLICE_S
+    assert measure.settle() == pytest.approx(measure.QUIET_SLICES * measure.SETTLE_SLICE_S)
+    Clock.spin_until = math.inf
+    assert measure.settle() == pytest.approx(measure.SETTLE_MAX_S, abs=measure.SETTLE_SLICE_S)
 
 
 def test_other_runtimes_get_rows_with_accuracy_and_agreement(tmp_path, fake_root):

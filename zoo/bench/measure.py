@@ -24,7 +24,17 @@ ACCURACY_LOSS = 0.5  # top-1 points lost against PyTorch fp32 that flag a row (f
 BUSY = 0.15  # share of the machine's CPU other processes used while a row's latency was timed that flags it
 ROUNDS = 5  # turns every runtime takes when several are timed together
 MIN_TURN_S = 0.05  # the shortest throughput turn (seconds)
-SETTLE_S = 0.05  # idle time between two runtimes' turns
+# Between two runtimes' turns the process sleeps until the previous runtime's threads stop spinning: QUIET_SLICES
+# slices of SETTLE_SLICE_S in a row in which the whole process used under QUIET of one core, at most SETTLE_MAX_S.
+# Measured after a call (benchmarks/spin_tail.py, AMD EPYC, 2 threads): onnxruntime's pool spins ~40 ms (85 ms at
+# worst), PyTorch's OpenMP pool ~10 ms, OpenVINO's ~1 ms; a fixed 50 ms pause waited too long after two of them
+# and too short after onnxruntime's worst. Linux adds a thread's CPU time to the process's at scheduler ticks
+# (every 4 ms there: a spinning thread shows as 4 ms every 4th millisecond), so quiet must last 15 ms: longer
+# than a tick even at 100 Hz.
+SETTLE_SLICE_S = 0.005
+QUIET_SLICES = 3
+SETTLE_MAX_S = 0.2
+QUIET = 0.1
 # A throughput call at least this long needs no untimed call before its turn. Measured on ResNet-18 at batch 256
 # (Intel Xeon with AMX, 2 cores; 0.9-1.5 s calls), onnxruntime / OpenVINO / eager with and without it, two runs
 # each: 287-295 / 293-300 / 175-177 with it and 293-295 / 293 / 155-173 img/s without, in 60% of the time.
@@ -51,13 +61,23 @@ def warm_up(backend, x: np.ndarray, min_calls: int) -> int:
 
 
 def _start_turn(backends: list, b, x: np.ndarray, untimed: int) -> None:
-    """Before a runtime's turn among several: idle, so the previous one's worker threads stop spinning
-    (onnxruntime's and OpenVINO's pools spin after a call and take the CPU from the next runtime's calls),
+    """Before a runtime's turn among several: idle until the previous one's worker threads stop spinning
+    (onnxruntime's and PyTorch's pools spin after a call and take the CPU from the next runtime's calls),
     then `untimed` calls to refill the caches the previous runtime used and wake this one's thread pool."""
     if len(backends) > 1:
-        time.sleep(SETTLE_S)
+        settle()
         for _ in range(untimed):
             b.predict(x)
+
+
+def settle(max_s: float = SETTLE_MAX_S) -> float:
+    """Sleep until this process's threads are quiet (see SETTLE_SLICE_S); returns the seconds waited."""
+    start, quiet = time.perf_counter(), 0
+    while quiet < QUIET_SLICES and time.perf_counter() - start < max_s:
+        c0, t0 = time.process_time(), time.perf_counter()
+        time.sleep(SETTLE_SLICE_S)
+        quiet = quiet + 1 if time.process_time() - c0 <= QUIET * (time.perf_counter() - t0) else 0
+    return time.perf_counter() - start
 
 
 def _latency_stats(t: np.ndarray, warm: int) -> dict[str, float]:
