@@ -5,7 +5,8 @@ next one's calls.
 After warm calls at batch 1 and at a large batch, the main thread sleeps in 1 ms slices and reads the process's
 CPU time (every thread's): ~1 ms of CPU per ms slept means one pool thread is still spinning, ~0.03 is idle.
 Linux adds another thread's CPU time to the process's at scheduler ticks (every 4 ms on the development machine),
-so single slices are lumpy (0 or 4 ms); the means over --repeat calls are right. Prints, per runtime and batch, the mean CPU per ms slept over spans of the first 100 ms after a call.
+so single slices are lumpy (0 or 4 ms); the means over --repeat calls are right. Prints, per runtime and batch,
+the mean CPU per ms slept over spans of the first 100 ms after a call.
 
     python benchmarks/spin_tail.py FILE.onnx [--threads 2] [--repeat 20]
 """

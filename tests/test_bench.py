@@ -339,9 +339,9 @@ def test_runtimes_timed_in_rounds_share_a_drifting_machine_alike(monkeypatch):
 
 
 def test_long_throughput_calls_are_not_repeated_untimed(monkeypatch):
-    """A turn of 0.5 s calls starts without an untimed call (the warm-up stops after one long call too), so a
-    ResNet-18 at batch 256 costs 7 calls, not 13; a turn of 0.8 ms calls still starts with one. Both rates are
-    exact on a virtual clock."""
+    """A turn of 0.3 s calls starts without an untimed call (the warm-up stops after one long call too), so a
+    ResNet-20 at batch 256 costs 7 calls, not 13; a first call of 0.6 s is the whole warm-up (a ResNet-18: 6
+    calls); a turn of 0.8 ms calls still starts with one. Every rate is exact on a virtual clock."""
     from zoo.bench import measure
 
     Clock = virtual_clock(monkeypatch)
@@ -354,9 +354,11 @@ def test_long_throughput_calls_are_not_repeated_untimed(monkeypatch):
             self.calls += 1
             Clock.t += self.seconds
 
-    slow, fast = Runtime(0.5), Runtime(0.0008)
+    slower, slow, fast = Runtime(0.6), Runtime(0.3), Runtime(0.0008)
     x = np.zeros((256, 1))
-    assert measure.throughput_rounds([slow, fast], x, warmup=20, runs=5) == pytest.approx([512, 320_000])
+    assert measure.throughput_rounds([slower, slow, fast], x, warmup=20, runs=5) == pytest.approx(
+        [256 / 0.6, 256 / 0.3, 320_000])
+    assert slower.calls == 1 + 5  # one warm-up call, then one timed call per round
     assert slow.calls == 2 + 5  # warm-up, then one timed call per round
     assert fast.calls == 3 + 5 * (1 + 63)  # warm-up, then per round an untimed call and a 50 ms turn
 
