@@ -1,5 +1,5 @@
 """How long a runtime's worker threads keep the CPU busy after a call returns: what `zoo bench` must wait
-between two runtimes' turns (zoo.bench.measure.SETTLE_S) so that one runtime's spinning pool does not slow the
+between two runtimes' turns (zoo.bench.measure.settle) so that one runtime's spinning pool does not slow the
 next one's calls.
 
 After warm calls at batch 1 and at a large batch, the main thread sleeps in 1 ms slices and reads the process's
