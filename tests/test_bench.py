@@ -290,7 +290,8 @@ def test_warm_up_runs_until_stable_and_is_bounded(monkeypatch):
             self.calls += 1
             Clock.t += max(0.001, 0.005 - 0.0001 * self.calls)
 
-    assert measure.warm_up(Settling(), None, min_calls=10) == 60  # flat from call 40: two equal windows later
+    # flat from call 40: two equal windows later; the last window's median is the settled 1 ms
+    assert measure.warm_up(Settling(), None, min_calls=10) == (60, pytest.approx(1.0))
     monkeypatch.setattr(measure, "MAX_WARMUP_S", 0.05)
 
     class Drifting:  # 10% slower every call: never stable
@@ -300,9 +301,28 @@ def test_warm_up_runs_until_stable_and_is_bounded(monkeypatch):
             Drifting.ms *= 1.1
             Clock.t += Drifting.ms / 1e3
 
-    assert measure.warm_up(Drifting(), None, min_calls=10_000) < 100  # stops at the bound
+    assert measure.warm_up(Drifting(), None, min_calls=10_000)[0] < 100  # stops at the bound
     assert measure.flags({"iqr_rel": 0.2}, 0.0) == ["noisy (IQR 20% of p50)"] and measure.flags({"iqr_rel": 0.01},
                                                                                                  0.1) == []
+
+
+def test_latency_calls_enough_for_p99_when_they_fit(monkeypatch):
+    """Without --repeat, a 0.05 ms runtime gets 1,000 timed calls (p99 over 10), a 2 ms one the 500 that fit in
+    1 s, a 10 ms one 200; an explicit count is kept. Each runtime's percentiles say how many calls they rest on."""
+    from zoo.bench import measure
+
+    Clock = virtual_clock(monkeypatch)
+
+    class Runtime:
+        def __init__(self, ms):
+            self.ms = ms
+
+        def predict(self, x):
+            Clock.t += self.ms / 1e3
+
+    stats = measure.latency_rounds([Runtime(0.05), Runtime(2), Runtime(10)], None, warmup=20, runs=None)
+    assert [s["calls"] for s in stats] == [1000, 500, 200]
+    assert [s["calls"] for s in measure.latency_rounds([Runtime(0.05), Runtime(2)], None, 20, runs=7)] == [7, 7]
 
 
 def test_runtimes_timed_in_rounds_share_a_drifting_machine_alike(monkeypatch):

@@ -600,7 +600,9 @@ def _add_bench(sub) -> None:
                         "torch-compile: each runs the same model and gets rows of its own")
     p.add_argument("--threads", type=_at_least(1), help="intra-op threads (>= 1; default: all cores)")
     p.add_argument("--warmup", type=_at_least(0), default=20, help="untimed batch-1 calls (>= 0)")
-    p.add_argument("--repeat", type=_at_least(1), default=200, help="timed batch-1 calls (>= 1)")
+    p.add_argument("--repeat", type=_at_least(1),
+                   help="timed batch-1 calls (>= 1; default: 200, or up to 1,000 while they fit in 1 s, so that "
+                        "p99 rests on >= 10 calls)")
     p.add_argument("--batch", type=_batches, default=[256],
                    help="batch size(s) for throughput: 256 (the default) or a sweep such as 1,16,64,256 (each >= 1)")
     p.add_argument("--no-eager", action="store_true", help="skip the PyTorch eager comparison")

@@ -36,7 +36,7 @@ class BenchConfig:
     providers: tuple[str, ...] = ()  # () = CPU always, CUDA when usable; named ones are demanded
     threads: int = os.cpu_count() or 1  # intra-op threads for onnxruntime and torch
     warmup: int = 20  # untimed batch-1 calls before timing
-    runs: int = 200  # timed batch-1 calls (latency percentiles)
+    runs: int | None = None  # timed batch-1 calls (latency percentiles); None: measure.latency_calls decides
     batch: int = 256  # throughput batch size (images)
     sweep: tuple[int, ...] = ()  # more batch sizes whose throughput each row also records (--batch 1,16,64,256)
     batch_runs: int = 5  # timed calls at that batch
@@ -48,7 +48,7 @@ class BenchConfig:
         for p in self.precisions:
             if p not in PRECISION_PROVIDERS:
                 raise ZooError(f"unknown precision {p!r}; choose from {', '.join(PRECISION_PROVIDERS)}")
-        for name, value in (("--repeat", self.runs), ("--batch", min((self.batch, *self.sweep))),
+        for name, value in (("--repeat", self.runs or 1), ("--batch", min((self.batch, *self.sweep))),
                             ("--threads", self.threads)):
             if value < 1:
                 raise ZooError(f"{name} must be >= 1, got {value}")
@@ -117,8 +117,8 @@ def _timed(loaded: list[_Loaded], inputs: _Inputs, cfg: BenchConfig) -> list[dic
                 for b in sorted(set(cfg.sweep) - {cfg.batch})}
     bigs = throughput_rounds(backends, inputs.xb, cfg.warmup, cfg.batch_runs)
     return [{"latency_ms_p50": lat["p50"], "latency_ms_p90": lat["p90"], "latency_ms_p99": lat["p99"],
-             "latency_iqr_rel": lat["iqr_rel"], "load": others.share, "throughput_batch": cfg.batch,
-             "throughput_img_s": big,
+             "latency_iqr_rel": lat["iqr_rel"], "latency_calls": lat["calls"], "load": others.share,
+             "throughput_batch": cfg.batch, "throughput_img_s": big,
              "throughput_by_batch": {**{b: v[i] for b, v in by_batch.items()}, str(cfg.batch): big} if by_batch else {}}
             for i, (lat, big) in enumerate(zip(lats, bigs))]
 

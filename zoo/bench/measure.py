@@ -1,8 +1,9 @@
 """Timing and accuracy measurements over any Backend.
 
 Warm-up runs until the latency is stable (the median of the last WINDOW calls moves < 2% from the window
-before), at least `warmup` calls and at most MAX_WARMUP_S seconds; then `runs` timed calls give the
-percentiles and a noise figure, the relative interquartile range (p75 - p25) / p50.
+before), at least `warmup` calls and at most MAX_WARMUP_S seconds; then `runs` timed calls (by default as many
+as latency_calls says) give the percentiles and a noise figure, the relative interquartile range
+(p75 - p25) / p50.
 
 Several runtimes are timed in rounds (A B C A B C ..., ROUNDS of them), so that a machine whose speed drifts
 during a report (another process, a frequency change) slows every runtime alike instead of whichever ran
@@ -23,6 +24,14 @@ NOISY = 0.10  # relative IQR above which a row is flagged as noisy
 ACCURACY_LOSS = 0.5  # top-1 points lost against PyTorch fp32 that flag a row (fast but wrong)
 BUSY = 0.15  # share of the machine's CPU other processes used while a row's latency was timed that flags it
 ROUNDS = 5  # turns every runtime takes when several are timed together
+# Timed batch-1 calls when no count is asked for: at least MIN_RUNS, and up to TAIL_RUNS while they fit in
+# LATENCY_BUDGET_S, so that p99 rests on >= 10 calls wherever a call takes <= 1 ms. p99 of 200 calls is the
+# second-slowest: over consecutive blocks of one run of 24,000 calls (resnet20.cifar10 in onnxruntime, AMD EPYC,
+# 2 threads, 0.51 ms p50) the p99 of 200-call blocks spread 1.49x (p90/p10 of the blocks; max/min 5.6x), of
+# 1,000-call blocks 1.21x (1.5x), while p50 spread 1.13x and 1.11x (the machine's own drift).
+MIN_RUNS = 200
+TAIL_RUNS = 1000
+LATENCY_BUDGET_S = 1.0
 MIN_TURN_S = 0.05  # the shortest throughput turn (seconds)
 # Between two runtimes' turns the process sleeps until the previous runtime's threads stop spinning: QUIET_SLICES
 # slices of SETTLE_SLICE_S in a row in which the whole process used under QUIET of one core, at most SETTLE_MAX_S.
@@ -47,8 +56,9 @@ def _call_ms(backend, x: np.ndarray) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-def warm_up(backend, x: np.ndarray, min_calls: int) -> int:
-    """Calls until the latency is stable (see the module docstring); returns how many were made."""
+def warm_up(backend, x: np.ndarray, min_calls: int) -> tuple[int, float]:
+    """Calls until the latency is stable (see the module docstring); returns how many were made and the last
+    window's median (ms)."""
     start, calls, previous = time.perf_counter(), 0, None
     while True:
         window = [_call_ms(backend, x) for _ in range(WINDOW)]
@@ -56,8 +66,15 @@ def warm_up(backend, x: np.ndarray, min_calls: int) -> int:
         median = float(np.median(window))
         stable = previous is not None and abs(median - previous) <= STABLE * previous
         if (calls >= min_calls and stable) or time.perf_counter() - start > MAX_WARMUP_S:
-            return calls
+            return calls, median
         previous = median
+
+
+def latency_calls(call_ms: float, runs: int | None) -> int:
+    """Timed batch-1 calls: `runs` when asked for, else MIN_RUNS to TAIL_RUNS (see there)."""
+    if runs is not None:
+        return runs
+    return max(MIN_RUNS, min(TAIL_RUNS, round(LATENCY_BUDGET_S * 1e3 / max(call_ms, 1e-6))))
 
 
 def _start_turn(backends: list, b, x: np.ndarray, untimed: int) -> None:
@@ -83,25 +100,26 @@ def settle(max_s: float = SETTLE_MAX_S) -> float:
 def _latency_stats(t: np.ndarray, warm: int) -> dict[str, float]:
     p25, p50, p75 = np.percentile(t, [25, 50, 75])
     return {"p50": float(p50), "p90": float(np.percentile(t, 90)), "p99": float(np.percentile(t, 99)),
-            "mean": float(t.mean()), "iqr_rel": float((p75 - p25) / p50) if p50 > 0 else 0.0, "warmup_calls": warm}
+            "mean": float(t.mean()), "iqr_rel": float((p75 - p25) / p50) if p50 > 0 else 0.0, "warmup_calls": warm,
+            "calls": len(t)}
 
 
-def latency_ms(backend, x: np.ndarray, warmup: int, runs: int) -> dict[str, float]:
+def latency_ms(backend, x: np.ndarray, warmup: int, runs: int | None) -> dict[str, float]:
     """Per-call latency percentiles (ms) of backend.predict(x) after a warm-up, and the noise figure."""
     return latency_rounds([backend], x, warmup, runs, rounds=1)[0]
 
 
-def latency_rounds(backends: list, x: np.ndarray, warmup: int, runs: int, rounds: int = ROUNDS) -> list[dict]:
-    """latency_ms of every backend, timed in interleaved rounds of runs / rounds calls each (module docstring)."""
+def latency_rounds(backends: list, x: np.ndarray, warmup: int, runs: int | None, rounds: int = ROUNDS) -> list[dict]:
+    """latency_ms of every backend, timed in interleaved rounds of a fifth of its calls each (module docstring)."""
     warm = [warm_up(b, x, warmup) for b in backends]
-    rounds = max(1, min(rounds, runs))
+    counts = [latency_calls(ms, runs) for _, ms in warm]
+    rounds = max(1, min(rounds, *counts))
     times: list[list[float]] = [[] for _ in backends]
     for r in range(rounds):
-        per = runs // rounds + (r < runs % rounds)
-        for b, t in zip(backends, times):
+        for b, t, n in zip(backends, times, counts):
             _start_turn(backends, b, x, WINDOW)
-            t += [_call_ms(b, x) for _ in range(per)]
-    return [_latency_stats(np.array(t), w) for t, w in zip(times, warm)]
+            t += [_call_ms(b, x) for _ in range(n // rounds + (r < n % rounds))]
+    return [_latency_stats(np.array(t), calls) for t, (calls, _) in zip(times, warm)]
 
 
 def throughput(backend, x: np.ndarray, warmup: int, runs: int) -> float:

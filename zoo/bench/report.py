@@ -82,8 +82,8 @@ def to_markdown(report: dict) -> str:
 
 
 def to_csv(report: dict) -> str:
-    keys = [k for k, _, _ in COLUMNS] + ["throughput_batch", "eager_throughput_img_s", "eval_set", "weights",
-                                         "threads"]
+    keys = [k for k, _, _ in COLUMNS] + ["throughput_batch", "eager_throughput_img_s", "latency_calls", "eval_set",
+                                         "weights", "threads"]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
     w.writeheader()

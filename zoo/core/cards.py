@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from zoo.core.errors import ZooError
 
 RUN_CARD_SCHEMA = 2  # 1: dict cards with `model` and the environment at the top level
-BENCH_ROW_SCHEMA = 4  # 2: noise, load and flags; 3: runtime, agreement with PyTorch, load time; 4: batch sweep
+BENCH_ROW_SCHEMA = 5  # 2: noise, load and flags; 3: runtime, agreement with PyTorch, load time; 4: batch sweep;
+# 5: how many calls the latency percentiles rest on
 
 
 SEAL = "card_sha256"  # a card's own checksum: the card is what names the other files' hashes
@@ -149,6 +150,7 @@ class BenchRow(_Card):
     torch_top1_change: float | None = None  # points against PyTorch fp32 eager on the same images
     load_s: float | None = None  # seconds to load (and compile) the model in this runtime
     latency_iqr_rel: float | None = None  # noise: (p75 - p25) / p50 of the batch-1 calls
+    latency_calls: int | None = None  # how many timed batch-1 calls the percentiles rest on
     load: float | None = None  # share of the CPU other processes used while this row's latency was timed
     flags: list = field(default_factory=list)  # "busy (...)", "noisy (...)": timing not to be trusted as is
     throughput_by_batch: dict = field(default_factory=dict)  # {"1": img/s, "16": ...} with --batch 1,16,64,256
