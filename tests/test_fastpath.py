@@ -111,6 +111,19 @@ def test_noise_alone_makes_a_decision_provisional(monkeypatch):
     assert fastpath.measure("resnet20", "cifar10", 8, total_images=0, log=lambda s: None).provisional
 
 
+def test_steps_that_scatter_are_final_once_their_median_is_pinned(monkeypatch):
+    """Steps scattered by +-20% (a cloud VM's usual): 6 timed steps leave the median uncertain (+-8%, provisional),
+    24 pin it (+-4%): the decision is final and the next run does not measure again."""
+    script(monkeypatch, lambda p, n: SPEED[p.label] * (0.8, 1.1, 0.9, 1.2, 1.0)[n % 5])
+    few = fastpath.measure("resnet20", "cifar10", 8, total_images=0, log=lambda s: None)
+    assert few.noise > 0.15 and few.provisional
+    monkeypatch.setattr(fastpath, "MIN_ROUNDS", 12)
+    said = []
+    many = fastpath.measure("resnet20", "cifar10", 8, total_images=0, log=said.append)
+    assert many.noise > 0.15 and not many.provisional and many.label == "bf16+cl"
+    assert "median +-" in said[-1]
+
+
 def test_a_damaged_cache_is_measured_afresh(monkeypatch, tmp_path):
     script(monkeypatch, lambda p, n: SPEED[p.label])
     fastpath.cache_file().parent.mkdir(parents=True, exist_ok=True)
