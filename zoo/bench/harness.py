@@ -48,8 +48,8 @@ class BenchConfig:
         for p in self.precisions:
             if p not in PRECISION_PROVIDERS:
                 raise ZooError(f"unknown precision {p!r}; choose from {', '.join(PRECISION_PROVIDERS)}")
-        for name, value in (("--repeat", self.runs or 1), ("--batch", min((self.batch, *self.sweep))),
-                            ("--threads", self.threads)):
+        for name, value in (("--repeat", 1 if self.runs is None else self.runs),
+                            ("--batch", min((self.batch, *self.sweep))), ("--threads", self.threads)):
             if value < 1:
                 raise ZooError(f"{name} must be >= 1, got {value}")
         if self.warmup < 0:

@@ -110,7 +110,7 @@ def latency_ms(backend, x: np.ndarray, warmup: int, runs: int | None) -> dict[st
 
 
 def latency_rounds(backends: list, x: np.ndarray, warmup: int, runs: int | None, rounds: int = ROUNDS) -> list[dict]:
-    """latency_ms of every backend, timed in interleaved rounds of a fifth of its calls each (module docstring)."""
+    """latency_ms of every backend, timed in interleaved rounds of 1/rounds of its calls each (module docstring)."""
     warm = [warm_up(b, x, warmup) for b in backends]
     counts = [latency_calls(ms, runs) for _, ms in warm]
     rounds = max(1, min(rounds, *counts))
@@ -119,7 +119,7 @@ def latency_rounds(backends: list, x: np.ndarray, warmup: int, runs: int | None,
         for b, t, n in zip(backends, times, counts):
             _start_turn(backends, b, x, WINDOW)
             t += [_call_ms(b, x) for _ in range(n // rounds + (r < n % rounds))]
-    return [_latency_stats(np.array(t), calls) for t, (calls, _) in zip(times, warm)]
+    return [_latency_stats(np.array(t), warm_calls) for t, (warm_calls, _) in zip(times, warm)]
 
 
 def throughput(backend, x: np.ndarray, warmup: int, runs: int) -> float:
