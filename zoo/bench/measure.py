@@ -44,9 +44,11 @@ SETTLE_SLICE_S = 0.005
 QUIET_SLICES = 3
 SETTLE_MAX_S = 0.2
 QUIET = 0.1
-# A throughput call at least this long needs no untimed call before its turn. Measured on ResNet-18 at batch 256
-# (Intel Xeon with AMX, 2 cores; 0.9-1.5 s calls), onnxruntime / OpenVINO / eager with and without it, two runs
-# each: 287-295 / 293-300 / 175-177 with it and 293-295 / 293 / 155-173 img/s without, in 60% of the time.
+# A throughput call at least this long ends the warm-up (_warm_call_s). Every turn still starts with one untimed
+# call, however long: on an Intel Xeon with AMX dropping it for calls this long changed nothing (ResNet-18 at 256,
+# onnxruntime / OpenVINO / eager: 287-295 / 293-300 / 175-177 img/s with it, 293-295 / 293 / 155-173 without), but
+# on an AMD EPYC the first eager call after onnxruntime's turn is slow: eager ResNet-18 alone 121 / 125 / 124 img/s,
+# beside onnxruntime without the untimed call 114 / 107 / 116, with it 132 / 113 / 139 (three alternations).
 LONG_CALL_S = 0.25
 
 
@@ -130,18 +132,16 @@ def throughput(backend, x: np.ndarray, warmup: int, runs: int) -> float:
 def throughput_rounds(backends: list, x: np.ndarray, warmup: int, runs: int, rounds: int = ROUNDS) -> list[float]:
     """Images per second of every backend at batch len(x), in interleaved rounds: at least `runs` timed calls
     each, and each turn at least MIN_TURN_S long (a turn of one 0.5 ms call measures the switch, not the
-    runtime: a small batch gets as many calls as fill the turn). A turn of calls of LONG_CALL_S or more starts
-    without an untimed call (what it refills is < 1% of such a call)."""
+    runtime: a small batch gets as many calls as fill the turn), after one untimed call (LONG_CALL_S says why)."""
     rounds = max(1, min(rounds, runs))
-    per_turn, untimed = [], []
+    per_turn = []
     for b in backends:
         call_s = _warm_call_s(b, x, max(2, warmup // 10 + 1))
         per_turn.append(max(-(-runs // rounds), math.ceil(MIN_TURN_S / max(call_s, 1e-6))))
-        untimed.append(0 if call_s >= LONG_CALL_S else 1)
     seconds = [0.0] * len(backends)
     for _ in range(rounds):
         for i, b in enumerate(backends):
-            _start_turn(backends, b, x, untimed[i])
+            _start_turn(backends, b, x, 1)
             t0 = time.perf_counter()
             for _ in range(per_turn[i]):
                 b.predict(x)
