@@ -7,8 +7,7 @@ then `steps` timed ones, so that a VM whose speed drifts slows all three alike: 
 (until session 16), the tutorial loop alone read 390 and 509 img/s in two idle runs on the same AMD EPYC.
 Every turn starts its loop's batches afresh: the tutorial DataLoader's two workers start with the turn (their
 start-up falls in the SETTLE steps) and stop with it, so they neither work beside the other loops nor hand the
-next turn batches made while it was not timed (kept alive, they made the tutorial loop read 20-40% faster and
-the others slower). The SETTLE steps also pay (a)'s compilation in the first turn.
+next turn batches made while it was not timed. The SETTLE steps also pay (a)'s compilation in the first turn.
 
 `probe="after a busy probe"` first probes while one spinning process per core competes (as a test suite
 beside a training run would): that decision must come out provisional, and the path measured is the one
