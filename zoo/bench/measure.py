@@ -155,15 +155,11 @@ def _warm_call_s(backend, x: np.ndarray, calls: int) -> float:
     first call costs at most ~1.5x a later one, so such a call is surely long, and the next one is already
     steady (ResNet-18 at batch 256, AMD EPYC, 2 threads: eager 2.96 then 2.13, 2.01, 2.07 s; OpenVINO 1.00
     then 0.67, 0.69; onnxruntime 0.79 then 0.80, 0.73)."""
-    t0 = time.perf_counter()
-    backend.predict(x)
-    call_s = time.perf_counter() - t0
+    call_s = _call_ms(backend, x) / 1e3
     if call_s >= 2 * LONG_CALL_S:
         return call_s
     for _ in range(calls - 1):
-        t0 = time.perf_counter()
-        backend.predict(x)
-        call_s = time.perf_counter() - t0
+        call_s = _call_ms(backend, x) / 1e3
         if call_s >= LONG_CALL_S:
             break
     return call_s
