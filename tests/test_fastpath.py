@@ -124,6 +124,24 @@ def test_steps_that_scatter_are_final_once_their_median_is_pinned(monkeypatch):
     assert "median +-" in said[-1]
 
 
+def test_a_decision_measured_with_another_allocator_setting_is_measured_again(monkeypatch):
+    """Decisions cached before zoo kept freed memory (core/memory.py) hold figures of another allocator."""
+    script(monkeypatch, lambda p, n: SPEED[p.label])
+    first = fastpath.choose("resnet20", "cifar10", "cpu", 8, log=lambda s: None)
+    assert first.freed_memory_kept is fastpath.keep_freed_memory()
+    cache = json.loads(fastpath.cache_file().read_text())
+    for entry in cache.values():
+        del entry["freed_memory_kept"]  # as an entry written before the field existed reads
+    fastpath.cache_file().write_text(json.dumps(cache))
+    monkeypatch.setattr(fastpath, "keep_freed_memory", lambda: True)
+    calls, said = [], []
+    script(monkeypatch, lambda p, n: SPEED[p.label], calls)
+    again = fastpath.choose("resnet20", "cifar10", "cpu", 8, log=said.append)
+    assert calls and again.freed_memory_kept and "measured without freed memory kept" in said[0]
+    calls.clear()
+    assert fastpath.choose("resnet20", "cifar10", "cpu", 8, log=said.append) == again and calls == []
+
+
 def test_a_damaged_cache_is_measured_afresh(monkeypatch, tmp_path):
     script(monkeypatch, lambda p, n: SPEED[p.label])
     fastpath.cache_file().parent.mkdir(parents=True, exist_ok=True)

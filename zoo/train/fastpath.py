@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from zoo.core.env import OthersWatch, machine, now
 from zoo.core.io import atomic_write_json, cache_dir
+from zoo.core.memory import keep_freed_memory
 from zoo.data.specs import get_dataset_spec
 from zoo.models import create_model
 from zoo.train.loop import autocast
@@ -66,6 +67,7 @@ class FastPath:
     provisional: bool = False  # measured on a busy machine or too noisily: the next run measures again
     measured: str = ""  # when (UTC)
     candidates: dict = field(default_factory=dict)  # every candidate's images/s, by label
+    freed_memory_kept: bool = False  # measured with core.memory.keep_freed_memory() in effect
 
     @property
     def label(self) -> str:
@@ -188,7 +190,7 @@ def measure(arch: str, dataset: str, batch: int, total_images: int, log=print) -
     error = _median_error(winner.times)
     provisional = watch.share > BUSY or error > NOISY
     best = replace(best, others=round(watch.share, 3), provisional=provisional, measured=now(),
-                   candidates={c.label: round(c.images_per_s, 1) for c in timed})
+                   candidates={c.label: round(c.images_per_s, 1) for c in timed}, freed_memory_kept=keep_freed_memory())
     why = f"; provisional (others used {watch.share:.0%} of the CPU, its median +-{error:.0%}): measured again " \
           f"next run" if provisional else ""
     log("fast path: " + ", ".join(f"{c.label} {c.images_per_s:.0f} img/s" for c in timed)
@@ -215,17 +217,23 @@ def _entry(value) -> FastPath | None:
 def choose(arch: str, dataset: str, device: str, batch: int, total_images: int = 0, reprobe: bool = False,
            log=None) -> FastPath:
     """The remembered decision for this model, batch and machine; measured when there is none, when it is
-    provisional, or when `reprobe`."""
+    provisional, when it was measured with another allocator setting than this process has (core/memory.py:
+    the figures and even the winner change with it), or when `reprobe`."""
     if device == "cuda":  # tensor cores: bf16 + channels_last + compile is the known-good GPU path
         return FastPath("bf16", True, True)
     key = _key(arch, dataset, batch)
     cached = _entry(_read_cache().get(key))
-    if cached is not None and not cached.provisional and not reprobe:
+    kept = keep_freed_memory()  # training keeps freed memory (runtime.py): the probe measures with it
+    if cached is not None and not cached.provisional and cached.freed_memory_kept == kept and not reprobe:
         return cached
     log = log or (lambda s: print(s, flush=True))
     if cached is not None and cached.provisional and not reprobe:
         log(f"fast path: the remembered decision ({cached.label}, {cached.measured}) is provisional (others used "
             f"{cached.others:.0%} of the CPU, noise {cached.noise:.0%}); measuring again")
+    elif cached is not None and not reprobe:
+        log(f"fast path: the remembered decision ({cached.label}, {cached.measured}) was measured "
+            f"{'with' if cached.freed_memory_kept else 'without'} freed memory kept, this run is "
+            f"{'with' if kept else 'without'}; measuring again")
     best = measure(arch, dataset, batch, total_images, log=log)
     cache = _read_cache()
     cache[key] = asdict(best)

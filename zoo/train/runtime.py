@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from zoo.core.errors import ZooError
+from zoo.core.memory import keep_freed_memory
 from zoo.train.fastpath import choose
 
 
@@ -44,6 +45,7 @@ class Runtime:
     world_size: int = 1  # data-parallel processes (torchrun)
     probed: float = 0.0  # images/s the fast-path probe measured for this path (0: not chosen by a probe)
     provisional: bool = False  # that probe ran on a busy machine: training re-probes once it is idle
+    freed_memory_kept: bool = False  # glibc keeps what a step frees for the next one (core/memory.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,7 +53,9 @@ class Runtime:
 
 def resolve_runtime(req: RuntimeRequest, arch: str, dataset: str, batch_per_rank: int, total_images: int,
                     world: int) -> Runtime:
-    """Fill in every "auto" (probing the fast path only if something is left to choose)."""
+    """Fill in every "auto" (probing the fast path only if something is left to choose). Keeps freed memory
+    in the process first, so that the probe measures the allocator training runs with."""
+    kept = keep_freed_memory()
     auto = None
     if "auto" in (req.precision, req.compile):
         auto = choose(arch, dataset, req.device, batch_per_rank, total_images, reprobe=req.reprobe)
@@ -62,7 +66,7 @@ def resolve_runtime(req: RuntimeRequest, arch: str, dataset: str, batch_per_rank
         cl = auto.channels_last if auto else req.device == "cuda"
     probed = auto is not None and (precision, compiled, cl) == (auto.precision, auto.compile, auto.channels_last)
     return Runtime(req.device, precision, compiled, cl, world, auto.images_per_s if probed else 0.0,
-                   auto.provisional if probed else False)
+                   auto.provisional if probed else False, kept)
 
 
 @dataclass
