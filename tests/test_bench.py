@@ -1,6 +1,7 @@
 import csv
 import json
 import math
+import platform
 import subprocess
 import sys
 
@@ -38,6 +39,7 @@ def test_report_schema(report_dir):
     from_json(report)  # every row reads back as a BenchRow
     env = report["environment"]
     assert {"cpu", "threads", "onnxruntime", "torch", "git_sha", "date", "providers"} <= set(env)
+    assert env["freed_memory_kept"] is (platform.libc_ver()[0] == "glibc")  # eager's allocator (core/memory.py)
     rows = report["rows"]
     assert {(r["precision"], r["provider"]) for r in rows} == {("fp32", "cpu"), ("int8", "cpu"), ("-", "null")}
     fp32 = next(r for r in rows if r["precision"] == "fp32")
@@ -57,7 +59,7 @@ def test_report_schema(report_dir):
 
 def test_rendered_files(report_dir):
     md = (report_dir / "report.md").read_text()
-    assert "| model | dataset |" in md and "CPU:" in md
+    assert "| model | dataset |" in md and "CPU:" in md and "freed memory kept (glibc): " in md
     rows = list(csv.DictReader((report_dir / "report.csv").open()))
     assert len(rows) == 3 and rows[0]["arch"] == "mlp"
     for png in ("accuracy_vs_latency.png", "accuracy_vs_size.png"):

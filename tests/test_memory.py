@@ -42,3 +42,20 @@ def test_training_records_the_setting(monkeypatch):
     monkeypatch.setattr(runtime, "choose", lambda *a, **k: FastPath("fp32"))
     rt = runtime.resolve_runtime(runtime.RuntimeRequest(), "cnn", "mnist", 8, 80, 1)
     assert rt.freed_memory_kept and rt.to_dict()["freed_memory_kept"] is True
+
+
+PEAK = """
+from zoo.core.env import PeakMemory
+from zoo.core.memory import keep_freed_memory
+assert keep_freed_memory()
+block = bytearray(30 << 20)
+del block  # kept by the process
+with PeakMemory() as mem:
+    block = bytearray(25 << 20)
+print(mem.added_mb)
+"""
+
+
+def test_a_peak_memory_window_is_not_hidden_by_memory_kept_before_it():
+    out = subprocess.run([sys.executable, "-c", PEAK], capture_output=True, text=True, check=True)
+    assert float(out.stdout.split()[-1]) > 20  # reusing the kept 30 MB it would have read ~0

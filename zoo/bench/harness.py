@@ -20,6 +20,7 @@ from zoo.bench.measure import ROUNDS, flags, latency_rounds, predictions, throug
 from zoo.core.cards import BenchRow
 from zoo.core.env import OthersWatch, PeakMemory, environment as env_record, other_load
 from zoo.core.errors import ZooError
+from zoo.core.memory import keep_freed_memory
 from zoo.core.sources import Target, resolve
 from zoo.data import DataOptions, DatasetSpec, EvalSet, load_eval_set, spec_of
 from zoo.export import GateFailed, build_model, exported, torch_logits
@@ -136,6 +137,7 @@ def bench_target(target: Target, cfg: BenchConfig, providers: list[str], data: D
     """Rows for one target; with `notes`, a precision whose export fails its gate is noted and skipped.
     `phase` is told what is being done (export, accuracy through a runtime, timing) as it starts."""
     data = data or DataOptions()
+    keep_freed_memory()  # eager as PyTorch's CPU guide runs it: the file runtimes' arenas keep theirs (core/memory.py)
     spec = spec_of(target.dataset, target.weights)
     ev = load_eval_set(spec, data)
     note = data_note(ev)
@@ -265,4 +267,5 @@ def environment(cfg: BenchConfig, providers: list[str], load_before: float) -> d
     env = env_record("onnxruntime", "torch")
     return {**env, "cpu": env.pop("machine"), "gpu": torch.cuda.get_device_name(0) if "cuda" in providers else None,
             "providers": providers, "threads": cfg.threads, "config": asdict(cfg),
+            "freed_memory_kept": keep_freed_memory(),
             "load_before": load_before, "load_after": other_load()}

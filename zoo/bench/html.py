@@ -9,7 +9,7 @@ import base64
 import html
 from pathlib import Path
 
-from zoo.bench.report import COLUMNS, FLAGS_NOTE, cell, sort_rows
+from zoo.bench.report import COLUMNS, FLAGS_NOTE, cell, environment_line, sort_rows
 from zoo.core.io import atomic_write_bytes
 
 STYLE = """
@@ -96,11 +96,7 @@ def to_html(report: dict, plots: list[Path]) -> str:
         quiet.append(FLAGS_NOTE)
     quiet += [f"{r.name}: not measured: {r.error}" for r in report["rows"] if r.error]
     cfg = env.get("config", {})
-    env_line = (f"CPU: {env.get('cpu')}; GPU: {env.get('gpu') or 'none'}; providers: "
-                f"{', '.join(env.get('providers', []))}; threads: {env.get('threads')}; onnxruntime "
-                f"{env.get('onnxruntime')}, torch {env.get('torch')}, zoo {env.get('zoo')}, git "
-                f"{env.get('git_sha') or '-'}; other load before/after {env.get('load_before', 0):.1f}/"
-                f"{env.get('load_after', 0):.1f}. Latency: batch 1 after {cfg.get('warmup')} warm-up calls, "
+    env_line = (f"{environment_line(env)}. Latency: batch 1 after {cfg.get('warmup')} warm-up calls, "
                 f"{cfg.get('runs')} timed; throughput at batch {cfg.get('batch')}.")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>zoo bench — {_esc(env.get('date'))}</title>"
             f"<style>{STYLE}</style></head><body>"

@@ -59,13 +59,20 @@ def sort_rows(rows: list[BenchRow]) -> list[BenchRow]:
                                        r.provider, r.precision, r.runtime))
 
 
+def environment_line(env: dict) -> str:
+    """What the figures were measured on and with, for the reports' headers."""
+    kept = env.get("freed_memory_kept")
+    return (f"CPU: {env.get('cpu')}; GPU: {env.get('gpu') or 'none'}; providers: "
+            f"{', '.join(env.get('providers', []))}; threads: {env.get('threads')}; onnxruntime "
+            f"{env.get('onnxruntime')}, torch {env.get('torch')}, zoo "
+            f"{env.get('zoo')}, git {env.get('git_sha') or '-'}; freed memory kept (glibc): "
+            f"{'-' if kept is None else 'yes' if kept else 'no'}; other load before/after "
+            f"{env.get('load_before', 0):.1f}/{env.get('load_after', 0):.1f}")
+
+
 def to_markdown(report: dict) -> str:
     env = report["environment"]
-    lines = [f"# zoo bench — {env['date']}", "",
-             f"CPU: {env['cpu']}; GPU: {env.get('gpu') or 'none'}; providers: {', '.join(env['providers'])}; "
-             f"threads: {env['threads']}; onnxruntime {env['onnxruntime']}, torch {env['torch']}, zoo {env['zoo']}"
-             f", git {env.get('git_sha') or '-'}; other load before/after "
-             f"{env.get('load_before', 0):.1f}/{env.get('load_after', 0):.1f}", "",
+    lines = [f"# zoo bench — {env['date']}", "", environment_line(env), "",
              *[f"**{n}**" for n in report.get("notes", []) if "accuracy measured" in n],
              "", "| " + " | ".join(h for _, h, _ in COLUMNS) + " | eval set |",
              "|" + "---|" * (len(COLUMNS) + 1)]

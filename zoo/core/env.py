@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cpuinfo
 
+from zoo.core.memory import release_freed_memory
 from zoo.core.version import __version__
 
 # Widest matrix/vector extension first: it decides training speed (bf16 autocast is 4x faster than fp32
@@ -169,6 +170,7 @@ class PeakMemory:
 
     def __enter__(self) -> PeakMemory:
         self.added_mb: float | None = None
+        release_freed_memory()  # else what an earlier pass freed and kept would hide what this one allocates
         try:
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")  # reset the peak resident set size to the current one
