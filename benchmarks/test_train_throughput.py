@@ -12,7 +12,7 @@ next turn batches made while it was not timed. The SETTLE steps also pay (a)'s c
 (a) and (b) run in this process, which keeps freed memory as `zoo train` does (zoo.core.memory, set by the
 fast-path choice); (c) runs in a process of its own with glibc's allocator as a user's script has it, and
 waits for its turn on a pipe. In one process (c) would borrow zoo's setting: it speeds fp32 eager steps of the
-MNIST CNN 1.4-1.5x as well (benchmarks/freed_memory.py).
+MNIST CNN 1.3-1.7x as well (benchmarks/freed_memory.py).
 
 `probe="after a busy probe"` first probes while one spinning process per core competes (as a test suite
 beside a training run would): that decision must come out provisional, and the path measured is the one

@@ -7,20 +7,21 @@ again, page by page. Profiled on the MNIST CNN (bf16 + channels_last, batch 500,
 ReLU backward and the max-pool backward's zero fill (memory-bound ops that are the first to touch new
 buffers) took 5.6 and 2.2 ms a call, against 0.6 ms for the same ReLU backward on reused memory.
 
-keep_freed_memory() raises both thresholds (mallopt, at run time: the same effect as the jemalloc/tcmalloc
-preload that PyTorch's CPU tuning guide and torch.backends.xeon.run_cpu use, without a library to install).
-One training step's images/s, the same process setup otherwise (AMD EPYC, AVX512-BF16, 2 threads; two runs
-each, `benchmarks/test_train_throughput.py` has the end-to-end figures): MNIST CNN bf16+cl 9,836-12,708 ->
-20,715-28,161; ResNet-20 bf16+cl batch 256 851-982 -> 1,259-1,310; fp32 eager within the noise (533-592 vs
-489-578). The price: the process keeps its peak heap (the training working set, which it needs again at the
-next step). Tensors over the mmap threshold's ceiling (32 MiB) are still mapped afresh.
+keep_freed_memory() maps no block on its own and lets up to 1 GiB lie free at the heap's top (mallopt, at run
+time: what the jemalloc/tcmalloc preload of PyTorch's CPU tuning guide and torch.backends.xeon.run_cpu buys,
+with nothing to install). `python benchmarks/freed_memory.py` (each setting in a fresh process, A B A B; AMD
+EPYC, AVX512-BF16, 2 threads, idle), images/s of the median training step, default -> kept: MNIST CNN at
+batch 500, bf16 + channels_last 11,195 / 14,859 / 11,180 -> 20,989 / 22,706 / 17,125 (1.53-1.87x), fp32
+1.27-1.72x; ResNet-20 at batch 256, bf16 + channels_last 1.13-1.37x, fp32 1.12-1.44x. The price: the process
+keeps its peak heap (the training working set, which the next step needs again). Raising only the mmap
+threshold (to its 32 MiB ceiling) left every tensor over 32 MiB mapped afresh: eager ResNet-18 inference ran
+~160 img/s at batch 250 and ~130 at 500 against ~270 at 64.
 
-PyTorch eager inference gains as much at large batches (batch 256, median call, separate processes, same
-CPU: ResNet-20 1,108-1,131 -> 1,985-2,017 img/s, the CIFAR CNN 1,996-2,072 -> 3,234-3,237, ResNet-18 120-138
--> 138-145, AlexNet 2,384-2,564 -> 2,646-2,704), so `zoo bench` times eager with freed memory kept as well:
-onnxruntime's and OpenVINO's arenas keep theirs, and eager without it would flatter them. A peak-memory
-window hands the kept memory back first (release_freed_memory), or what one runtime freed would hide what
-the next one allocates.
+PyTorch eager inference gains as much at large batches (`--infer`, batch 256, two pairs: ResNet-18 106 / 118
+-> 239 / 245 img/s, ResNet-20 1.60-2.01x, the CIFAR CNN 1.79-1.96x, AlexNet 0.91-1.24x), so `zoo bench`
+times eager with freed memory kept as well: onnxruntime's and OpenVINO's arenas keep theirs, and eager
+without it would flatter them. A peak-memory window hands the kept memory back first
+(release_freed_memory), or what one runtime freed would hide what the next one allocates.
 """
 
 from __future__ import annotations
@@ -29,9 +30,8 @@ import ctypes
 import platform
 import sys
 
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # <malloc.h>
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # <malloc.h>
 TRIM_BYTES = 1 << 30  # free heap top kept before glibc returns it to the OS
-MMAP_BYTES = 32 << 20  # glibc's ceiling for the mmap threshold on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX)
 
 
 _kept: bool | None = None  # None: not asked for in this process yet
@@ -54,7 +54,9 @@ def _raise_thresholds() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_BYTES))
+    # No block mapped on its own (glibc still maps one where the heap cannot grow), and up to TRIM_BYTES left
+    # free at the heap's top.
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_BYTES))
 
 
 def release_freed_memory() -> None:
