@@ -68,6 +68,14 @@ def test_rendered_files(report_dir):
     assert "img/s by batch" in page and page.count("data:image/png;base64,") >= 2 and "4: " in page
 
 
+def test_the_method_line_says_how_many_calls_were_timed():
+    from zoo.bench.report import method_line
+
+    automatic = method_line({"warmup": 20, "runs": None, "batch": 256})
+    assert "200-1,000 timed (as many as fit in 1 s" in automatic and "None" not in automatic
+    assert "5 timed; throughput at batch 16" in method_line({"warmup": 2, "runs": 5, "batch": 16})
+
+
 def test_report_rerenders_without_measuring(report_dir, tmp_path, monkeypatch, capsys):
     import zoo.bench.harness as harness
     monkeypatch.setattr(harness, "bench_target", lambda *a, **k: pytest.fail("zoo report must not measure"))

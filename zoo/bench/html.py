@@ -9,7 +9,7 @@ import base64
 import html
 from pathlib import Path
 
-from zoo.bench.report import COLUMNS, FLAGS_NOTE, cell, environment_line, sort_rows
+from zoo.bench.report import COLUMNS, FLAGS_NOTE, cell, environment_line, method_line, sort_rows
 from zoo.core.io import atomic_write_bytes
 
 STYLE = """
@@ -96,8 +96,7 @@ def to_html(report: dict, plots: list[Path]) -> str:
         quiet.append(FLAGS_NOTE)
     quiet += [f"{r.name}: not measured: {r.error}" for r in report["rows"] if r.error]
     cfg = env.get("config", {})
-    env_line = (f"{environment_line(env)}. Latency: batch 1 after {cfg.get('warmup')} warm-up calls, "
-                f"{cfg.get('runs')} timed; throughput at batch {cfg.get('batch')}.")
+    env_line = f"{environment_line(env)}. {method_line(cfg)}"
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>zoo bench — {_esc(env.get('date'))}</title>"
             f"<style>{STYLE}</style></head><body>"
             f"<h1>zoo bench — {_esc(env.get('date'))}</h1><div class='env'>{_esc(env_line)}</div>"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rich.table import Table
 
+from zoo.bench.measure import LATENCY_BUDGET_S, MIN_RUNS, TAIL_RUNS
 from zoo.core.cards import BenchRow
 from zoo.core.errors import ZooError
 from zoo.core.io import atomic_write_bytes, read_json
@@ -70,6 +71,15 @@ def environment_line(env: dict) -> str:
             f"{env.get('load_before', 0):.1f}/{env.get('load_after', 0):.1f}")
 
 
+def method_line(cfg: dict) -> str:
+    """How latency and throughput were taken, for the reports' headers."""
+    runs = cfg.get("runs")
+    timed = (f"{runs} timed" if runs is not None else f"{MIN_RUNS}-{TAIL_RUNS:,} timed (as many as fit in "
+             f"{LATENCY_BUDGET_S:g} s; each row's count in report.json)")
+    return (f"Latency: batch 1, after at least {cfg.get('warmup')} warm-up calls (until stable), {timed}; "
+            f"throughput at batch {cfg.get('batch')}.")
+
+
 def to_markdown(report: dict) -> str:
     env = report["environment"]
     lines = [f"# zoo bench — {env['date']}", "", environment_line(env), "",
@@ -79,8 +89,7 @@ def to_markdown(report: dict) -> str:
     for r in sort_rows(report["rows"]):
         lines.append("| " + " | ".join(cell(r, k, f) for k, _, f in COLUMNS) + f" | {r.eval_set} |")
     lines.append("")
-    lines.append(f"Latency: batch 1, after {env['config']['warmup']} warm-up calls, {env['config']['runs']} timed; "
-                 f"throughput at batch {env['config']['batch']}. Δ top-1: against fp32 on the same eval set.")
+    lines.append(f"{method_line(env.get('config', {}))} Δ top-1: against fp32 on the same eval set.")
     lines += [f"- {n}" for n in report.get("notes", []) if "accuracy measured" not in n]
     if any(r.flags for r in report["rows"]):
         lines.append(f"- {FLAGS_NOTE}")
