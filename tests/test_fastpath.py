@@ -197,6 +197,16 @@ def test_a_busy_epoch_does_not_trigger_a_re_probe(monkeypatch, tmp_path, fake_ro
     assert probes == []
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="needs Linux /proc")
+def test_a_short_window_is_read_over_its_minimum():
+    """CPU time comes in 10-ms units: over a 1-ms window one unit of another process would read as half the
+    machine (the bench's rows ask for 0.5 s)."""
+    t0 = time.perf_counter()
+    with env.OthersWatch(min_window_s=0.3) as w:
+        pass
+    assert time.perf_counter() - t0 >= 0.3 and 0.0 <= w.share <= 1.0
+
+
 def _burn(seconds):
     end = time.process_time() + seconds
     while time.process_time() < end:

@@ -112,7 +112,7 @@ class _Loaded:
 def _timed(loaded: list[_Loaded], inputs: _Inputs, cfg: BenchConfig) -> list[dict]:
     """Latency and throughput of every loaded runtime, timed together in interleaved rounds (measure.py)."""
     backends = [m.backend for m in loaded]
-    with OthersWatch() as others:  # exact over the timing window, unlike the lagging 1-minute load average
+    with OthersWatch(min_window_s=0.5) as others:  # exact over the timing window, unlike the 1-minute load average
         lats = latency_rounds(backends, inputs.x1, cfg.warmup, cfg.runs)
     by_batch = {str(b): throughput_rounds(backends, inputs.xb[:b], cfg.warmup, cfg.batch_runs)
                 for b in sorted(set(cfg.sweep) - {cfg.batch})}

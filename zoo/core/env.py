@@ -9,6 +9,7 @@ import importlib
 import os
 import platform
 import subprocess
+import time
 from pathlib import Path
 
 import cpuinfo
@@ -135,11 +136,18 @@ class OthersWatch:
         w.share  # 0.02 on an idle machine; 0.5 with a second job using one of two cores
     """
 
+    def __init__(self, min_window_s: float = 0.0):
+        # /proc/stat counts CPU time in 10-ms units: over a 1-ms window (the null backend's 1,000 calls) one
+        # unit of another process's read as "others used 50% of the CPU" (AMD EPYC, session 17). A window
+        # shorter than min_window_s is read over min_window_s (over 2 cores x 0.5 s, a unit is 1%).
+        self.min_window_s = min_window_s
+
     def __enter__(self) -> OthersWatch:
-        self._start = _cpu_seconds(), _own_tree_seconds()
+        self._start, self._t0 = (_cpu_seconds(), _own_tree_seconds()), time.perf_counter()
         return self
 
     def __exit__(self, *exc) -> None:
+        time.sleep(max(0.0, self.min_window_s - (time.perf_counter() - self._t0)))
         (start, own0), end = self._start, _cpu_seconds()
         if start is None or end is None:
             self.share = other_load() / (os.cpu_count() or 1)
