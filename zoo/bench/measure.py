@@ -44,11 +44,14 @@ SETTLE_SLICE_S = 0.005
 QUIET_SLICES = 3
 SETTLE_MAX_S = 0.2
 QUIET = 0.1
-# A throughput call at least this long ends the warm-up (_warm_call_s). Every turn still starts with one untimed
-# call, however long: on an Intel Xeon with AMX dropping it for calls this long changed nothing (ResNet-18 at 256,
-# onnxruntime / OpenVINO / eager: 287-295 / 293-300 / 175-177 img/s with it, 293-295 / 293 / 155-173 without), but
-# on an AMD EPYC the first eager call after onnxruntime's turn is slow: eager ResNet-18 alone 121 / 125 / 124 img/s,
-# beside onnxruntime without the untimed call 114 / 107 / 116, with it 132 / 113 / 139 (three alternations).
+# A throughput call at least this long ends the warm-up (_warm_call_s), and its turns start without an untimed
+# call: it would cost a whole call (up to seconds) per turn, and buys nothing once eager keeps its freed memory
+# (zoo.core.memory). ResNet-18 at batch 256, AMD EPYC, 2 threads, three alternations of throughput_rounds
+# (`python benchmarks/untimed_call.py resnet18.cifar10.onnx`): eager alone 269 / 289 / 255 img/s; beside
+# onnxruntime with the untimed call 273 / 258 / 266 (onnxruntime 344 / 338 / 333), without it 258 / 271 / 271
+# (324 / 348 / 340). Before eager kept its freed memory, the first eager call after onnxruntime's turn ran slow
+# on that EPYC (alone 121-125, beside onnxruntime without the untimed call 107-116, with it 113-139), and
+# session 16 put the call back for every turn; on an Intel Xeon with AMX it had made no difference either way.
 LONG_CALL_S = 0.25
 
 
@@ -132,16 +135,18 @@ def throughput(backend, x: np.ndarray, warmup: int, runs: int) -> float:
 def throughput_rounds(backends: list, x: np.ndarray, warmup: int, runs: int, rounds: int = ROUNDS) -> list[float]:
     """Images per second of every backend at batch len(x), in interleaved rounds: at least `runs` timed calls
     each, and each turn at least MIN_TURN_S long (a turn of one 0.5 ms call measures the switch, not the
-    runtime: a small batch gets as many calls as fill the turn), after one untimed call (LONG_CALL_S says why)."""
+    runtime: a small batch gets as many calls as fill the turn), after one untimed call unless its calls take
+    LONG_CALL_S or more (see there)."""
     rounds = max(1, min(rounds, runs))
-    per_turn = []
+    per_turn, untimed = [], []
     for b in backends:
         call_s = _warm_call_s(b, x, max(2, warmup // 10 + 1))
         per_turn.append(max(-(-runs // rounds), math.ceil(MIN_TURN_S / max(call_s, 1e-6))))
+        untimed.append(0 if call_s >= LONG_CALL_S else 1)
     seconds = [0.0] * len(backends)
     for _ in range(rounds):
         for i, b in enumerate(backends):
-            _start_turn(backends, b, x, 1)
+            _start_turn(backends, b, x, untimed[i])
             t0 = time.perf_counter()
             for _ in range(per_turn[i]):
                 b.predict(x)
