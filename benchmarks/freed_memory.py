@@ -13,42 +13,28 @@ import sys
 
 STEP = """
 import statistics, sys, time
-import torch, torch.nn.functional as F
+import torch
 if sys.argv[1] == "kept":
     from zoo.core.memory import keep_freed_memory
     assert keep_freed_memory(), "not glibc"
-from zoo.models import create_model
+from zoo.train.fastpath import FastPath, _Candidate
 from zoo.train.loop import autocast
 arch, dataset, batch, precision, cl = sys.argv[2].split(":")
-batch, cl = int(batch), cl == "1"
-torch.manual_seed(0)
-model = create_model(arch, dataset).train()
-from zoo.data.specs import get_dataset_spec
-spec = get_dataset_spec(dataset)
-x, y = torch.randn(batch, *spec.input_shape), torch.randint(0, spec.num_classes, (batch,))
-if cl:
-    model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-def infer():
-    t = time.perf_counter()
-    with torch.inference_mode(), autocast(torch.device("cpu"), precision):
-        model(x)
-    return time.perf_counter() - t
-def step():
-    t = time.perf_counter()
-    with autocast(torch.device("cpu"), precision):
-        loss = F.cross_entropy(model(x).float(), y)
-    opt.zero_grad(); loss.backward(); opt.step()
-    return time.perf_counter() - t
+c = _Candidate(arch, dataset, int(batch), FastPath(precision, channels_last=cl == "1"))  # the probe's own step
+step = c.step
 if sys.argv[3] == "infer":
-    model.eval()
-    step = infer
+    c.net.eval()
+    def step():
+        t = time.perf_counter()
+        with torch.inference_mode(), autocast(torch.device("cpu"), precision):
+            c.net(c.x)
+        return time.perf_counter() - t
 for _ in range(5):
     step()
 times, t0 = [], time.perf_counter()
 while len(times) < 8 or (len(times) < 60 and time.perf_counter() - t0 < 5):
     times.append(step())
-print(batch / statistics.median(times))
+print(int(batch) / statistics.median(times))
 """
 
 

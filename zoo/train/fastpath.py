@@ -175,6 +175,7 @@ def _figures(cands: list[_Candidate], batch: int) -> list[FastPath]:
 
 def measure(arch: str, dataset: str, batch: int, total_images: int, log=print) -> FastPath:
     """Time the candidates (module docstring) and return the fastest, with the probe's record."""
+    kept = keep_freed_memory()  # training runs with it (runtime.py): so must what decides its path
     with OthersWatch() as watch:
         cands = [_Candidate(arch, dataset, batch, p) for p in eager_candidates(arch, dataset, log)]
         rounds = time_rounds(cands)
@@ -190,7 +191,7 @@ def measure(arch: str, dataset: str, batch: int, total_images: int, log=print) -
     error = _median_error(winner.times)
     provisional = watch.share > BUSY or error > NOISY
     best = replace(best, others=round(watch.share, 3), provisional=provisional, measured=now(),
-                   candidates={c.label: round(c.images_per_s, 1) for c in timed}, freed_memory_kept=keep_freed_memory())
+                   candidates={c.label: round(c.images_per_s, 1) for c in timed}, freed_memory_kept=kept)
     why = f"; provisional (others used {watch.share:.0%} of the CPU, its median +-{error:.0%}): measured again " \
           f"next run" if provisional else ""
     log("fast path: " + ", ".join(f"{c.label} {c.images_per_s:.0f} img/s" for c in timed)
@@ -223,7 +224,7 @@ def choose(arch: str, dataset: str, device: str, batch: int, total_images: int =
         return FastPath("bf16", True, True)
     key = _key(arch, dataset, batch)
     cached = _entry(_read_cache().get(key))
-    kept = keep_freed_memory()  # training keeps freed memory (runtime.py): the probe measures with it
+    kept = keep_freed_memory()  # as measure() will, to compare with the decision's record
     if cached is not None and not cached.provisional and cached.freed_memory_kept == kept and not reprobe:
         return cached
     log = log or (lambda s: print(s, flush=True))
