@@ -181,8 +181,7 @@ def measure(arch: str, dataset: str, batch: int, total_images: int, log=print) -
         rounds = time_rounds(cands)
         timed = _figures(cands, batch)
         best, winner = max(zip(timed, cands), key=lambda fc: fc[0].images_per_s)
-        figures = {c.label: c.images_per_s for c in timed}
-        verdict = ""
+        beside, verdict = {}, ""  # the eager figure compile was judged against, and the log's words for it
         if total_images / best.images_per_s > 600:  # > 10 min of training: worth ~1 min of compilation
             pair = [_Candidate(arch, dataset, batch, p) for p in (best, replace(best, compile=True))]
             rounds += time_rounds(pair)
@@ -190,15 +189,16 @@ def measure(arch: str, dataset: str, batch: int, total_images: int, log=print) -
             timed.append(compiled)
             # compile is judged against the eager path timed in its own rounds, not in the first ones: both
             # figures are said and kept, or the record would show compile ahead of a path that beat it
-            figures |= {compiled.label: compiled.images_per_s, f"{eager.label} beside compile": eager.images_per_s}
+            beside = {f"{eager.label} beside compile": eager.images_per_s}
             verdict = (f" ({eager.label} {eager.images_per_s:.0f} in the same rounds: "
                        f"{compiled.images_per_s / eager.images_per_s:.2f}x, compile needs {COMPILE_MARGIN:.2f}x)")
             if compiled.images_per_s > COMPILE_MARGIN * eager.images_per_s:
                 best, winner = compiled, pair[1]
     error = _median_error(winner.times)
     provisional = watch.share > BUSY or error > NOISY
-    best = replace(best, others=round(watch.share, 3), provisional=provisional, measured=now(),
-                   candidates={k: round(v, 1) for k, v in figures.items()}, freed_memory_kept=kept)
+    figures = {c.label: round(c.images_per_s, 1) for c in timed} | {k: round(v, 1) for k, v in beside.items()}
+    best = replace(best, others=round(watch.share, 3), provisional=provisional, measured=now(), candidates=figures,
+                   freed_memory_kept=kept)
     why = f"; provisional (others used {watch.share:.0%} of the CPU, its median +-{error:.0%}): measured again " \
           f"next run" if provisional else ""
     log("fast path: " + ", ".join(f"{c.label} {c.images_per_s:.0f} img/s" for c in timed) + verdict
