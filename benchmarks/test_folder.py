@@ -73,7 +73,7 @@ def test_decoding_a_folder_beats_imagefolder_and_the_second_start_is_fast(benchm
     print(f"\n{n:,} {kind} PNG images: zoo decode into the cache {zoo_rate:,.0f} img/s ({zoo_s:.2f} s), "
           f"torchvision ImageFolder + DataLoader(num_workers=2) {tv:,.0f} img/s: {zoo_rate / tv:.2f}x; "
           f"second run's start {hit_s:.2f} s")
-    assert zoo_rate >= 4.0 * tv  # issue 20's target; measured 3.99-5.62x over five runs (README)
+    assert zoo_rate >= 4.0 * tv  # the target; measured 3.99-5.62x over five runs (docs/measurements.md)
     assert hit_s <= 2.0
 
 

@@ -1,10 +1,10 @@
-"""Training images/s side by side: (a) zoo's fast path, (b) eager fp32 with zoo's loader,
+"""Training images/s side by side (reported in docs/measurements.md, Training throughput): (a) zoo's fast path, (b) eager fp32 with zoo's loader,
 (c) a tutorial loop (torchvision DataLoader + transforms, eager fp32). Targets on a 2-core CPU:
 resnet20/CIFAR-10 (a) >= 5x (c) with AMX, >= 2.5x with AVX2; MNIST cnn (a) >= 4x (c).
 
 The three loops are timed in interleaved rounds (a b c, a b c, a b c), each turn SETTLE untimed steps and
-then `steps` timed ones, so that a VM whose speed drifts slows all three alike: timed one after the other
-(until session 16), the tutorial loop alone read 390 and 509 img/s in two idle runs on the same AMD EPYC.
+then `steps` timed ones, so that a VM whose speed drifts slows all three alike: timed one after the
+other, the tutorial loop alone read 390 and 509 img/s in two idle runs on the same AMD EPYC.
 Every turn starts its loop's batches afresh: the tutorial DataLoader's two workers start with the turn (their
 start-up falls in the SETTLE steps) and stop with it, so they neither work beside the other loops nor hand the
 next turn batches made while it was not timed. The SETTLE steps also pay (a)'s compilation in the first turn.
@@ -12,7 +12,7 @@ next turn batches made while it was not timed. The SETTLE steps also pay (a)'s c
 (a) and (b) run in this process, which keeps freed memory as `zoo train` does (zoo.core.memory, set by the
 fast-path choice); (c) runs in a process of its own with glibc's allocator as a user's script has it, and
 waits for its turn on a pipe. In one process (c) would borrow zoo's setting: it speeds fp32 eager steps of the
-MNIST CNN 1.3-1.7x as well (benchmarks/freed_memory.py).
+MNIST CNN 1.3-1.7x as well (benchmarks/tools/freed_memory.py).
 
 `probe="after a busy probe"` first probes while one spinning process per core competes (as a test suite
 beside a training run would): that decision must come out provisional, and the path measured is the one

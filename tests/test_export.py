@@ -36,7 +36,7 @@ def _loose_int8_gate(monkeypatch):
     """These tests check the int8 graph's layout, not its accuracy: a model trained for 3 epochs on synthetic
     images is right on ~28% of them with logits near ties, so int8's noise flips 10-20% of its answers, by how
     much depending on the CPU's kernels (an AMX Xeon fell to 81% top-1 agreement, under the gate's 90%, where an
-    EPYC passed). The real gate on real data: README, Export."""
+    EPYC passed). The real gate on real data: docs/export.md."""
     from zoo.export import GATES
 
     monkeypatch.setitem(GATES["int8"], "min_agree", 50.0)
@@ -47,7 +47,7 @@ def test_int8_and_fp16(arch, dataset, trained, tmp_path, fake_root, monkeypatch)
     _loose_int8_gate(monkeypatch)
     kw = dict(weights=trained / f"{arch}.{dataset}", out=tmp_path, data=data(fake_root))
     fp32 = export(arch, dataset, **kw)
-    # Synthetic images make a poor calibration set (real MNIST loses 0.3 pt, see README): looser drop bound.
+    # Synthetic images make a poor calibration set (real MNIST loses 0.3 pt, see docs/measurements.md): looser drop bound.
     int8 = export(arch, dataset, precision="int8", calib_size=200, int8_max_drop=10.0, **kw)
     fp16 = export(arch, dataset, precision="fp16", **kw)
     assert int8.path.name == f"{arch}.{dataset}-int8.onnx" and "acc_change" in int8.parity

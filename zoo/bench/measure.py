@@ -35,7 +35,7 @@ LATENCY_BUDGET_S = 1.0
 MIN_TURN_S = 0.05  # the shortest throughput turn (seconds)
 # Between two runtimes' turns the process sleeps until the previous runtime's threads stop spinning: QUIET_SLICES
 # slices of SETTLE_SLICE_S in a row in which the whole process used under QUIET of one core, at most SETTLE_MAX_S.
-# Measured after a call (benchmarks/spin_tail.py, AMD EPYC, 2 threads): onnxruntime's pool spins ~40 ms (85 ms at
+# Measured after a call (benchmarks/tools/spin_tail.py, AMD EPYC, 2 threads): onnxruntime's pool spins ~40 ms (85 ms at
 # worst), PyTorch's OpenMP pool ~10 ms, OpenVINO's ~1 ms; a fixed 50 ms pause waited too long after two of them
 # and too short after onnxruntime's worst. Linux adds a thread's CPU time to the process's at scheduler ticks
 # (every 4 ms there: a spinning thread shows as 4 ms every 4th millisecond), so quiet must last 15 ms: longer
@@ -47,11 +47,11 @@ QUIET = 0.1
 # A throughput call at least this long ends the warm-up (_warm_call_s), and its turns start without an untimed
 # call: it would cost a whole call (up to seconds) per turn, and buys nothing once eager keeps its freed memory
 # (zoo.core.memory). ResNet-18 at batch 256, AMD EPYC, 2 threads, three alternations of throughput_rounds
-# (`python benchmarks/untimed_call.py resnet18.cifar10.onnx`): eager alone 269 / 289 / 255 img/s; beside
+# (`python benchmarks/tools/untimed_call.py resnet18.cifar10.onnx`): eager alone 269 / 289 / 255 img/s; beside
 # onnxruntime with the untimed call 273 / 258 / 266 (onnxruntime 344 / 338 / 333), without it 258 / 271 / 271
 # (324 / 348 / 340). Before eager kept its freed memory, the first eager call after onnxruntime's turn ran slow
 # on that EPYC (alone 121-125, beside onnxruntime without the untimed call 107-116, with it 113-139), and
-# session 16 put the call back for every turn; on an Intel Xeon with AMX it had made no difference either way.
+# the call had been put back for every turn; on an Intel Xeon with AMX it had made no difference either way.
 LONG_CALL_S = 0.25
 
 

@@ -138,7 +138,7 @@ class OthersWatch:
 
     def __init__(self, min_window_s: float = 0.0):
         # /proc/stat counts CPU time in 10-ms units: over a 1-ms window (the null backend's 1,000 calls) one
-        # unit of another process's read as "others used 50% of the CPU" (AMD EPYC, session 17). A window
+        # unit of another process's read as "others used 50% of the CPU" (measured on an AMD EPYC). A window
         # shorter than min_window_s is read over min_window_s (over 2 cores x 0.5 s, a unit is 1%).
         self.min_window_s = min_window_s
 

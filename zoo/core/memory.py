@@ -9,7 +9,7 @@ buffers) took 5.6 and 2.2 ms a call, against 0.6 ms for the same ReLU backward o
 
 keep_freed_memory() maps no block on its own and lets up to 1 GiB lie free at the heap's top (mallopt, at run
 time: what the jemalloc/tcmalloc preload of PyTorch's CPU tuning guide and torch.backends.xeon.run_cpu buys,
-with nothing to install). `python benchmarks/freed_memory.py` (each setting in a fresh process, A B A B; AMD
+with nothing to install). `python benchmarks/tools/freed_memory.py` (each setting in a fresh process, A B A B; AMD
 EPYC, AVX512-BF16, 2 threads, idle), images/s of the median training step, default -> kept: MNIST CNN at
 batch 500, bf16 + channels_last 11,195 / 14,859 / 11,180 -> 20,989 / 22,706 / 17,125 (1.53-1.87x), fp32
 1.27-1.72x; ResNet-20 at batch 256, bf16 + channels_last 1.13-1.37x, fp32 1.12-1.44x. The price: the process

@@ -112,7 +112,7 @@ def to_fp16(src: Path, dst: Path) -> None:
 
 # int8 settings, tried in this order by the exporter; the first that passes the accuracy gate is shipped.
 # Measured on resnet20.cifar10 (AMD EPYC, 2 cores, AVX512-VNNI, onnxruntime 1.31, batch 256, full test split,
-# throughput as a ratio to fp32 timed in alternation; benchmarks/int8_settings.py, two runs): every layer int8
+# throughput as a ratio to fp32 timed in alternation; benchmarks/tools/int8_settings.py, two runs): every layer int8
 # 1.92x (QDQ, -0.06 pt) and 1.92-1.98x (QOperator, +0.01 pt); first and last layer float (zoo's earlier only
 # setting) 1.4-1.6x, because onnxruntime's NHWC int8 convolutions then sit between 18 Transposes;
 # per-tensor weights, reduce_range, s8 activations, Percentile or Entropy calibration: no faster (s8/s8

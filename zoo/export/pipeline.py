@@ -98,7 +98,7 @@ def calibration_images(spec: DatasetSpec, data: DataOptions, n: int) -> tuple[np
 def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, out="exports", opset: int = 18,
            precision: str = "fp32", calib_size: int = 256, exporter: str = "dynamo", eval_images: int = 1000,
            int8_max_drop: float = 1.0, data: DataOptions | None = None, image_input: bool = False) -> ExportResult:
-    """Export `arch` for `dataset` to OUT/<arch>.<dataset>[-precision][-image].onnx, after the parity gate.
+    """Export `arch` for `dataset` to `OUT/<arch>.<dataset>[-precision][-image].onnx`, after the parity gate.
 
     int8_max_drop: the most top-1 accuracy (points) int8 may lose against fp32 on the eval set.
     image_input: a self-contained graph, uint8 images [N, H, W, C] in, logits and probabilities out.

@@ -5,7 +5,7 @@ batch in one parallel section) needs a multiple of 4 input channels; an image's 
 so it fell to the slow per-image im2col path: on resnet20.cifar10 that one layer took 10.8% of int8 time at
 batch 256, about twice a 16 -> 16 layer with 5x its multiply-adds. Padding the float input with zero channels
 (quantized to the zero point, so they add exactly nothing) and the weights with zero columns gives
-bit-identical logits and 4-9% more int8 throughput (three interleaved runs; README, Export).
+bit-identical logits and 4-9% more int8 throughput (three interleaved runs; docs/measurements.md, int8).
 """
 
 from __future__ import annotations

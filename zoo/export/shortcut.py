@@ -3,7 +3,7 @@
 The shortcut that halves the image and widens the channels (He et al.'s option A: x[:, :, ::2, ::2], then zero
 channels on both sides) exports as Slice (rows, step 2) -> Slice (columns, step 2) -> Pad (channels). onnxruntime
 runs those strided Slices element by element: 9% of ResNet-20's fp32 time at batch 256, and with the Pad and its
-Quantize/Dequantize pair 15% of int8's (`python benchmarks/int8_profile.py FOLDER`). The same map is a 1x1
+Quantize/Dequantize pair 15% of int8's (`python benchmarks/tools/int8_profile.py FOLDER`). The same map is a 1x1
 convolution with stride 2 whose weights are an identity placed among zero rows: each output is 1 * x + 0 * the
 others, exactly x for finite x, and the zero channels exactly 0. Measured on resnet20.cifar10's record weights
 (Intel Xeon with AMX, 2 threads, batch 256, five interleaved 1-s turns): onnxruntime fp32 1,565 -> 1,818 img/s

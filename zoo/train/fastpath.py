@@ -19,7 +19,7 @@ bf16 instructions). The probe:
   candidate's noise (relative IQR of its steps). A decision taken while others used more than BUSY of the
   machine, or whose winner's median is uncertain by more than NOISY, is provisional: the next run measures
   again. The median's uncertainty is its standard error, 0.93 x IQR / sqrt(steps) for normal noise: a cloud
-  VM whose steps scatter by 20% (AMD EPYC, session 16: idle probes read 5-21%) still pins a median of 22
+  VM whose steps scatter by 20% (AMD EPYC: idle probes read 5-21%) still pins a median of 22
   steps to +-4%, and re-probing every run there would buy nothing.
 
 Decisions live in ~/.cache/zoo/fastpath.json per (model, dataset shape, batch, CPU, torch version), with

@@ -113,7 +113,7 @@ def _finetune(spec: DatasetSpec) -> TrainConfig:
 
 
 def _record(spec: DatasetSpec) -> TrainConfig:
-    """Time-to-accuracy on 2 CPU cores (issue 23: ResNet-20 on CIFAR-10 >= 91.25% within 45 minutes of
+    """Time-to-accuracy on 2 CPU cores (the target: ResNet-20 on CIFAR-10 >= 91.25% within 45 minutes of
     training): `fast` with an exponential moving average of the weights (decay 0.998 per step: a horizon of
     ~500 steps, 2.5 epochs at batch 256), which is what is evaluated and shipped, and flip at test time.
     Measured on ResNet-20/CIFAR-10 (AMD EPYC, 2 cores): fast/30 epochs 90.94%, 91.62% with flip; 36 epochs +

@@ -1,10 +1,12 @@
-"""int8 in onnxruntime: which of the quantizer's choices pays, measured in one run (issue 23).
+"""int8 in onnxruntime: which of the quantizer's choices pays, measured in one run.
 
-    ZOO_DATA=... ZOO_VERIFY=0 python benchmarks/int8_settings.py resnet20 cifar10 [--calib 256]
+    ZOO_DATA=... ZOO_VERIFY=0 python benchmarks/tools/int8_settings.py resnet20 cifar10 [--calib 256]
 
 For each setting: calibration + quantization seconds, file size, top-1 on the full test split and its change
 against fp32, and throughput at batch 256 on all cores, taken as a ratio against the fp32 file timed in
 alternation with it (fp32, int8, fp32, int8, ...: drift hits both alike). Prints a Markdown table.
+
+Reported in docs/measurements.md, int8 (which quantizer setting pays).
 """
 
 from __future__ import annotations

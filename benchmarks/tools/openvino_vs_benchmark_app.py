@@ -1,12 +1,14 @@
-"""zoo's OpenVINO rows against OpenVINO's own `benchmark_app` on the same file and threads (issue 21: within
-10%): batch-1 median latency and batch-256 throughput, f32 and the CPU's default precision.
+"""zoo's OpenVINO rows against OpenVINO's own `benchmark_app` on the same file and threads (within
+10%?): batch-1 median latency and batch-256 throughput, f32 and the CPU's default precision.
 
-    python benchmarks/openvino_vs_benchmark_app.py FILE.onnx [--threads 2] [--seconds 10]
+    python benchmarks/tools/openvino_vs_benchmark_app.py FILE.onnx [--threads 2] [--seconds 10]
 
 benchmark_app runs one synchronous request on one stream of --threads threads (as zoo's backend does; its UI
 wants `-hint none` for -nthreads), for --seconds per
 figure; zoo's figures come from zoo.bench.measure (the latency p50 after its warm-up; images/s over as many
 batch-256 calls as fit in the same seconds). Prints a Markdown table with the ratios.
+
+Reported in docs/measurements.md, Inference across runtimes (the harness against the runtimes' own tools).
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
-"""zoo's onnxruntime session against the other session settings one could pick, batch-1 p50 (issue 21):
+"""zoo's onnxruntime session against the other session settings one could pick, batch-1 p50:
 is the latency `zoo bench` reports within 10% of the best this file can do in onnxruntime?
 
-    python benchmarks/ort_settings.py exports/resnet20.cifar10.onnx [--threads 2]
+    python benchmarks/tools/ort_settings.py exports/resnet20.cifar10.onnx [--threads 2]
 
 Every setting gets its own session; calls are taken in rounds that visit every session in turn (A B C ...,
 A B C ...), so drift hits all alike; each figure is the median of its calls. Prints a Markdown table.
+
+Reported in docs/measurements.md, Inference across runtimes (the harness against the runtimes' own tools).
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ Linux adds another thread's CPU time to the process's at scheduler ticks (every 
 so single slices are lumpy (0 or 4 ms); the means over --repeat calls are right. Prints, per runtime and batch,
 the mean CPU per ms slept over spans of the first 100 ms after a call.
 
-    python benchmarks/spin_tail.py FILE.onnx [--threads 2] [--repeat 20]
+    python benchmarks/tools/spin_tail.py FILE.onnx [--threads 2] [--repeat 20]
+
+Reported in docs/benchmarks.md, How zoo times.
 """
 
 from __future__ import annotations

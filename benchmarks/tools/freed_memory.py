@@ -2,9 +2,11 @@
 settings and with zoo.core.memory.keep_freed_memory(), each in a fresh process (the setting cannot be undone),
 alternating A B A B so drift hits both alike.
 
-    python benchmarks/freed_memory.py [--pairs 3] [--infer] [ARCH:DATASET:BATCH:PRECISION:CHANNELS_LAST ...]
+    python benchmarks/tools/freed_memory.py [--pairs 3] [--infer] [ARCH:DATASET:BATCH:PRECISION:CHANNELS_LAST ...]
 
 Prints the median step's (call's) images/s per process and the ratio per pair.
+
+Reported in docs/measurements.md, Training throughput (freed memory kept).
 """
 
 import argparse

@@ -2,7 +2,9 @@
 weights exported twice, with and without the rewrite, fp32 and int8, then every file timed in onnxruntime at
 batch 256 in zoo bench's interleaved rounds (zoo.bench.measure), and its top-1 on the eval set.
 
-    ZOO_DATA=... ZOO_VERIFY=0 python benchmarks/shortcut_convs.py [MODEL DATASET]   # default resnet20 cifar10
+    ZOO_DATA=... ZOO_VERIFY=0 python benchmarks/tools/shortcut_convs.py [MODEL DATASET]   # default resnet20 cifar10
+
+Reported in docs/measurements.md, int8 (graph rewrites).
 """
 
 from __future__ import annotations

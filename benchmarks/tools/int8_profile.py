@@ -1,11 +1,13 @@
-"""Where int8 time goes: onnxruntime's per-operator time for an fp32 file and its int8 file (issue 23: int8 at
-batch 256 >= 2.5x fp32), from onnxruntime's own profiler.
+"""Where int8 time goes: onnxruntime's per-operator time for an fp32 file and its int8 file at batch 256, from
+onnxruntime's own profiler: why ResNet-20's int8 stays near 2x its fp32.
 
-    python benchmarks/int8_profile.py FOLDER [--nodes] [--disable NhwcTransformer]
+    python benchmarks/tools/int8_profile.py FOLDER [--nodes] [--disable NhwcTransformer]
     # FOLDER holds MODEL.DATASET.onnx and MODEL.DATASET-int8.onnx; --disable: onnxruntime graph optimizers to turn off
 
 Prints images/s at batch 256 for each (10 timed calls after 3, profiling on) and the share of kernel time per
 operator type; with --nodes, also the eight slowest nodes (how the first conv was found: zoo/export/qdq.py).
+
+Reported in docs/measurements.md, int8.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@ consecutive blocks of 200, 1,000 and 2,000 calls; for p50, p90 and p99, how far 
 (p90/p10 over the blocks, and max/min). A spread that shrinks with the block is sampling error (more calls
 cure it); one that does not is the machine's own drift. zoo.bench.measure.latency_calls rests on this.
 
-    python benchmarks/tail_blocks.py FILE.onnx [--calls 24000] [--threads 2]
+    python benchmarks/tools/tail_blocks.py FILE.onnx [--calls 24000] [--threads 2]
+
+Reported in docs/measurements.md, What we tried and why it was not kept.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
-"""How repeatable batch-1 latency is at each thread count (issue 21: two runs must agree within 10%).
+"""How repeatable batch-1 latency is at each thread count (can two runs agree within 10%?).
 
-    python benchmarks/latency_threads.py FILE.onnx [--windows 6] [--gap 10]
+    python benchmarks/tools/latency_threads.py FILE.onnx [--windows 6] [--gap 10]
 
 Times onnxruntime's batch-1 p50 at 1 and at all cores' threads in interleaved rounds (zoo.bench.measure),
 once per window, `--gap` seconds apart, and prints each window's p50s, then each thread count's spread over
 the windows: (max - min) / min. On a 2-vCPU VM the 2-thread p50 spread 46% over six windows seconds apart,
-the 1-thread p50 15% (README, Benchmarks).
+the 1-thread p50 15% (docs/measurements.md).
+
+Reported in docs/measurements.md, What we tried and why it was not kept.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
-"""Is int8's batch-256 gain over fp32 a threading artefact? (issue 23: int8 >= 2.5x fp32 in onnxruntime)
+"""Is int8's batch-256 gain over fp32 a threading artefact? (onnxruntime, int8 vs fp32)
 
-    python benchmarks/int8_threads.py FOLDER   # holds MODEL.DATASET.onnx and MODEL.DATASET-int8.onnx (zoo export)
+    python benchmarks/tools/int8_threads.py FOLDER   # holds MODEL.DATASET.onnx and MODEL.DATASET-int8.onnx (zoo export)
 
 Times both files at batch 256 three ways, in five interleaved rounds of 1-s turns: one session with every core's
 threads, one session with 1 thread, and two concurrent 1-thread runs of half the batch each; prints images/s and
 int8 / fp32 per way.
+
+Reported in docs/measurements.md, int8.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@ zoo.bench.measure.throughput_rounds alone, beside onnxruntime with one untimed c
 in alternation (measure.py's LONG_CALL_S records the figures).
 
     zoo export resnet18 cifar10 --pretrained --out exports
-    python benchmarks/untimed_call.py exports/resnet18.cifar10.onnx [--alternations 3] [--default-allocator]
+    python benchmarks/tools/untimed_call.py exports/resnet18.cifar10.onnx [--alternations 3] [--default-allocator]
+
+Reported in docs/measurements.md, What we tried and why it was not kept.
 """
 
 import argparse
