@@ -148,7 +148,7 @@ def _recipe_and_pair(args):
     from pathlib import Path
 
     from zoo.data import spec_of
-    from zoo.train import get_recipe, parse_overrides, read_config, recipe_from
+    from zoo.train import default_recipe, get_recipe, parse_overrides, read_config, recipe_from
 
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                  "freeze_backbone": args.freeze_backbone or None, **parse_overrides(args.set or [])}
@@ -166,7 +166,12 @@ def _recipe_and_pair(args):
         raise ZooError("zoo train needs MODEL DATASET (e.g. zoo train resnet20 cifar10), --config FILE, "
                        "--resume --out RUN_FOLDER, or --matrix paper")
     spec = spec_of(args.dataset, opts=_folder(args), init=args.init)
-    return args.model, spec.name, get_recipe(args.recipe or "paper", spec, args.model, **overrides)
+    name = args.recipe
+    if name is None:
+        name, why = default_recipe(spec, args.init)
+        if spec.source is not None:  # a folder: say which recipe and why (the study's datasets take `paper`)
+            print(f"zoo: recipe {name} ({why}; --recipe to choose another)", flush=True)
+    return args.model, spec.name, get_recipe(name, spec, args.model, **overrides)
 
 
 def cmd_train(args) -> int:
@@ -185,7 +190,7 @@ def _train_one(args, arch: str, dataset: str, cfg, out, resume: bool) -> int:
     try:
         s = train(arch, dataset, cfg, rt, out=out, resume=resume, init=args.init, data=_data(args),
                   save_every_s=args.save_every * 60 if args.save_every > 0 else None,
-                  tensorboard=args.tensorboard)
+                  tensorboard=args.tensorboard, head=args.head)
     except Interrupted as e:
         print(f"zoo: {e}", file=sys.stderr)
         return e.exit_code
@@ -457,7 +462,7 @@ class _Parser(argparse.ArgumentParser):
 EXAMPLES = {
     "list": ["zoo list 'resnet*' --dataset cifar10", "zoo list --paper --json", "zoo list --fastpath"],
     "train": ["zoo train resnet20 cifar10 --recipe fast --set label_smoothing=0",
-              "zoo train cnn path/to/digits --init pretrained:mnist --recipe fast --epochs 5",
+              "zoo train cnn path/to/digits --init pretrained:mnist --epochs 2",
               "zoo train --resume --out runs/resnet20.cifar10.fast"],
     "export": ["zoo export resnet20 cifar10 --pretrained --precision int8",
                "zoo export cnn mnist --pretrained --image-input --out exports",
@@ -524,7 +529,8 @@ def _add_train(sub) -> None:
     p.add_argument("--matrix", help="train a whole matrix: 'paper' = the 16 seed pairs (skips finished ones)")
     p.add_argument("--only", help="with --matrix: a wildcard over MODEL.DATASET names, e.g. '*.mnist'")
     p.add_argument("--recipe", help="paper, fast, finetune (small datasets from --init weights) or record (fast, "
-                                    "longer, EMA) (default: paper; with --resume or --config, the recorded one)")
+                                    "longer, EMA) (default: paper for the study's datasets; for a folder, finetune "
+                                    "with --init, else fast; with --resume or --config, the recorded one)")
     p.add_argument("--config", metavar="FILE",
                    help="replay a run: its config.json (or a TOML file of that shape); flags override it")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE",
@@ -540,8 +546,11 @@ def _add_train(sub) -> None:
                    help="continue the run in --out from its last checkpoint (model, dataset, recipe from its config)")
     p.add_argument("--init", metavar="WEIGHTS",
                    help="fine-tune from trained weights instead of random ones: pretrained (shipped, this pair), "
-                        "pretrained:DATASET (this model's shipped weights for another dataset; the classifier "
-                        "starts fresh), or a run folder / .safetensors file")
+                        "pretrained:DATASET (this model's shipped weights for another dataset; the classifier's "
+                        "rows follow the class names, see --head), or a run folder / .safetensors file")
+    p.add_argument("--head", choices=("map", "keep", "fresh"), default="map",
+                   help="with --init: the classifier's rows by class name (map: classes without a match start "
+                        "fresh), in order (keep), or all fresh")
     p.add_argument("--freeze-backbone", action="store_true",
                    help="with --init: train the classifier alone (linear probing); the rest keeps its weights")
     p.add_argument("--tensorboard", action="store_true",

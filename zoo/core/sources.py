@@ -149,5 +149,7 @@ def init_source(init: str, arch: str, dataset: str) -> tuple[dict[str, torch.Ten
         src = from_path(init)
         if src.arch and src.arch != arch:
             raise ZooError(f"--init {init} holds {src.arch} weights, not {arch}; pick a run of {arch}")
+    classes = (getattr(src.card, "dataset_spec", None) or {}).get("class_names")  # a folder's, when recorded
     return src.state, {"arg": init, "source": src.origin, "model": arch,
-                       "dataset": src.card.dataset if src.card else None, "sha256": src.sha256}
+                       "dataset": src.card.dataset if src.card else None, "sha256": src.sha256,
+                       **({"classes": list(classes)} if classes else {})}

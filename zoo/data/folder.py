@@ -253,23 +253,42 @@ def _png_colour_type(path: str) -> int | None:
     return head[25] if len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" else None
 
 
-def _infer_channels(files: list[str]) -> int:
-    """3 if any of up to 256 images spread over the list has colour, else 1 (PNG: the header's colour type;
-    others: Pillow, which reads only headers)."""
+def _infer_channels(files: list[str]) -> tuple[int, str]:
+    """(3 if any of up to 256 images spread over the list has colour, else 1; why). Colour is in the pixels,
+    not the file's mode: grey digits saved as RGB JPEGs are grey. A grey file (PNG: the header's colour type;
+    others: Pillow's mode, read from the header) needs no decoding; an RGB one is decoded and is grey when its
+    three channels are equal everywhere within GREY_TOLERANCE levels (JPEG's colour conversion)."""
     step = max(1, len(files) // 256)
+    stored_rgb = 0
     for f in files[::step]:
         kind = _png_colour_type(f) if f.lower().endswith(".png") else None
         if kind in (0, 4):
             continue
-        if kind in (2, 6):
-            return 3
         try:
             with Image.open(f) as img:
-                if img.mode not in GREY_MODES and not (img.mode == "P" and _grey_palette(img)):
-                    return 3
+                if img.mode in GREY_MODES or (img.mode == "P" and _grey_palette(img)):
+                    continue
+                if not _grey_pixels(img):
+                    return 3, f"{Path(f).name} has colour"
+                stored_rgb += 1
         except Exception:  # unreadable here: decoding lists it
             continue
-    return 1
+    if stored_rgb:
+        return 1, f"{stored_rgb} sampled RGB files hold grey pixels (their channels are equal)"
+    return 1, "the files are grey"
+
+
+GREY_TOLERANCE = 2  # levels by which a grey pixel's channels may differ after JPEG decoding
+
+
+def _grey_pixels(img: Image.Image) -> bool:
+    """The image's channels are equal within GREY_TOLERANCE at every pixel (read at most ~128 px a side)."""
+    if img.format == "JPEG":
+        img.draft("RGB", (128, 128))  # JPEG decodes at a reduced scale for free
+    img.thumbnail((128, 128), Image.Resampling.NEAREST)  # a photo's size: its colour shows at 128 px
+    a = np.asarray(img.convert("RGB"), np.int16)
+    return int(np.abs(a[..., 0] - a[..., 1]).max(initial=0)) <= GREY_TOLERANCE \
+        and int(np.abs(a[..., 1] - a[..., 2]).max(initial=0)) <= GREY_TOLERANCE
 
 
 def _grey_palette(img: Image.Image) -> bool:
@@ -486,10 +505,12 @@ def _open(path: str | os.PathLike, opts: FolderOptions, log=print) -> Opened:
     asked = (str(Path(path).expanduser().resolve()), opts.validate())
     if asked not in _OPENED:
         listing = scan(path, opts)
-        channels = opts.channels or _infer_channels([f for f, _ in listing.train])
+        channels, why = (opts.channels, "--channels") if opts.channels else \
+            _infer_channels([f for f, _ in listing.train])
         size = opts.size or NATIVE_SIZE[channels]
         opened = _map(listing, channels, size, log)
         opened.meta["channels_inferred"] = opts.channels is None
+        opened.meta["channels_why"] = why
         resolved = dataclasses.replace(opts, channels=channels, size=size)  # what a recorded spec asks for
         _OPENED[asked] = _OPENED[(asked[0], resolved)] = opened
     return _OPENED[asked]
@@ -541,10 +562,11 @@ def open_folder(path: str | os.PathLike, opts: FolderOptions | None = None, log=
 
 
 def _say(spec: DatasetSpec, meta: dict, log) -> None:
-    how = " (from the images; --channels to change)" if meta["channels_inferred"] else ""
+    how = f" ({meta.get('channels_why', 'from the images')}; --channels to change)" if meta["channels_inferred"] \
+        else ""
+    channels = "1 channel: grey" if spec.channels == 1 else f"{spec.channels} channels: colour"
     log(f"zoo: {spec.name}: {meta['n_train']:,} training and {meta['n_held_out']:,} held-out images "
-        f"({spec.source.layout}), {spec.num_classes} classes, {spec.channels} channel(s){how}, "
-        f"{spec.size}x{spec.size}")
+        f"({spec.source.layout}), {spec.num_classes} classes, {channels}{how}, {spec.size}x{spec.size}")
     for note in meta["notes"]:
         log(f"zoo: note: {note}")
     if meta["skipped"]:
@@ -609,7 +631,8 @@ def spec_of(dataset: str, weights: str | os.PathLike | None = None, opts: Folder
             init: str | None = None, log=print) -> DatasetSpec:
     """The spec `dataset` stands for: a registered name; else the folder dataset recorded in the card of
     `weights` when `dataset` names it (by name or path: its spec comes back as trained, mean and std included);
-    else a path, opened with `opts` (channels and size default to those of `--init pretrained:DATASET`)."""
+    else a path, opened with `opts` (the size defaults to that of `--init pretrained:DATASET`; the channels are
+    the images', and the first convolution adapts to them: zoo.models.transfer)."""
     known = find_dataset(dataset)
     if known is not None:
         return known
@@ -619,10 +642,21 @@ def spec_of(dataset: str, weights: str | os.PathLike | None = None, opts: Folder
     if not looks_like_path(dataset):
         return get_dataset_spec(dataset)  # unknown: the one message, with close names
     opts = opts or FolderOptions()
-    if init and init.startswith("pretrained:"):
-        base = get_dataset_spec(init.partition(":")[2])
-        opts = dataclasses.replace(opts, channels=opts.channels or base.channels, size=opts.size or base.size)
-    return open_folder(dataset, opts, log)
+    if not (init and init.startswith("pretrained:")):
+        return open_folder(dataset, opts, log)
+    base = get_dataset_spec(init.partition(":")[2])
+    spec = open_folder(dataset, dataclasses.replace(opts, size=opts.size or base.size), log)
+    return register_dataset(with_normalization_of(spec, base))
+
+
+def with_normalization_of(spec: DatasetSpec, base: DatasetSpec) -> DatasetSpec:
+    """`spec` normalized as `base`, whose weights it starts from: pretrained weights expect the inputs they were
+    trained on (timm's pretrained configs carry their mean/std for the same reason). Across channel counts the
+    statistics are averaged or repeated as the first convolution is adapted (zoo.models.transfer)."""
+    mean, std = base.mean, base.std
+    if len(mean) != spec.channels:
+        mean, std = ((sum(mean) / len(mean),) * spec.channels, (sum(std) / len(std),) * spec.channels)
+    return dataclasses.replace(spec, mean=tuple(mean), std=tuple(std))
 
 
 def register_record(record: dict | None) -> None:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from torch import nn
 
 from zoo.data.specs import DatasetSpec, get_dataset_spec, list_datasets
 from zoo.core.errors import ZooError, close_matches
 from zoo.core.sources import from_pretrained
-from zoo.core.state import load_state_dict_checked
+from zoo.core.state import load_state_dict_checked, load_state_dict_transfer
+from zoo.models.transfer import transfer_state
 from zoo.models.tta import tta_of, with_tta
 
 # The paper's matrix: 16 (arch, dataset) pairs and the test accuracy (%) it reports for each.
@@ -106,11 +107,18 @@ def check_supported(name: str, dataset: str | DatasetSpec) -> None:
         check(spec)
 
 
-def create_model(name: str, dataset: str | DatasetSpec, *, pretrained: bool = False, **overrides) -> nn.Module:
+def create_model(name: str, dataset: str | DatasetSpec, *, pretrained: bool = False,
+                 classes: list[str] | tuple[str, ...] | None = None, head: str = "map", **overrides) -> nn.Module:
     """Build architecture `name` for `dataset` (channels, size, classes from its spec).
 
     pretrained=True loads the shipped weights `name.dataset` (sha256-checked safetensors), wrapped in the
     test-time augmentation their card's recipe names (zoo.models.tta), as they were evaluated.
+
+    classes: the classes the model is for, when they are not the dataset's (fine-tuning on some of them, or
+    on others): the classifier gets one row per class and, with pretrained=True, each row is the pretrained
+    row of the class of the same name (`head="map"`; zoo.models.transfer), the others start fresh;
+    `head="keep"` carries rows over in order, `head="fresh"` starts the whole head afresh.
+    `model.zoo_transfer` says what happened.
     """
     spec = dataset if isinstance(dataset, DatasetSpec) else get_dataset_spec(dataset)
     bad = _SPEC_KWARGS & set(overrides)
@@ -119,13 +127,22 @@ def create_model(name: str, dataset: str | DatasetSpec, *, pretrained: bool = Fa
                        f"register a DatasetSpec instead of overriding")
     entry = get_model_entry(name)
     check_supported(name, spec)
-    model = entry.builder(spec, **overrides)
+    target = replace(spec, class_names=tuple(map(str, classes))) if classes is not None else spec
+    if classes is not None and len(target.class_names) < 1:
+        raise ZooError("classes must name at least one class")
+    model = entry.builder(target, **overrides)
     model.zoo_name = name  # type: ignore[attr-defined]  # read by export/bench
     model.zoo_dataset = spec.name  # type: ignore[attr-defined]
     if pretrained:
         src = from_pretrained(name, spec.name)
-        load_state_dict_checked(model, src.state, source=src.origin)
+        if classes is None:
+            load_state_dict_checked(model, src.state, source=src.origin)
+        else:
+            state, said = transfer_state(model, src.state, spec.class_names, target.class_names, head, spec.name)
+            load_state_dict_transfer(model, state, src.origin)
         model = with_tta(model, tta_of(src.card))  # as the weights were evaluated
+        if classes is not None:
+            model.zoo_transfer = said  # type: ignore[attr-defined]
     return model
 
 

@@ -52,6 +52,9 @@ MIN_ROUNDS, MAX_ROUNDS = 3, 12
 STABLE = 0.02  # a median that moved less than this between rounds has settled
 BUDGET_S = 60.0  # seconds of timed rounds, at most (ResNet-18 at batch 256 steps in ~2.5 s here)
 COMPILE_MARGIN = 1.1  # torch.compile must be this much faster than the eager path it compiles
+# The shortest probe times 3 candidates for WARMUP + MIN_ROUNDS x (SETTLE + STEPS_PER_TURN) steps each: a run of
+# fewer than ten times that many steps is not probed (the probe would cost more than a tenth of it).
+SHORT_RUN_STEPS = 10 * 3 * (WARMUP + MIN_ROUNDS * (SETTLE + STEPS_PER_TURN))
 BUSY = 0.15  # share of the machine other processes used during the probe that makes it provisional
 NOISY = 0.05  # the relative uncertainty of the winner's median above which the decision is provisional
 
@@ -176,6 +179,7 @@ def _figures(cands: list[_Candidate], batch: int) -> list[FastPath]:
 def measure(arch: str, dataset: str, batch: int, total_images: int, log=print) -> FastPath:
     """Time the candidates (module docstring) and return the fastest, with the probe's record."""
     kept = keep_freed_memory()  # training runs with it (runtime.py): so must what decides its path
+    t0 = time.perf_counter()
     with OthersWatch() as watch:
         cands = [_Candidate(arch, dataset, batch, p) for p in eager_candidates(arch, dataset, log)]
         rounds = time_rounds(cands)
@@ -190,19 +194,23 @@ def measure(arch: str, dataset: str, batch: int, total_images: int, log=print) -
             # compile is judged against the eager path timed in its own rounds, not in the first ones: both
             # figures are said and kept, or the record would show compile ahead of a path that beat it
             beside = {f"{eager.label} beside compile": eager.images_per_s}
-            verdict = (f" ({eager.label} {eager.images_per_s:.0f} in the same rounds: "
-                       f"{compiled.images_per_s / eager.images_per_s:.2f}x, compile needs {COMPILE_MARGIN:.2f}x)")
-            if compiled.images_per_s > COMPILE_MARGIN * eager.images_per_s:
+            gain = compiled.images_per_s / eager.images_per_s
+            if gain > COMPILE_MARGIN:
                 best, winner = compiled, pair[1]
+                verdict = f" (torch.compile {gain:.2f}x on top)"
+            else:
+                verdict = f"; torch.compile only {gain:.2f}x on top, not used (needs {COMPILE_MARGIN:.2f}x)"
     error = _median_error(winner.times)
     provisional = watch.share > BUSY or error > NOISY
     figures = {c.label: round(c.images_per_s, 1) for c in timed} | {k: round(v, 1) for k, v in beside.items()}
     best = replace(best, others=round(watch.share, 3), provisional=provisional, measured=now(), candidates=figures,
                    freed_memory_kept=kept)
-    why = f"; provisional (others used {watch.share:.0%} of the CPU, its median +-{error:.0%}): measured again " \
-          f"next run" if provisional else ""
-    log("fast path: " + ", ".join(f"{c.label} {c.images_per_s:.0f} img/s" for c in timed) + verdict
-        + f" -> {best.label} ({rounds} rounds, noise {best.noise:.1%}, median +-{error:.1%}{why})")
+    why = "" if not provisional else "; will re-check next run because " + (
+        f"other programs used {watch.share:.0%} of the CPU" if watch.share > BUSY else
+        f"the timings scattered (its median +-{error:.0%})")
+    plain = timed[0].images_per_s  # eager_candidates() puts plain fp32 first
+    log(f"speed: {_words(best)}, {best.images_per_s / plain:.1f}x plain fp32{verdict}, measured in "
+        f"{time.perf_counter() - t0:.0f} s{why} (zoo list --fastpath has the figures)")
     return best
 
 
@@ -232,9 +240,11 @@ def choose(arch: str, dataset: str, device: str, batch: int, total_images: int =
     key = _key(arch, dataset, batch)
     cached = _entry(_read_cache().get(key))
     kept = keep_freed_memory()  # as measure() will, to compare with the decision's record
+    log = log or (lambda s: print(s, flush=True))
+    if not reprobe and 0 < total_images < SHORT_RUN_STEPS * batch:
+        return _short_run(arch, dataset, cached, -(-total_images // batch), log)
     if cached is not None and not cached.provisional and cached.freed_memory_kept == kept and not reprobe:
         return cached
-    log = log or (lambda s: print(s, flush=True))
     if cached is not None and cached.provisional and not reprobe:
         log(f"fast path: the remembered decision ({cached.label}, {cached.measured}) is provisional (others used "
             f"{cached.others:.0%} of the CPU, noise {cached.noise:.0%}); measuring again")
@@ -247,6 +257,27 @@ def choose(arch: str, dataset: str, device: str, batch: int, total_images: int =
     cache[key] = asdict(best)
     atomic_write_json(cache_file(), cache)
     return best
+
+
+def _short_run(arch: str, dataset: str, cached: FastPath | None, steps: int, log) -> FastPath:
+    """A run too short to repay a probe: the remembered decision, else bf16 autocast where the CPU has bf16
+    instructions and fp32 elsewhere, channels_last for convolutions. No figure is claimed (images_per_s 0), so
+    the run does not measure again at an epoch boundary either."""
+    if cached is not None:
+        path, why = cached, "remembered"
+    else:
+        conv = any(isinstance(m, torch.nn.Conv2d) for m in create_model(arch, dataset).modules())
+        path = FastPath("bf16" if native_bf16() else "fp32", channels_last=conv)
+        why = "this CPU has bf16 instructions" if native_bf16() else "no bf16 instructions on this CPU"
+    log(f"speed: {_words(path)} ({why}); not measured: {steps} training steps are too few to repay measuring")
+    return replace(path, images_per_s=0.0, provisional=False)
+
+
+def _words(path: FastPath) -> str:
+    """A path in words: "bf16 + channels_last + torch.compile", "plain fp32"."""
+    parts = [path.precision] + (["channels_last"] if path.channels_last else []) + \
+        (["torch.compile"] if path.compile else [])
+    return "plain fp32" if parts == ["fp32"] else " + ".join(parts)
 
 
 def decisions() -> list[dict]:

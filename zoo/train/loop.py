@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.core.errors import ZooError
+from zoo.models import classifier
 from zoo.train.recipes import TrainConfig, lr_at
 
 
@@ -35,10 +36,17 @@ class Interrupted(Exception):
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """SGD; weight decay on conv/linear weights only (biases and BatchNorm are not decayed)."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    """SGD; weight decay on conv/linear weights only (biases and BatchNorm are not decayed); with
+    cfg.backbone_lr != 1, every parameter but the classifier's at that share of the lr (the groups' lr_scale)."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    parts = [(trainable, 1.0)]
+    if cfg.backbone_lr != 1.0:
+        head = {id(p) for p in classifier(model).parameters()}
+        parts = [([p for p in trainable if id(p) in head], 1.0),
+                 ([p for p in trainable if id(p) not in head], cfg.backbone_lr)]
+    groups = [{"params": [p for p in params if (p.ndim > 1) == decayed], "lr_scale": scale,
+               "weight_decay": cfg.weight_decay if decayed else 0.0}
+              for params, scale in parts for decayed in (True, False)]
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
 
 
@@ -75,7 +83,7 @@ def train_one_epoch(model: nn.Module, loader, opt: torch.optim.Optimizer, cfg: T
         t0 = time.perf_counter()
         lr = lr_at(cfg, epoch + sums.step / steps)
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         with autocast(device, precision):
             logits = model(x)  # [B, classes]
             loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)

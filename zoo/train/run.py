@@ -30,13 +30,15 @@ from zoo.core.shipped import sha256_bytes
 from zoo.core.sources import init_source
 from zoo.core.version import __version__
 from zoo.core.state import load_state_dict_checked, load_state_dict_transfer, state_dict_of
-from zoo.data import BatchLoader, DataOptions, DatasetSpec, get_dataset_spec, load_split, register_record, spec_record
+from zoo.data import (BatchLoader, DataOptions, DatasetSpec, find_dataset, get_dataset_spec, load_split,
+                      register_record, spec_record)
 from zoo.models import check_supported, classifier, create_model, with_tta
 from zoo.models.stats import num_params
+from zoo.models.transfer import HEAD_MODES, transfer_state
 from zoo.train import rundir
 from zoo.train.loop import EpochSums, Interrupted, build_optimizer, evaluate, pct, train_one_epoch
 from zoo.train.progress import EpochProgress
-from zoo.train.recipes import TrainConfig, get_recipe, lr_at
+from zoo.train.recipes import TrainConfig, default_recipe, get_recipe, lr_at
 from zoo.train.fastpath import BUSY, FastPath, choose
 from zoo.train.runtime import Dist, Runtime, RuntimeRequest, StopFlag, init_dist, resolve_runtime, stop_on_signals
 
@@ -76,13 +78,19 @@ class Run:
         self._reprobed, self._epochs_run = False, 0
 
     def _load_init(self, state: dict | None, record: dict | None) -> dict | None:
-        """Fine-tuning: the source's tensors, except those whose shape differs (they start fresh)."""
+        """Fine-tuning: the source's tensors, the classifier's rows mapped by class name and the first
+        convolution adapted to the channels (zoo.models.transfer); tensors that still differ start fresh."""
         if state is None:
             return record
-        fresh = load_state_dict_transfer(self.model, state, record["source"])
-        if self.dist.main and fresh:
-            print(f"zoo: --init {record['arg']}: {len(fresh)} tensors start fresh (shape differs): {', '.join(fresh)}")
-        return {**record, "reinitialized": fresh}
+        state, said = transfer_state(self.model, state, _source_classes(record), self.spec.class_names,
+                                     record.get("head", "map"), record.get("dataset") or "")
+        fresh = said.started_fresh + load_state_dict_transfer(self.model, state, record["source"])
+        if self.dist.main:
+            print(f"zoo: --init {record['arg']}: {said.line()}", flush=True)
+            if fresh:
+                print(f"zoo: --init {record['arg']}: {len(fresh)} tensors start fresh: {', '.join(fresh)}",
+                      flush=True)
+        return {**record, **said.record(), "reinitialized": fresh}
 
     @property
     def evaluated_model(self) -> torch.nn.Module:
@@ -237,8 +245,29 @@ class Run:
                 self.tb.add_scalar(k, v, metrics["epoch"])
         self.tb.flush()
 
+    def evaluate_start(self) -> dict:
+        """Epoch 0: the --init weights before any training step, on the test split (what they bring)."""
+        t0 = time.perf_counter()
+        el, ec, en = self.dist.all_sum(torch.tensor(evaluate(with_tta(self.evaluated, self.cfg.tta), self.test_loader,
+                                                             self.rt.precision), dtype=torch.float64)).tolist()
+        return {"epoch": 0, "lr": 0.0, "test_loss": el / en, "test_acc": pct(ec, en),
+                "wall_s": time.perf_counter() - t0}
+
+    def _start_line(self) -> None:
+        """With --init, epoch 0 once: before the first step of a run that starts from trained weights."""
+        if not (self.init and self.init.get("sha256")) or self.epoch or self.sums.step:
+            return
+        metrics = self.evaluate_start()
+        if self.dist.main:
+            rundir.truncate_metrics(self.out, -1)  # nothing is committed yet: an interrupted start's line goes
+            rundir.append_metrics(self.out, metrics)
+            self._log_tensorboard(metrics)
+            print(f"epoch 0 (the --init weights, before training): test accuracy {metrics['test_acc']:.2f}%",
+                  flush=True)
+
     def fit(self, show_progress: bool | None = None) -> dict:
         t_run = time.perf_counter()
+        self._start_line()
         with stop_on_signals() as stop, EpochProgress(enabled=self.dist.main and show_progress is not False) as bar:
             while self.epoch < self.cfg.epochs:
                 with OthersWatch() as watch:
@@ -342,9 +371,10 @@ def recipe_from(fields: dict, dataset: str, arch: str, **overrides) -> TrainConf
 def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: RuntimeRequest | None = None, *,
           out: str | os.PathLike | None = None, resume: bool = False, init: str | None = None,
           data: DataOptions | None = None, save_every_s: float | None = 600.0,
-          progress: bool | None = None, tensorboard: bool = False) -> dict:
-    """Train `arch` on `dataset` with `recipe` (default: get_recipe("paper", ...)); returns the final summary
-    (also written to OUT/summary.json).
+          progress: bool | None = None, tensorboard: bool = False, head: str = "map") -> dict:
+    """Train `arch` on `dataset` with `recipe` (default: default_recipe(): `paper` for the study's datasets,
+    `finetune` for a folder with `init`, `fast` for one without); returns the final summary (also written to
+    OUT/summary.json).
 
     resume=True continues from OUT's newest checkpoint (same recipe required). Besides the checkpoint at every
     epoch's end, one is saved mid-epoch whenever `save_every_s` seconds have passed since the last (None: epoch
@@ -353,11 +383,19 @@ def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: R
     `init` starts from trained weights instead of a random initialization (fine-tuning): "pretrained" (zoo's
     shipped weights for this pair), "pretrained:DATASET" (this architecture's shipped weights for another
     dataset; tensors whose shape differs, such as the classifier, start fresh), or a run folder, checkpoint
-    folder or .safetensors file. The source and its sha256 go into config.json and every checkpoint's card.
+    folder or .safetensors file. The classifier's rows follow the class names (`head`: "map" by name, "keep"
+    row for row, "fresh"), the first convolution adapts to the channels (zoo.models.transfer), and the run
+    evaluates once before training (epoch 0 in metrics.jsonl). The source, its sha256 and what was mapped go
+    into config.json and every checkpoint's card.
     """
     spec = get_dataset_spec(dataset)  # a path: a folder of images, opened with default options
     dataset = spec.name
-    cfg = (recipe or get_recipe("paper", spec, arch)).validate()
+    if recipe is None:
+        name, why = default_recipe(spec, init)
+        recipe = get_recipe(name, spec, arch)
+        if spec.source is not None:
+            print(f"zoo: recipe {name} ({why})", flush=True)
+    cfg = recipe.validate()
     req = (runtime or RuntimeRequest()).validate()
     check_supported(arch, spec)  # unknown / unsupported model -> one-line error before anything is written
     if save_every_s is not None and not save_every_s >= 0:
@@ -369,7 +407,7 @@ def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: R
     last = _last_commit(out, resume)
     if not resume and last is not None:
         raise ZooError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    init_src = _resolve_init(init, arch, spec.name, out if resume and last is not None else None)
+    init_src = _resolve_init(init, arch, spec.name, out if resume and last is not None else None, head)
     if cfg.freeze_backbone and init_src[1] is None:
         raise ZooError("--freeze-backbone trains the classifier alone on top of trained weights: add --init "
                        "(e.g. --init pretrained:mnist)")
@@ -392,6 +430,14 @@ def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: R
             run.restore()
         run.start()
         return run.fit(progress)
+
+
+def _source_classes(record: dict) -> tuple[str, ...] | None:
+    """The class names of the weights --init names: recorded with them (a folder's), else their dataset's."""
+    if record.get("classes"):
+        return tuple(record["classes"])
+    spec = find_dataset(record.get("dataset") or "")
+    return spec.class_names if spec is not None else None
 
 
 def _averaged(model: torch.nn.Module, decay: float):
@@ -422,7 +468,7 @@ def _last_commit(out: Path, resume: bool) -> dict | None:
         return rundir.read_last(out)
 
 
-def _resolve_init(init: str | None, arch: str, dataset: str, resuming: Path | None):
+def _resolve_init(init: str | None, arch: str, dataset: str, resuming: Path | None, head: str = "map"):
     """(state dict or None, the cards' "init" record or None). Resuming keeps the run's recorded init."""
     if resuming:
         started = read_config(resuming)[3]
@@ -430,4 +476,9 @@ def _resolve_init(init: str | None, arch: str, dataset: str, resuming: Path | No
             raise ZooError(f"--init {init} differs from the run in {resuming} (started with "
                            f"{(started or {}).get('arg', 'no --init')}); drop --init to resume it")
         return None, started
-    return init_source(init, arch, dataset) if init else (None, None)
+    if not init:
+        return None, None
+    if head not in HEAD_MODES:
+        raise ZooError(f"--head must be one of {', '.join(HEAD_MODES)}, got {head!r}")
+    state, record = init_source(init, arch, dataset)
+    return state, {**record, "head": head}

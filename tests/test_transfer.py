@@ -1,0 +1,169 @@
+"""Fine-tuning at the defaults: heads mapped by class name, the first convolution adapted to the channels,
+channels inferred from the pixels, the recipe that fits the data, epoch 0, and no probe for a short run."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from zoo.data import FolderOptions, get_dataset_spec, open_folder, spec_of
+from zoo.data import folder as folder_mod
+from zoo.models import create_model
+from zoo.models.transfer import adapt_input_conv, class_key, map_classes, transfer_state
+from zoo.train import default_recipe
+from zoo.train import fastpath
+
+from test_folder import WORDS, quiet, write_digits
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder_mod._OPENED.clear()
+
+
+# ---------------------------------------------------------------- class names
+@pytest.mark.parametrize("a, b", [("7", "seven"), ("7 - seven", "7"), ("Seven", "seven"), ("lawn_mower", "Lawn Mower"),
+                                  ("maple-tree", "maple_tree"), ("0 - zero", "zero"), ("AIRPLANE", "airplane")])
+def test_names_that_mean_the_same_class_match(a, b):
+    assert class_key(a) == class_key(b)
+
+
+@pytest.mark.parametrize("a, b", [("7", "1"), ("seven", "seventeen"), ("cat", "catfish"), ("oak_tree", "tree")])
+def test_names_of_different_classes_do_not(a, b):
+    assert class_key(a) != class_key(b)
+
+
+def test_mapping_by_name_whatever_the_order():
+    mnist = [str(i) for i in range(10)]
+    folder = sorted(WORDS)  # eight, five, four, nine, one, seven, six, three, two, zero
+    assert map_classes(mnist, folder) == [8, 5, 4, 9, 1, 7, 6, 3, 2, 0]
+    assert map_classes(get_dataset_spec("cifar10").class_names, ["Truck", "lion", "cat"]) == [9, None, 3]
+    assert map_classes(["a", "b"], ["c", "d"]) == [None, None]
+
+
+def _logits(model, x):
+    return model.eval()(x).detach()
+
+
+def test_a_mapped_head_gives_the_pretrained_logits_of_its_classes():
+    base = create_model("resnet20", "cifar10", pretrained=True).eval()
+    model = create_model("resnet20", "cifar10", pretrained=True, classes=["ship", "Cat", "unicorn"]).eval()
+    x = torch.randn(3, 3, 32, 32)
+    assert torch.allclose(_logits(model, x)[:, :2], _logits(base, x)[:, [8, 3]], atol=1e-5)
+    said = model.zoo_transfer
+    assert said.mapped == ["ship", "Cat"] and said.fresh == ["unicorn"]
+    assert said.line() == "head: 2 of 3 classes mapped by name (ship, Cat); 1 start fresh (unicorn)"
+
+
+def test_head_modes_keep_fresh_and_no_common_name():
+    torch.manual_seed(0)
+    mnist = create_model("cnn", "mnist")
+    state = {k: v + 1 for k, v in mnist.state_dict().items()}
+    target = create_model("cnn", "mnist")
+    w = "fc2.weight" if "fc2.weight" in state else [k for k in state if k.endswith("weight")][-1]
+    kept, said = transfer_state(target, state, [str(i) for i in range(10)], list(WORDS), head="keep")
+    assert torch.equal(kept[w], state[w]) and said.note.startswith("kept row for row")
+    fresh, said = transfer_state(target, state, [str(i) for i in range(10)], list(WORDS), head="fresh")
+    assert torch.equal(fresh[w], target.state_dict()[w]) and said.fresh == list(WORDS)
+    none, said = transfer_state(target, state, list("abcdefghij"), list(WORDS))
+    assert torch.equal(none[w], target.state_dict()[w])
+    assert said.line() == "head started fresh: no class names in common with the weights"
+    mapped, said = transfer_state(target, state, [str(i) for i in range(10)], list(WORDS))
+    assert torch.equal(mapped[w][WORDS.index("seven")], state[w][7]) and said.line() == "head: 10 classes mapped by name"
+
+
+# ---------------------------------------------------------------- channels
+def test_grey_weights_adapted_to_rgb_give_the_same_logits_on_a_grey_image_replicated():
+    grey = create_model("cnn", "mnist", pretrained=True).eval()
+    rgb_spec = get_dataset_spec("mnist").__class__(**{**get_dataset_spec("mnist").__dict__, "name": "rgb_digits",
+                                                     "channels": 3, "mean": (0.1307,) * 3, "std": (0.3081,) * 3})
+    rgb = create_model("cnn", rgb_spec)
+    state, said = transfer_state(rgb, grey.state_dict(), None, None, head="keep")
+    rgb.load_state_dict(state)
+    assert said.input.startswith("1 to 3 channels")
+    x = torch.randn(5, 1, 28, 28)
+    assert torch.allclose(_logits(rgb, x.repeat(1, 3, 1, 1)), _logits(grey, x), atol=1e-4)
+
+
+def test_rgb_weights_adapted_to_grey_sum_the_channels():
+    w = torch.randn(8, 3, 3, 3)
+    grey = adapt_input_conv(w, 1)
+    x = torch.randn(2, 1, 9, 9)
+    same = torch.nn.functional.conv2d(x.repeat(1, 3, 1, 1), w)
+    assert torch.allclose(torch.nn.functional.conv2d(x, grey), same, atol=1e-5)
+    assert adapt_input_conv(grey, 3).shape == (8, 3, 3, 3)
+
+
+def _digits_as(tmp_path, fmt: str, colour: bool = False):
+    root = write_digits(tmp_path / f"digits_{fmt}", limit=60, size=16)
+    rng = np.random.default_rng(0)
+    for f in root.rglob("*.png"):
+        img = Image.open(f).convert("RGB")
+        if colour:
+            a = np.asarray(img).copy()
+            a[..., 0] = rng.integers(0, 256, a.shape[:2])
+            img = Image.fromarray(a)
+        if fmt == "palette":
+            img = img.convert("L").convert("P")
+        img.save(f.with_suffix(".jpg" if fmt == "jpeg" else ".png"), **({"quality": 90} if fmt == "jpeg" else {}))
+        if fmt == "jpeg":
+            f.unlink()
+    return root
+
+
+@pytest.mark.parametrize("fmt, colour, channels", [("jpeg", False, 1), ("png", False, 1), ("palette", False, 1),
+                                                   ("jpeg", True, 3), ("png", True, 3)])
+def test_channels_are_inferred_from_the_pixels_not_the_file_mode(tmp_path, fmt, colour, channels):
+    said = []
+    spec = open_folder(_digits_as(tmp_path, fmt, colour), FolderOptions(), log=said.append)
+    assert spec.channels == channels
+    line = next(s for s in said if "training and" in s)
+    assert ("1 channel: grey" if channels == 1 else "3 channels: colour") in line and "--channels to change" in line
+    if fmt == "jpeg" and not colour:
+        assert "hold grey pixels" in line
+
+
+def test_init_normalizes_as_its_weights_and_keeps_the_images_channels(tmp_path):
+    spec = spec_of(str(_digits_as(tmp_path, "jpeg")), opts=FolderOptions(), init="pretrained:mnist", log=quiet)
+    assert (spec.channels, spec.size, spec.mean, spec.std) == (1, 28, (0.1307,), (0.3081,))
+
+
+# ---------------------------------------------------------------- the recipe, epoch 0, the probe
+def test_default_recipe_per_case(tmp_path):
+    folder = open_folder(write_digits(tmp_path / "d", limit=40), FolderOptions(), log=quiet)
+    assert default_recipe(get_dataset_spec("cifar10"))[0] == "paper"
+    assert default_recipe(get_dataset_spec("mnist"), "pretrained")[0] == "paper"
+    assert default_recipe(folder, "pretrained:mnist")[0] == "finetune"
+    assert default_recipe(folder)[0] == "fast"
+
+
+def test_fine_tuning_at_the_defaults_maps_the_head_evaluates_epoch_0_and_skips_the_probe(tmp_path, capsys):
+    """The command a user types, every option at its default: the classes of real digits sort as words
+    (eight, five, …), MNIST's as digits; epoch 0 already reads them right."""
+    from zoo.cli import main
+
+    root = write_digits(tmp_path / "digits", size=28)
+    out = tmp_path / "run"
+    assert main(["train", "cnn", str(root), "--init", "pretrained:mnist", "--epochs", "1", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "recipe finetune (a folder of your images, started from --init weights" in said
+    assert "head: 10 classes mapped by name" in said
+    assert "not measured" in said and "fast path" not in said  # a short run: no probe
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in lines] == [0, 1]
+    # 8x8 scans upscaled are not MNIST, yet the mapped rows read them well above chance (10%: rows kept in
+    # order give about that), and one epoch of finetune makes a useful model
+    assert lines[0]["test_acc"] > 30 and lines[1]["test_acc"] > 85, lines
+    config = json.loads((out / "config.json").read_text())
+    assert config["recipe"]["recipe"] == "finetune" and config["init"]["head"] == "map"
+    assert len(config["init"]["mapped"]) == 10 and config["init"]["fresh"] == []
+
+
+def test_a_short_run_is_not_probed(monkeypatch):
+    monkeypatch.setattr(fastpath, "measure", lambda *a, **k: pytest.fail("probed a short run"))
+    said = []
+    path = fastpath.choose("cnn", "mnist", "cpu", 32, total_images=32 * 100, log=said.append)
+    assert path.images_per_s == 0 and not path.provisional and "too few to repay measuring" in said[-1]
