@@ -127,7 +127,7 @@ def test_curves_come_from_any_run_folder_and_say_which(fake_root, tmp_path, caps
     (tmp_path / "runs" / "notes").mkdir()
     paths = training_curves(tmp_path / "runs", tmp_path)
     assert [p.name for p in paths] == ["curves_mnist.png"]
-    assert capsys.readouterr().out == (f"training curves from 1 runs in {tmp_path / 'runs'}: mlp (paper, c1); "
+    assert capsys.readouterr().out == (f"training curves from 1 run in {tmp_path / 'runs'}: mlp (paper, c1); "
                                        f"skipped notes (no config.json)\n")
 
 

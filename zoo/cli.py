@@ -9,7 +9,8 @@ import argparse
 import json
 import sys
 
-from zoo.core.errors import ZooError
+from zoo.core.errors import ZooError, plural
+from zoo.core.names import check_dataset, check_model, check_pair
 from zoo.core.version import __version__
 
 
@@ -92,6 +93,10 @@ _minutes = _non_negative("minutes", "10, 0.5; 0 turns it off")
 def cmd_list(args) -> int:
     if args.fastpath:
         return _list_fastpath(args)
+    if args.pattern and not set("*?[") & set(args.pattern):
+        check_model(args.pattern)
+    if args.dataset:
+        check_dataset(args.dataset)
     from zoo.models.catalog import list_rows
 
     rows = list_rows(args.pattern, args.dataset, args.paper)
@@ -177,6 +182,8 @@ def _recipe_and_pair(args):
 def cmd_train(args) -> int:
     if args.matrix:
         return _train_matrix(args)
+    if not (args.config or args.resume):
+        check_pair(args.model, args.dataset)
     arch, dataset, cfg = _recipe_and_pair(args)
     return _train_one(args, arch, dataset, cfg, args.out, args.resume)
 
@@ -194,7 +201,7 @@ def _train_one(args, arch: str, dataset: str, cfg, out, resume: bool) -> int:
     except Interrupted as e:
         print(f"zoo: {e}", file=sys.stderr)
         return e.exit_code
-    done = f"already finished its {s['epochs']} epochs; " if s.get("already_finished") else ""
+    done = f"already finished its {plural(s['epochs'], 'epoch')}; " if s.get("already_finished") else ""
     print(f"{s['arch']}.{s['dataset']}: {done}best test accuracy {s['best_test_acc']:.2f}% -> {s['out']}")
     return 0
 
@@ -221,6 +228,8 @@ def _train_matrix(args) -> int:
 
 # ---------------------------------------------------------------- export
 def cmd_export(args) -> int:
+    if args.model and not args.matrix:
+        check_pair(args.model, None if args.weights else args.dataset)  # a folder's name: its run's card knows it
     from zoo.core.sources import Target
     from zoo.export import export
 
@@ -253,7 +262,9 @@ def cmd_export(args) -> int:
 
 # ---------------------------------------------------------------- bench / report
 def cmd_bench(args) -> int:
+    check_pair(args.model, None if args.weights else args.dataset)
     from zoo.bench.harness import BenchConfig, bench_target, environment, resolve_providers
+    from zoo.bench.report import keep_previous
     from zoo.core.cards import BenchRow
     from zoo.core.env import other_load
     from zoo.core.io import writable_dir
@@ -283,6 +294,9 @@ def cmd_bench(args) -> int:
                 bar.print(f"zoo: error: {t.name}: {e}", err=True)
             bar.done()
     report = {"environment": environment(cfg, providers, load_before), "rows": rows, "notes": notes}
+    prev = keep_previous(out)
+    if prev is not None:
+        print(f"zoo: the previous report in {out} moved to {prev}")
     _render(report, out, args.runs)
     return 1 if any(r.error for r in rows) else 0
 
@@ -360,6 +374,7 @@ def _predict_source(items: list[str]) -> tuple[str, str | None, list[str]]:
         return items[0], None, items[1:]
     if len(items) < 2:
         raise ZooError(f"{items[0]} is not an .onnx file or a run folder; for shipped weights give MODEL DATASET")
+    check_pair(items[0], items[1])
     return items[0], items[1], items[2:]
 
 
@@ -372,7 +387,7 @@ def cmd_predict(args) -> int:
         raise ZooError("no images given: name files, folders or globs after the model")
     paths, problems = find_images(image_args)
     predictor = Predictor(source, dataset, threads=args.threads, batch=args.batch, runtime=args.runtime,
-                          data=_data(args) if dataset or not source.endswith(".onnx") else None)
+                          data=_data(args) if dataset or not source.endswith(".onnx") else None, invert=args.invert)
     results = _run_with_progress(predictor, paths, args.top_k)
     problems += [r for r in results if not hasattr(r, "top")]
     found = [r for r in results if hasattr(r, "top")]
@@ -397,30 +412,38 @@ PROGRESS_FROM = 200  # images: fewer finish before a bar would help
 
 def _print_predictions(found, args) -> None:
     if args.json:
-        print(json.dumps([{"file": r.path, "top": [{"class": c, "probability": p} for c, p in r.top]}
-                          for r in found], indent=1))
+        print(json.dumps([{"file": r.path, "top": [{"class": c, "probability": p} for c, p in r.top],
+                           "inverted": r.inverted} for r in found], indent=1))
         return
     if args.csv:
         import csv
 
         w = csv.writer(sys.stdout)
-        w.writerow(["file", *[f"{k}{i + 1}" for i in range(args.top_k) for k in ("class", "probability")]])
+        w.writerow(["file", *[f"{k}{i + 1}" for i in range(args.top_k) for k in ("class", "probability")],
+                    "inverted"])
         for r in found:
-            w.writerow([r.path, *[v for c, p in r.top for v in (c, f"{p:.6f}")]])
+            w.writerow([r.path, *[v for c, p in r.top for v in (c, f"{p:.6f}")], "yes" if r.inverted else "no"])
         return
     from rich.table import Table
 
     from zoo.core.ui import console
 
-    t = Table(title=f"zoo predict — {len(found)} images")
+    t = Table(title=f"zoo predict — {plural(len(found), 'image')}")
     t.add_column("file", overflow="fold")
     t.add_column("class")
     t.add_column("p", justify="right")
     if args.top_k > 1:
         t.add_column(f"next {args.top_k - 1}")
+    inverted = any(r.inverted for r in found)
+    if inverted:
+        t.add_column("inverted")
     for r in found:
         (c, p), rest = r.top[0], r.top[1:]
-        t.add_row(r.path, c, f"{p:.3f}", *([", ".join(f"{c2} {p2:.3f}" for c2, p2 in rest)] if args.top_k > 1 else []))
+        t.add_row(r.path, c, f"{p:.3f}", *([", ".join(f"{c2} {p2:.3f}" for c2, p2 in rest)] if args.top_k > 1 else []),
+                  *(["yes" if r.inverted else ""] if inverted else []))
+    if inverted:
+        t.caption = "inverted: drawn the other way round from the model's training images (light ink on dark " \
+                    "for digits); read inverted (--invert no to turn off)"
     console()(t)
 
 
@@ -654,6 +677,9 @@ def _add_predict(sub) -> None:
     p.add_argument("--threads", type=_at_least(1), help="intra-op threads (>= 1; default: all cores)")
     p.add_argument("--runtime", default="onnxruntime",
                    help="onnxruntime, openvino (its default precision: bf16 on AMX/AVX512-BF16 CPUs) or opencv")
+    p.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
+                   help="auto: an image drawn the other way round from the model's training images (dark ink on "
+                        "light for a digit model) is inverted first, and said; yes: invert every image; no: never")
     _add_data_args(p, download=False)
     p.set_defaults(func=cmd_predict)
 

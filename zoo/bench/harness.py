@@ -16,10 +16,10 @@ import torch
 
 from zoo.bench.backends import (NullBackend, OpenCvBackend, OpenVinoBackend, OrtBackend, TorchBackend,
                                  TorchCompileBackend, missing_runtime)
-from zoo.bench.measure import ROUNDS, flags, latency_rounds, predictions, throughput_rounds
+from zoo.bench.measure import BUSY, ROUNDS, flags, latency_rounds, predictions, throughput_rounds
 from zoo.core.cards import BenchRow
 from zoo.core.env import OthersWatch, PeakMemory, environment as env_record, other_load
-from zoo.core.errors import ZooError
+from zoo.core.errors import ZooError, plural
 from zoo.core.memory import keep_freed_memory
 from zoo.core.sources import Target, resolve
 from zoo.data import DataOptions, DatasetSpec, EvalSet, load_eval_set, spec_of
@@ -151,7 +151,7 @@ def bench_target(target: Target, cfg: BenchConfig, providers: list[str], data: D
     # PyTorch fp32 eager's answers: what every row's accuracy is compared with (not for a bare .onnx file, whose
     # weights PyTorch does not have).
     if not target.onnx and inputs.images is not None:
-        phase(f"accuracy: PyTorch eager, {len(inputs.images):,} images")
+        phase(f"accuracy: PyTorch eager, {plural(len(inputs.images), 'image')}")
         TorchBackend("cpu", cfg.threads).load(model)  # eval mode, the threads every runtime gets
         inputs.reference = torch_logits(model, inputs.images).argmax(1)  # the export gate reuses these logits
     rows: list[BenchRow] = []
@@ -165,8 +165,8 @@ def bench_target(target: Target, cfg: BenchConfig, providers: list[str], data: D
                     raise
                 notes.append(f"{target.name} {prec} {runtime}: not measured: {e}")
                 log(f"zoo: {notes[-1]}")
-        log(f"{target.name} {prov}: timing {len(loaded)} runtimes in {ROUNDS} interleaved rounds")
-        phase(f"timing {len(loaded)} runtimes")
+        log(f"{target.name} {prov}: timing {plural(len(loaded), 'runtime')} in {ROUNDS} interleaved rounds")
+        phase(f"timing {plural(len(loaded), 'runtime')}")
         timed = _timed(loaded, inputs, cfg)
         eager = next((t for m, t in zip(loaded, timed) if m.runtime == "torch-eager"), None)
         for m, t in zip(loaded, timed):
@@ -211,7 +211,7 @@ def _runtimes(target: Target, cfg: BenchConfig, prov: str, model, data: DataOpti
 def _load(prec: str, runtime: str, backend, source, meta: dict, inputs: _Inputs, phase) -> _Loaded:
     """Load the runtime (torch.compile's compilation counted as load time) and read the eval set through it."""
     reads = inputs.images is not None and runtime != "torch-eager"  # eager's answers are the reference, read before
-    phase(f"{prec} {runtime}: " + (f"loading, then accuracy on {len(inputs.images):,} images" if reads else "loading"))
+    phase(f"{prec} {runtime}: " + (f"loading, then accuracy on {plural(len(inputs.images), 'image')}" if reads else "loading"))
     with PeakMemory() as mem:  # what loading and running this runtime added, at its peak
         t0 = time.perf_counter()
         backend.load(source)
@@ -247,8 +247,10 @@ def _row(base: dict, prov: str, m: _Loaded, timed: dict, inputs: _Inputs, earlie
     if eager is not None:
         extra |= {"eager_latency_ms_p50": eager["latency_ms_p50"], "eager_throughput_img_s": eager["throughput_img_s"],
                   "speedup_vs_eager": eager["latency_ms_p50"] / timed["latency_ms_p50"]}
-    timed = {**timed, "flags": flags({"iqr_rel": timed["latency_iqr_rel"]}, timed["load"],
-                                     extra.get("torch_top1_change"))}
+    found = flags({"iqr_rel": timed["latency_iqr_rel"]}, timed["load"], extra.get("torch_top1_change"))
+    if eager is not None and eager["load"] >= BUSY:  # the reference was timed under load: ×eager is no figure
+        found.append(f"eager-busy (others used {eager['load']:.0%} of the CPU while eager was timed)")
+    timed = {**timed, "flags": found}
     label = getattr(m.backend, "name", m.runtime) if m.runtime == "openvino" else m.runtime
     return BenchRow(**base, precision=m.prec, provider=prov, runtime=label, weights=m.meta.get("weights", ""),
                     onnx_mb=m.source.stat().st_size / 1e6 if isinstance(m.source, Path) else None, top1=acc,

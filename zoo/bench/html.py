@@ -9,7 +9,7 @@ import base64
 import html
 from pathlib import Path
 
-from zoo.bench.report import COLUMNS, FLAGS_NOTE, cell, environment_line, method_line, sort_rows
+from zoo.bench.report import FLAGS_NOTE, cell, environment_line, method_line, shown_columns, sort_rows
 from zoo.core.io import atomic_write_bytes
 
 STYLE = """
@@ -62,12 +62,13 @@ def _esc(v) -> str:
 
 
 def _table(report: dict) -> str:
+    cols = shown_columns(report["rows"])
     head = "".join(f'<th data-key="{k}" class="{"text" if k in TEXT_KEYS else ""}">{_esc(h)}</th>'
-                   for k, h, _ in COLUMNS) + '<th data-key="eval_set" class="text">eval set</th>'
+                   for k, h, _ in cols) + '<th data-key="eval_set" class="text">eval set</th>'
     body = []
     for r in sort_rows(report["rows"]):
         cells = []
-        for k, _, f in COLUMNS:
+        for k, _, f in cols:
             raw = getattr(r, k)
             sort_value = "" if raw is None or isinstance(raw, list) else f' data-v="{_esc(raw)}"'
             cells.append(f'<td class="{"text" if k in TEXT_KEYS else ""}"{sort_value}>{_esc(cell(r, k, f))}</td>')

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 import json
 from pathlib import Path
 
@@ -35,17 +36,32 @@ COLUMNS = [
 TERMINAL = {"arch", "dataset", "precision", "runtime", "top1", "torch_agreement", "latency_ms_p50", "throughput_img_s",
             "speedup_vs_eager", "flags"}  # the rest is in report.md / .csv / .json
 FLAGS_NOTE = ("flags: busy = other processes used >= 15% of the machine's CPU while the row's latency was "
-              "timed (measured from /proc/stat over that window); noisy = the batch-1 calls' IQR > 10% of their "
+              "timed (measured from /proc/stat over that window): its timings read 'busy' here, the raw figures are "
+              "in report.json; eager-busy = the same for the PyTorch eager reference (×eager); noisy = the batch-1 calls' IQR > 10% of their "
               "median (re-measure such rows on an idle machine before comparing them); accuracy = the runtime "
               "loses > 0.5 top-1 points against PyTorch fp32 on the same images. agree % = images whose top-1 "
               "equals PyTorch fp32 eager's.")
 DATASET_ORDER = {"mnist": 0, "kmnist": 1, "cifar10": 2, "cifar100": 3}
 
 
+TIMED = {"latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "throughput_img_s", "throughput_by_batch",
+         "speedup_vs_eager"}  # figures a busy machine makes wrong
+EAGER = {"eager_latency_ms_p50", "speedup_vs_eager"}  # figures of the eager reference's own timing
+ALWAYS = {"arch", "dataset", "precision", "runtime", "top1", "flags"}  # shown even when every row lacks them
+
+
+def _flagged(row: BenchRow, flag: str) -> bool:
+    return any(f.split(" ")[0] == flag for f in row.flags)
+
+
 def cell(row: BenchRow, key: str, fmt: str, short: bool = False) -> str:
+    """A row's figure as the terminal, Markdown and HTML show it: a figure timed while other processes held the
+    CPU reads "busy" (the JSON and CSV keep the raw value)."""
     v = getattr(row, key)
     if v is None or v == [] or v == {}:
         return "-"
+    if (key in TIMED and _flagged(row, "busy")) or (key in EAGER and _flagged(row, "eager-busy")):
+        return "busy"
     if isinstance(v, dict):  # throughput by batch: "1: 1,650 · 16: 2,100 · 256: 2,196"
         return " · ".join(f"{b}: {x:,.0f}" for b, x in sorted(v.items(), key=lambda kv: int(kv[0])))
     if isinstance(v, list):  # flags: "busy (other load 2.4)"; the terminal shows "busy"
@@ -53,6 +69,11 @@ def cell(row: BenchRow, key: str, fmt: str, short: bool = False) -> str:
     if key == "macs":
         v = v / 1e6
     return fmt.format(v)
+
+
+def shown_columns(rows: list[BenchRow], columns=None) -> list[tuple[str, str, str]]:
+    """The columns that hold a figure in at least one row (no column of '-')."""
+    return [c for c in (columns or COLUMNS) if c[0] in ALWAYS or any(cell(r, c[0], c[2]) != "-" for r in rows)]
 
 
 def sort_rows(rows: list[BenchRow]) -> list[BenchRow]:
@@ -82,12 +103,13 @@ def method_line(cfg: dict) -> str:
 
 def to_markdown(report: dict) -> str:
     env = report["environment"]
+    cols = shown_columns(report["rows"])
     lines = [f"# zoo bench — {env['date']}", "", environment_line(env), "",
              *[f"**{n}**" for n in report.get("notes", []) if "accuracy measured" in n],
-             "", "| " + " | ".join(h for _, h, _ in COLUMNS) + " | eval set |",
-             "|" + "---|" * (len(COLUMNS) + 1)]
+             "", "| " + " | ".join(h for _, h, _ in cols) + " | eval set |",
+             "|" + "---|" * (len(cols) + 1)]
     for r in sort_rows(report["rows"]):
-        lines.append("| " + " | ".join(cell(r, k, f) for k, _, f in COLUMNS) + f" | {r.eval_set} |")
+        lines.append("| " + " | ".join(cell(r, k, f) for k, _, f in cols) + f" | {r.eval_set} |")
     lines.append("")
     lines.append(f"{method_line(env.get('config', {}))} Δ top-1: against fp32 on the same eval set.")
     lines += [f"- {n}" for n in report.get("notes", []) if "accuracy measured" not in n]
@@ -120,7 +142,7 @@ def to_json(report: dict) -> str:
 def print_table(report: dict) -> None:
     env = report["environment"]
     t = Table(title=f"zoo bench — {env['cpu']}, {env['threads']} threads, onnxruntime {env['onnxruntime']}")
-    cols = [c for c in COLUMNS if c[0] in TERMINAL]  # the full set goes to report.md / .csv
+    cols = shown_columns(report["rows"], [c for c in COLUMNS if c[0] in TERMINAL])  # the rest: report.md / .csv
     for _, h, _ in cols:
         t.add_column(h, justify="left" if h in ("model", "dataset", "prec", "EP", "runtime", "flags") else "right",
                      no_wrap=True)
@@ -143,6 +165,27 @@ def from_json(data) -> dict:
                        "run zoo bench again")
     rows = [BenchRow.from_json(r, f"report row {i}") for i, r in enumerate(data["rows"])]
     return {**data, "rows": rows}
+
+
+REPORT_FILES = ("report.json", "report.md", "report.csv", "report.html", "*.png")
+
+
+def keep_previous(out: Path) -> Path | None:
+    """A report already in `out` moves to out/previous/ (an older one there goes) before a new one is written;
+    returns that folder, or None when there was no report."""
+    out = Path(out)
+    old = [p for pattern in REPORT_FILES for p in out.glob(pattern) if p.is_file()]
+    if not (out / "report.json").is_file() or not old:
+        return None
+    prev = out / "previous"
+    if prev.is_dir():
+        for p in prev.iterdir():
+            if p.is_file():
+                p.unlink()
+    prev.mkdir(exist_ok=True)
+    for p in old:
+        os.replace(p, prev / p.name)
+    return prev
 
 
 def write_reports(report: dict, out: Path) -> list[Path]:

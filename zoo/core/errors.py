@@ -20,3 +20,8 @@ def close_matches(name: str, choices: Iterable[str], n: int = 4) -> str:
         return f"; did you mean {', '.join(close)}?"
     shown = ", ".join(choices[:12]) + (", ..." if len(choices) > 12 else "")
     return f"; choose from {shown}"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 image', '2 images', '1,000 images' (`many`: an irregular plural)."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"

@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from zoo.core.errors import ZooError
+from zoo.core.errors import ZooError, plural
 from zoo.core.io import atomic_write_json, cache_dir, read_json
-from zoo.data.images import EXTENSIONS, ImageSpec, Problem, decode
+from zoo.data.images import EXTENSIONS, ImageSpec, Problem, decode, infer_polarity
 from zoo.data.specs import DatasetSpec, FolderSource, find_dataset, get_dataset_spec, register_dataset
 
 FORMAT = 1  # of the cache folder; part of its key
@@ -455,7 +455,7 @@ def _build(listing: Listing, channels: int, size: int, dest: Path, log) -> None:
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".tmp-{os.getpid()}-"))
     try:
         t0 = time.perf_counter()
-        log(f"zoo: decoding {len(files):,} images of {listing.root} into zoo's cache (once; later runs map it)")
+        log(f"zoo: decoding {plural(len(files), 'image')} of {listing.root} into zoo's cache (once; later runs map it)")
         images = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.uint8, (len(files), channels, size, size))
         images.flush()
         del images
@@ -556,7 +556,8 @@ def open_folder(path: str | os.PathLike, opts: FolderOptions | None = None, log=
     channels = meta["channels"]
     spec = DatasetSpec(_name(root), "", channels, meta["size"], tuple(meta["classes"]), tuple(meta["mean"]),
                        tuple(meta["std"]), "mnist" if channels == 1 else "cifar", opened.n_train, (), str(root),
-                       FolderSource(str(root), meta["layout"], opts.val_fraction, opts.seed))
+                       FolderSource(str(root), meta["layout"], opts.val_fraction, opts.seed),
+                       infer_polarity(opened.images[:opened.n_train]))
     _say(spec, meta, log)
     return register_dataset(spec)
 

@@ -93,6 +93,41 @@ def normalize_pixels(pixels: np.ndarray, spec: ImageSpec) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
+POLARITIES = ("light-on-dark", "dark-on-light", "as-is")
+INVERT = ("auto", "yes", "no")
+BORDER = 2  # pixels: the frame whose brightness says which way round an image is drawn
+
+
+def border_is_light(pixels: np.ndarray) -> bool:
+    """uint8 [H, W, C]: the mean of the outer BORDER-pixel frame is above mid-grey (a light background)."""
+    frame = np.concatenate([pixels[:BORDER].ravel(), pixels[-BORDER:].ravel(), pixels[:, :BORDER].ravel(),
+                            pixels[:, -BORDER:].ravel()])
+    return float(frame.mean()) > 127.5
+
+
+def orient(pixels: np.ndarray, polarity: str, invert: str = "auto") -> tuple[np.ndarray, bool]:
+    """(pixels as the model expects them, whether they were inverted). "auto": a digit model trained on light
+    ink over a dark background ("light-on-dark") reads a dark-on-light image inverted, and the reverse;
+    photos ("as-is") are never touched. "yes"/"no": always/never."""
+    if invert == "yes":
+        flip = True
+    elif invert == "no" or polarity not in ("light-on-dark", "dark-on-light"):
+        flip = False
+    else:
+        flip = border_is_light(pixels) == (polarity == "light-on-dark")
+    return (255 - pixels if flip else pixels), flip
+
+
+def infer_polarity(images: np.ndarray) -> str:
+    """A grey dataset's polarity from up to 512 of its images uint8 [N, 1, H, W] (the majority's border); colour
+    images are "as-is"."""
+    if images.shape[1] != 1 or not len(images):
+        return "as-is"
+    sample = images[:: max(1, len(images) // 512)]
+    light = sum(border_is_light(np.asarray(a).transpose(1, 2, 0)) for a in sample)
+    return "dark-on-light" if light > len(sample) / 2 else "light-on-dark"
+
+
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 
 

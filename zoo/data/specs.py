@@ -41,6 +41,8 @@ class DatasetSpec:
     augment: tuple[str, ...] = field(default=())  # default train-time augmentations for this family
     folder: str = ""  # sub-folder of the data root torchvision reads
     source: FolderSource | None = None  # a dataset given as a path (zoo.data.folder); None: built in
+    polarity: str = "as-is"  # "light-on-dark" (MNIST's ink), "dark-on-light", or "as-is" (photos): what
+    #                          `zoo predict` checks an image's border against (zoo.data.images.orient)
 
     @property
     def num_classes(self) -> int:
@@ -77,8 +79,8 @@ def get_dataset_spec(name: str) -> DatasetSpec:
 
     if looks_like_path(name):
         return open_folder(name)
-    raise ZooError(f"unknown dataset {name!r}{close_matches(name, _DATASETS)}; or give a folder of images "
-                   f"(one sub-folder per class) or a CSV of path,label")
+    raise ZooError(f"unknown dataset {name!r}{close_matches(name, _DATASETS)} (or give a folder of images, "
+                   f"one sub-folder per class, or a CSV of path,label)")
 
 
 def list_datasets() -> list[str]:
@@ -90,10 +92,10 @@ _CIFAR_AUG = ("crop", "flip", "rotate")  # the paper: random crop, flip and rota
 
 register_dataset(DatasetSpec(
     "mnist", "MNIST", 1, 28, tuple(str(i) for i in range(10)), (0.1307,), (0.3081,), "mnist",
-    60_000, _MNIST_AUG, "MNIST"))
+    60_000, _MNIST_AUG, "MNIST", polarity="light-on-dark"))
 register_dataset(DatasetSpec(
     "kmnist", "KMNIST", 1, 28, ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
-    (0.1918,), (0.3483,), "mnist", 60_000, _MNIST_AUG, "KMNIST"))
+    (0.1918,), (0.3483,), "mnist", 60_000, _MNIST_AUG, "KMNIST", polarity="light-on-dark"))
 register_dataset(DatasetSpec(
     "cifar10", "CIFAR10", 3, 32,
     ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),

@@ -16,7 +16,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from zoo.core.errors import ZooError
+from zoo.core.errors import ZooError, plural
 from zoo.core.io import writable_dir
 from zoo.core.sources import Source, Target, resolve
 from zoo.core.state import load_state_dict_checked
@@ -80,7 +80,7 @@ def gate_images(spec: DatasetSpec, data: DataOptions, need: int, want: int) -> t
                        + (f": {ev.why}" if ev.why else ""))
     notes = [] if ev.full_split else [f"gate measured on {ev.why}: the folder holds fewer held-out images"] \
         if ev.origin == "held-out and training images" else \
-        [f"gate measured on zoo's shipped {spec.name} test sample ({len(ev)} images), not the test split ({ev.why})"]
+        [f"gate measured on zoo's shipped {spec.name} test sample ({plural(len(ev), 'image')}), not the test split ({ev.why})"]
     return ev.take(want), notes
 
 
@@ -90,7 +90,7 @@ def calibration_images(spec: DatasetSpec, data: DataOptions, n: int) -> tuple[np
     if cal.images is None:
         raise ZooError(f"int8 calibration needs real {spec.name} images and none are here: {cal.why}")
     cal = cal.take(n, seed=0)
-    notes = [] if cal.full_split else [f"int8 calibrated on {len(cal)} images of zoo's shipped {spec.name} test "
+    notes = [] if cal.full_split else [f"int8 calibrated on {plural(len(cal), 'image')} of zoo's shipped {spec.name} test "
                                        f"sample: the training split is not here"]
     return cal.normalized(spec), notes
 
@@ -173,14 +173,15 @@ def _metadata(arch: str, spec: DatasetSpec, src: Source, precision: str, exporte
         io = {"input_shape": ["batch", spec.size, spec.size, spec.channels], "layout": "NHWC", "input_dtype": "uint8",
               "output_name": ["logits", "probabilities"],
               "preprocess": "inside the graph: x = (pixels / 255 - mean) / std, NHWC -> NCHW; feed uint8 pixels "
-                            "(resized: shorter side to the size, centre crop)"}
+                            "(resized: shorter side to the size, centre crop; drawn as `polarity` says, "
+                            "light-on-dark: light ink on a dark background)"}
     else:
         io = {"input_shape": ["batch", *spec.input_shape], "layout": "NCHW", "input_dtype": "float32",
               "output_name": "logits", "preprocess": "x = (pixels / 255 - mean) / std, float32"}
     return {
         "model": arch, "dataset": spec.name, "class_names": list(spec.class_names), **io, "input_name": "input",
         **({"dataset_spec": spec_record(spec)} if spec.source else {}),
-        "mean": list(spec.mean), "std": list(spec.std),
+        "mean": list(spec.mean), "std": list(spec.std), "polarity": spec.polarity,
         "weights": src.origin, "weights_sha256": src.sha256 or "",
         "train_top1": src.card.top1 if src.card else None, "recipe": src.card.recipe if src.card else {},
         "precision": precision, "exporter": exporter, "opset": opset, "parity": fig, "zoo_version": __version__,

@@ -14,7 +14,7 @@ import numpy as np
 from zoo.core.errors import ZooError
 from zoo.core.runtimes import file_runtime
 from zoo.core.sessions import ort_session, session_metadata
-from zoo.data.images import ImageSpec, Problem, decode, normalize_pixels, to_pixels
+from zoo.data.images import INVERT, ImageSpec, Problem, decode, normalize_pixels, orient, to_pixels
 
 NEEDED = ("class_names", "mean", "std", "input_shape")
 
@@ -23,6 +23,7 @@ NEEDED = ("class_names", "mean", "std", "input_shape")
 class Prediction:
     path: str
     top: list[tuple[str, float]]  # (class name, probability), most likely first
+    inverted: bool = False  # the image was drawn the other way round from the model's polarity and was inverted
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -63,7 +64,8 @@ class Predictor:
     """
 
     def __init__(self, source: str | Path, dataset: str | None = None, *, threads: int | None = None,
-                 batch: int = 64, workers: int | None = None, data=None, runtime: str = "onnxruntime"):
+                 batch: int = 64, workers: int | None = None, data=None, runtime: str = "onnxruntime",
+                 invert: str = "auto"):
         self.backend = file_runtime(runtime, threads)  # an unknown or missing runtime: said before any work
         self.path = exported_file(source, dataset, data)
         self.session = ort_session(self.path, threads=threads)
@@ -72,6 +74,12 @@ class Predictor:
         if missing:
             raise ZooError(f"{self.path} lacks zoo's metadata ({', '.join(missing)}); export it with zoo export")
         self.spec = ImageSpec.from_metadata(self.meta)
+        if invert not in INVERT:
+            raise ZooError(f"invert must be one of {', '.join(INVERT)}, got {invert!r}")
+        self.invert = invert
+        # files exported before the metadata named it: the digit datasets are light ink on a dark background
+        self.polarity = self.meta.get("polarity") or \
+            ("light-on-dark" if self.meta.get("dataset") in ("mnist", "kmnist") else "as-is")
         self.classes = list(self.meta["class_names"])
         self.image_input = self.meta.get("layout") == "NHWC"  # a self-contained graph: uint8 pixels in
         self.outputs = [o.name for o in self.session.get_outputs()]
@@ -93,9 +101,14 @@ class Predictor:
         order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
         return [[(self.classes[i], float(p[i])) for i in row] for p, row in zip(probs, order)]
 
+    def _oriented(self, pixels: list[np.ndarray]) -> tuple[np.ndarray, list[bool]]:
+        """The images as the model's polarity expects them (zoo.data.images.orient), and which were inverted."""
+        done = [orient(p, self.polarity, self.invert) for p in pixels]
+        return np.stack([p for p, _ in done]), [flip for _, flip in done]
+
     def predict_images(self, images, top_k: int = 5) -> list[list[tuple[str, float]]]:
         """PIL images -> top-k (class, probability) per image."""
-        pixels = np.stack([to_pixels(img, self.spec) for img in images])
+        pixels, _ = self._oriented([to_pixels(img, self.spec) for img in images])
         return self._top(self.probabilities(pixels), top_k)
 
     def predict(self, paths, top_k: int = 5, on_batch=None) -> list[Prediction | Problem]:
@@ -106,9 +119,10 @@ class Predictor:
                 chunk = [Path(p) for p in paths[start:start + self.batch]]
                 decoded = list(pool.map(lambda p: decode(p, self.spec), chunk))
                 good = [i for i, d in enumerate(decoded) if not isinstance(d, Problem)]
-                tops = self._top(self.probabilities(np.stack([decoded[i] for i in good])), top_k) if good else []
-                by_index = dict(zip(good, tops))
-                results += [Prediction(str(p), by_index[i]) if i in by_index else decoded[i]
+                pixels, flipped = self._oriented([decoded[i] for i in good]) if good else (None, [])
+                tops = self._top(self.probabilities(pixels), top_k) if good else []
+                by_index = dict(zip(good, zip(tops, flipped)))
+                results += [Prediction(str(p), *by_index[i]) if i in by_index else decoded[i]
                             for i, p in enumerate(chunk)]
                 if on_batch is not None:
                     on_batch(len(chunk))

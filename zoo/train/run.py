@@ -24,7 +24,7 @@ from safetensors.torch import save
 
 from zoo.core.cards import RunCard, check_seal, sealed
 from zoo.core.env import OthersWatch, machine, now
-from zoo.core.errors import ZooError
+from zoo.core.errors import ZooError, plural
 from zoo.core.io import atomic_write_json, check_can_create, read_json
 from zoo.core.shipped import sha256_bytes
 from zoo.core.sources import init_source
@@ -88,7 +88,7 @@ class Run:
         if self.dist.main:
             print(f"zoo: --init {record['arg']}: {said.line()}", flush=True)
             if fresh:
-                print(f"zoo: --init {record['arg']}: {len(fresh)} tensors start fresh: {', '.join(fresh)}",
+                print(f"zoo: --init {record['arg']}: {plural(len(fresh), 'tensor')} start fresh: {', '.join(fresh)}",
                       flush=True)
         return {**record, **said.record(), "reinitialized": fresh}
 
