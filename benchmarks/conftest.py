@@ -1,4 +1,4 @@
-"""Benchmarks (not part of the CI test run): python -m pytest benchmarks/ --benchmark-only -s
+"""Benchmarks (not part of the CI test run): python -m pytest benchmarks/ -n 0 --benchmark-only -s
 
 Real data is read from $ZOO_DATA (CIFAR re-encodings need ZOO_VERIFY=0); without it, generated data in
 the same formats is used and the figures say so.

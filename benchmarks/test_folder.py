@@ -1,7 +1,7 @@
 """Your own images: decoding a folder into zoo's cache against torchvision's ImageFolder + DataLoader, the
 second run's start, and fine-tuning cnn from the MNIST weights on scikit-learn's real digits.
 
-    ZOO_DATA=... python -m pytest benchmarks/test_folder.py --benchmark-only -s
+    ZOO_DATA=... python -m pytest benchmarks/test_folder.py -n 0 --benchmark-only -s
 
 The folder is MNIST's 60,000 training images written as PNG class folders (real data; generated images
 when $ZOO_DATA has no MNIST, said in the output). Each figure is one pass from a cold zoo cache; the

@@ -1,7 +1,7 @@
 """`zoo predict` on 10,000 PNG files written from the CIFAR-10 test split, against a plain loop (Pillow open ->
 torchvision transforms -> PyTorch model, batch 1); and its start-up on one image with an .onnx source.
 
-    ZOO_DATA=<data> ZOO_VERIFY=0 python -m pytest benchmarks/test_predict.py --benchmark-only -s
+    ZOO_DATA=<data> ZOO_VERIFY=0 python -m pytest benchmarks/test_predict.py -n 0 --benchmark-only -s
 """
 
 import statistics

@@ -14,6 +14,15 @@ def _threads_and_seed():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _own_deploy_cache(tmp_path, monkeypatch):
+    """zoo bench remembers its recommendation per machine: a test's never reaches the user's cache, nor the
+    next test's zoo predict --runtime auto."""
+    import zoo.core.deploy as deploy
+
+    monkeypatch.setattr(deploy, "cache_file", lambda: tmp_path / "deploy-cache" / "deploy.json")
+
+
 @pytest.fixture(scope="session")
 def fake_root(tmp_path_factory):
     """All four datasets in their real on-disk formats, small."""

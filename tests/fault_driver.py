@@ -14,6 +14,7 @@ it, so forking after `import torch` is safe).
 import errno
 import hashlib
 import json
+import random
 import os
 import shutil
 import signal
@@ -88,11 +89,15 @@ def _state(out: Path) -> dict:
             "summary": (out / "summary.json").is_file()}
 
 
-def run(mode: str, data: str, work: Path, ks: list[int]) -> dict:
+def run(mode: str, data: str, work: Path, ks: list[int], sample: int | None = None) -> dict:
+    """Fault at each boundary in `ks` (all of them when empty), or at `sample` of them chosen with a fixed seed
+    (the first and the last always among them)."""
     ref = work / "ref"
     _child([*ARGS, "--data-dir", data, "--out", str(ref)], None, mode, work / "ref.log")
     total = int((work / "ref.log").read_text().split("BOUNDARIES")[-1].split()[0])
     expected, cases = _state(ref), []
+    if sample and sample < total:
+        ks = sorted({1, total, *random.Random(0).sample(range(2, total), sample - 2)})
     for k in ks or range(1, total + 1):
         out, log = work / f"{mode}{k}", work / f"{mode}{k}.log"
         code = _child([*ARGS, "--data-dir", data, "--out", str(out)], k, mode, log)
@@ -111,4 +116,5 @@ if __name__ == "__main__":
     torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)  # the optimizer's 1.5 s of lazy imports, once
     zoo.core.env.cpu_info()  # py-cpuinfo runs CPUID in a subprocess: once, not in every child
     mode, data, work, *ks = sys.argv[1:]
-    print(json.dumps(run(mode, data, Path(work), [int(k) for k in ks])))
+    sample = int(ks.pop()[len("sample="):]) if ks and ks[-1].startswith("sample=") else None
+    print(json.dumps(run(mode, data, Path(work), [int(k) for k in ks], sample)))

@@ -66,7 +66,8 @@ def test_int8_and_fp16(arch, dataset, trained, tmp_path, fake_root, monkeypatch)
 
 def test_int8_first_conv_is_padded_to_four_channels_with_the_same_logits(trained, tmp_path, fake_root, monkeypatch):
     """onnxruntime's fast int8 convolution needs a multiple of 4 input channels (zoo/export/qdq.py): the RGB
-    first conv gets a zero channel and zero weights, and the logits stay bit-identical."""
+    first conv gets a zero channel and zero weights, and the logits stay the same: bit-identical on an AVX2 CPU;
+    where the two convolutions take different int8 kernels (VNNI, AMX) a logit may round one output step apart."""
     _loose_int8_gate(monkeypatch)
     import onnx
     from onnx import numpy_helper
@@ -87,7 +88,8 @@ def test_int8_first_conv_is_padded_to_four_channels_with_the_same_logits(trained
         [n.op_type for n in onnx.load(str(plain.path)).graph.node].count("Pad") + 1
     x = np.random.default_rng(0).standard_normal((64, 3, 32, 32)).astype(np.float32)
     got, want = (ort_session(r.path).run(["logits"], {"input": x})[0] for r in (padded, plain))
-    assert np.array_equal(got, want)
+    step = np.diff(np.unique(want)).min()  # the logits are int8 dequantized: multiples of the output scale
+    assert np.abs(got - want).max() <= step * 1.001 and (got == want).mean() >= 0.9
 
 
 def test_int8_falls_back_to_float_ends_when_every_layer_int8_fails_its_gate(trained, tmp_path, fake_root, monkeypatch):
@@ -195,7 +197,10 @@ def test_unwritable_output(tmp_path):
         export("mlp", "mnist", out=blocker / "sub")
 
 
-def test_unsupported_op_is_one_line_and_leaves_nothing(tmp_path, fake_root):
+def test_unsupported_op_is_one_line_and_leaves_nothing(tmp_path, fake_root, monkeypatch):
+    import zoo.models.registry as registry
+
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))  # the test's model leaves with the test
     class Eig(torch.nn.Module):
         def forward(self, x):
             return torch.linalg.eigvals(x[:, 0, :10, :10]).real
@@ -231,7 +236,7 @@ def test_without_the_dataset_the_gate_uses_the_shipped_sample_and_says_so(traine
     kw = dict(weights=trained / "cnn.mnist", out=tmp_path, data=data(tmp_path / "nodata"))
     r = export("cnn", "mnist", **kw)
     assert r.parity["images"] == 1000 and r.parity["eval_set"] == "mnist shipped sample (1000)"
-    assert any("shipped mnist test sample (1000 images), not the test split" in n for n in r.notes)
+    assert any("shipped mnist test sample (1,000 images), not the test split" in n for n in r.notes)
     int8 = export("cnn", "mnist", precision="int8", int8_max_drop=100, **kw)
     assert int8.parity["images"] == 1000  # not padded up to the 10,000 the int8 gate would use
     assert any("int8 calibrated on 256 images of zoo's shipped mnist test sample" in n for n in int8.notes)

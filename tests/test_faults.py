@@ -3,6 +3,7 @@ fault_driver.py), then a resume; and read-only destinations for every command th
 
 import errno
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -21,9 +22,15 @@ def small_mnist(tmp_path_factory):
     return write_fake_dataset("mnist", tmp_path_factory.mktemp("mnist"), n_train=200, n_test=1000)
 
 
+# Every boundary under ZOO_SLOW=1; otherwise a fixed-seed sample of them (the first and last always), which keeps
+# the suite's cost down while every kind of boundary (temp file, fsync, rename, save, append) stays in reach.
+SAMPLE = None if os.environ.get("ZOO_SLOW") == "1" else 32
+
+
 def _drive(mode: str, data: Path, work: Path) -> dict:
-    r = subprocess.run([sys.executable, str(DRIVER), mode, str(data), str(work)], capture_output=True, text=True,
-                       timeout=600)
+    extra = [f"sample={SAMPLE}"] if SAMPLE else []
+    r = subprocess.run([sys.executable, str(DRIVER), mode, str(data), str(work), *extra], capture_output=True,
+                       text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -31,7 +38,7 @@ def _drive(mode: str, data: Path, work: Path) -> dict:
 def test_sigkill_at_every_write_boundary_resumes_to_the_same_run(small_mnist, tmp_path):
     result = _drive("kill", small_mnist, tmp_path)
     cases = result["cases"]
-    assert result["boundaries"] >= 80 and len(cases) == result["boundaries"]  # 96 on torch 2.14
+    assert result["boundaries"] >= 80 and len(cases) == (SAMPLE or result["boundaries"])  # 96 on torch 2.14
     assert result["expected"]["best_ok"] and result["expected"]["summary"] and len(result["expected"]["metrics"]) == 2
     killed = [c for c in cases if c["code"] == -9]
     assert len(killed) == len(cases)  # every boundary was reached and killed there
@@ -41,7 +48,8 @@ def test_sigkill_at_every_write_boundary_resumes_to_the_same_run(small_mnist, tm
 def test_a_full_disk_at_every_write_boundary_is_one_line_leaves_nothing_half_written(small_mnist, tmp_path):
     cases = _drive("enospc", small_mnist, tmp_path)["cases"]
     failed = [c for c in cases if c["code"] == 2]
-    assert len(failed) >= 40  # every write that can fail did (a boundary *after* a write injects nothing)
+    # every write that can fail did (a boundary *after* a write injects nothing): 40+ of 96, about half a sample
+    assert len(failed) >= (40 if SAMPLE is None else SAMPLE // 4)
     assert all(c["errors"] == ["zoo: error: No space left on device; nothing half-written is left: free space or "
                                "choose another --out, then run the command again (zoo train: add --resume)"]
                for c in failed)

@@ -167,7 +167,7 @@ def test_predict_runs_the_same_file_in_other_runtimes(onnx_files, test_images, c
 def test_an_unknown_or_missing_runtime_is_one_line(onnx_files, test_images, capsys, monkeypatch):
     import zoo.core.runtimes as runtimes
     assert main(["predict", str(onnx_files[0].path), str(test_images), "--runtime", "tensorrt"]) == 2
-    assert "unknown runtime 'tensorrt'; choose from onnxruntime, openvino, opencv" in capsys.readouterr().err
+    assert "unknown runtime 'tensorrt'; choose from auto, onnxruntime, openvino, opencv" in capsys.readouterr().err
     monkeypatch.setattr(runtimes, "missing_runtime", lambda name: "openvino is not installed (pip install x)")
     assert main(["predict", str(onnx_files[0].path), str(test_images), "--runtime", "openvino"]) == 2
     assert "--runtime openvino: openvino is not installed" in capsys.readouterr().err
@@ -176,9 +176,9 @@ def test_an_unknown_or_missing_runtime_is_one_line(onnx_files, test_images, caps
 def test_predict_csv_and_table(onnx_files, test_images, capsys):
     assert main(["predict", str(onnx_files[0].path), str(test_images / "sub"), "--csv", "--top-k", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "file,class1,probability1,class2,probability2" and len(lines) == 21
+    assert lines[0] == "file,class1,probability1,class2,probability2,inverted,runtime,precision" and len(lines) == 21
     assert main(["predict", str(onnx_files[0].path), str(test_images / "000_*.png")]) == 0
-    assert "zoo predict — 1 images" in capsys.readouterr().out
+    assert "zoo predict — 1 image (onnxruntime fp32)" in capsys.readouterr().out
 
 
 def test_the_onnx_path_never_imports_torch(onnx_files, test_images):

@@ -219,7 +219,7 @@ def test_resuming_a_finished_run_keeps_it(fake_root, tmp_path, capsys):
     assert s["already_finished"] and s["final"]["epoch"] == 1 and files() == before
     assert main(["train", "mlp", "mnist", "--epochs", "1", "--precision", "fp32", "--compile", "off",
                  "--resume", "--out", str(tmp_path), "--data-dir", str(tmp_path / "no-data")]) == 0
-    assert "already finished its 1 epochs" in capsys.readouterr().out and files() == before
+    assert "already finished its 1 epoch;" in capsys.readouterr().out and files() == before
     # Killed between the last checkpoint and the summary: resuming writes the summary from the checkpoint.
     (tmp_path / "summary.json").unlink()
     s = train_fast("mlp", "mnist", tmp_path, fake_root, recipe="paper", epochs=1, resume=True)

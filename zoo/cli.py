@@ -93,6 +93,8 @@ _minutes = _non_negative("minutes", "10, 0.5; 0 turns it off")
 def cmd_list(args) -> int:
     if args.fastpath:
         return _list_fastpath(args)
+    if args.deploy:
+        return _list_deploy(args)
     if args.pattern and not set("*?[") & set(args.pattern):
         check_model(args.pattern)
     if args.dataset:
@@ -118,6 +120,23 @@ def cmd_list(args) -> int:
                       "[dim]-[/dim]" if r["data_offline"] else "[dim]no data offline[/dim]")
     table.caption = "paper %: the paper's test accuracy; weights: shipped pretrained weights (top-1 by onnxruntime)"
     console()(table)
+    return 0
+
+
+def _list_deploy(args) -> int:
+    """The remembered deployment recommendations (zoo bench over several runtimes), per weights and machine."""
+    from zoo.bench.recommend import line
+    from zoo.core.deploy import cache_file, entries, machine_id
+
+    rows = entries()
+    if args.json:
+        print(json.dumps([{"key": k, **v} for k, v in rows], indent=1))
+        return 0
+    here = machine_id()
+    print(f"deployment recommendations ({len(rows)}) in {cache_file()}; this machine: {here}")
+    for key, rec in rows:
+        where = "" if here in key else "  [another machine or other versions: not used here]"
+        print(f"- {line(rec.get('model', '?'), rec)}  ({rec.get('measured', '')[:16]}){where}")
     return 0
 
 
@@ -264,6 +283,7 @@ def cmd_export(args) -> int:
 def cmd_bench(args) -> int:
     check_pair(args.model, None if args.weights else args.dataset)
     from zoo.bench.harness import BenchConfig, bench_target, environment, resolve_providers
+    from zoo.bench.recommend import recommend
     from zoo.bench.report import keep_previous
     from zoo.core.cards import BenchRow
     from zoo.core.env import other_load
@@ -276,7 +296,7 @@ def cmd_bench(args) -> int:
                       threads=args.threads or BenchConfig.threads, warmup=args.warmup, runs=args.repeat,
                       batch=max(args.batch), sweep=tuple(args.batch) if len(args.batch) > 1 else (),
                       eager=not args.no_eager, null=args.null,
-                      runtimes=_split(args.runtime) or ("onnxruntime",)).validate()
+                      runtimes=_runtimes(args.runtime)).validate()
     targets = bench_targets(args.model, _dataset(args, args.weights), weights=args.weights, random=args.random,
                             onnx=args.onnx, matrix=args.matrix, runs_dir=args.runs)
     providers, notes = resolve_providers(cfg)
@@ -293,12 +313,33 @@ def cmd_bench(args) -> int:
                 rows.append(BenchRow(t.arch, t.dataset, "-", "-", error=str(e)))
                 bar.print(f"zoo: error: {t.name}: {e}", err=True)
             bar.done()
-    report = {"environment": environment(cfg, providers, load_before), "rows": rows, "notes": notes}
+    report = {"environment": environment(cfg, providers, load_before), "rows": rows, "notes": notes,
+              "recommendation": recommend(rows)}
+    _remember(report["recommendation"], cfg.threads)
     prev = keep_previous(out)
     if prev is not None:
         print(f"zoo: the previous report in {out} moved to {prev}")
     _render(report, out, args.runs)
     return 1 if any(r.error for r in rows) else 0
+
+
+def _runtimes(arg: str | None) -> tuple[str, ...]:
+    """--runtime: a comma list, or `all`: every runtime installed here (onnxruntime always)."""
+    asked = _split(arg) or ("onnxruntime",)
+    if asked != ("all",):
+        return asked
+    from zoo.core.runtimes import missing_runtime
+
+    return ("onnxruntime", *(r for r in ("openvino", "opencv") if not missing_runtime(r)), "torch-compile")
+
+
+def _remember(recs: dict, threads: int | None) -> None:
+    """Each model's recommendation, for zoo predict --runtime auto on this machine (zoo.core.deploy)."""
+    from zoo.core.deploy import deploy_key, remember
+
+    for name, rec in recs.items():
+        if rec.get("weights_sha256") and not rec.get("none"):
+            remember(deploy_key(rec["weights_sha256"], rec["export_revision"], threads), {"model": name, **rec})
 
 
 class _Bar:
@@ -387,11 +428,12 @@ def cmd_predict(args) -> int:
         raise ZooError("no images given: name files, folders or globs after the model")
     paths, problems = find_images(image_args)
     predictor = Predictor(source, dataset, threads=args.threads, batch=args.batch, runtime=args.runtime,
-                          data=_data(args) if dataset or not source.endswith(".onnx") else None, invert=args.invert)
+                          data=_data(args) if dataset or not source.endswith(".onnx") else None, invert=args.invert,
+                          images=len(paths), log=lambda line: print(line, file=sys.stderr))
     results = _run_with_progress(predictor, paths, args.top_k)
     problems += [r for r in results if not hasattr(r, "top")]
     found = [r for r in results if hasattr(r, "top")]
-    _print_predictions(found, args)
+    _print_predictions(found, args, (predictor.runtime_label, predictor.precision))
     for p in problems:
         print(f"zoo: error: {p.path}: {p.reason}", file=sys.stderr)
     return 1 if problems else 0
@@ -410,25 +452,28 @@ def _run_with_progress(predictor, paths, top_k: int):
 PROGRESS_FROM = 200  # images: fewer finish before a bar would help
 
 
-def _print_predictions(found, args) -> None:
+def _print_predictions(found, args, ran: tuple[str, str]) -> None:
+    runtime, precision = ran
     if args.json:
         print(json.dumps([{"file": r.path, "top": [{"class": c, "probability": p} for c, p in r.top],
-                           "inverted": r.inverted} for r in found], indent=1))
+                           "inverted": r.inverted, "runtime": runtime, "precision": precision} for r in found],
+                         indent=1))
         return
     if args.csv:
         import csv
 
         w = csv.writer(sys.stdout)
         w.writerow(["file", *[f"{k}{i + 1}" for i in range(args.top_k) for k in ("class", "probability")],
-                    "inverted"])
+                    "inverted", "runtime", "precision"])
         for r in found:
-            w.writerow([r.path, *[v for c, p in r.top for v in (c, f"{p:.6f}")], "yes" if r.inverted else "no"])
+            w.writerow([r.path, *[v for c, p in r.top for v in (c, f"{p:.6f}")], "yes" if r.inverted else "no",
+                        runtime, precision])
         return
     from rich.table import Table
 
     from zoo.core.ui import console
 
-    t = Table(title=f"zoo predict — {plural(len(found), 'image')}")
+    t = Table(title=f"zoo predict — {plural(len(found), 'image')} ({runtime} {precision})")
     t.add_column("file", overflow="fold")
     t.add_column("class")
     t.add_column("p", justify="right")
@@ -541,6 +586,8 @@ def _add_list(sub) -> None:
     p.add_argument("--paper", action="store_true", help="only the paper's 16 seed pairs")
     p.add_argument("--fastpath", action="store_true",
                    help="the remembered fast-path decisions (zoo train's probe) with their figures and dates")
+    p.add_argument("--deploy", action="store_true",
+                   help="the remembered deployment recommendations (zoo bench --runtime all) per model and machine")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_list)
 
@@ -629,7 +676,9 @@ def _add_bench(sub) -> None:
     p.add_argument("--provider", help="comma list of cpu, cuda (default: cpu, plus cuda when usable)")
     p.add_argument("--runtime", default="onnxruntime",
                    help="comma list of onnxruntime, openvino (f32 and its default precision; int8), opencv, "
-                        "torch-compile: each runs the same model and gets rows of its own")
+                        "torch-compile, or all (every one installed): each runs the same model and gets rows of "
+                        "its own; over several, the fastest that keeps accuracy is recommended and remembered "
+                        "for zoo predict")
     p.add_argument("--threads", type=_at_least(1), help="intra-op threads (>= 1; default: all cores)")
     p.add_argument("--warmup", type=_at_least(0), default=20, help="untimed batch-1 calls (>= 0)")
     p.add_argument("--repeat", type=_at_least(1),
@@ -675,8 +724,10 @@ def _add_predict(sub) -> None:
     p.add_argument("--csv", action="store_true", help="CSV on stdout")
     p.add_argument("--batch", type=_at_least(1), default=64, help="images per forward pass (>= 1)")
     p.add_argument("--threads", type=_at_least(1), help="intra-op threads (>= 1; default: all cores)")
-    p.add_argument("--runtime", default="onnxruntime",
-                   help="onnxruntime, openvino (its default precision: bf16 on AMX/AVX512-BF16 CPUs) or opencv")
+    p.add_argument("--runtime", default="auto",
+                   help="auto (the runtime and precision zoo bench --runtime all found fastest without losing "
+                        "accuracy for this model on this machine; else onnxruntime), onnxruntime, openvino (its "
+                        "default precision: bf16 on AMX/AVX512-BF16 CPUs) or opencv")
     p.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
                    help="auto: an image drawn the other way round from the model's training images (dark ink on "
                         "light for a digit model) is inverted first, and said; yes: invert every image; no: never")

@@ -253,6 +253,7 @@ def _row(base: dict, prov: str, m: _Loaded, timed: dict, inputs: _Inputs, earlie
     timed = {**timed, "flags": found}
     label = getattr(m.backend, "name", m.runtime) if m.runtime == "openvino" else m.runtime
     return BenchRow(**base, precision=m.prec, provider=prov, runtime=label, weights=m.meta.get("weights", ""),
+                    weights_sha256=m.meta.get("weights_sha256") or None, export_revision=m.meta.get("export_revision"),
                     onnx_mb=m.source.stat().st_size / 1e6 if isinstance(m.source, Path) else None, top1=acc,
                     top1_change=acc - ref if (acc is not None and ref is not None and m.prec != "fp32") else None,
                     load_s=m.load_s, peak_mb=m.peak_mb, **timed, **extra)

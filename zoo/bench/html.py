@@ -9,7 +9,8 @@ import base64
 import html
 from pathlib import Path
 
-from zoo.bench.report import FLAGS_NOTE, cell, environment_line, method_line, shown_columns, sort_rows
+from zoo.bench.report import (FLAGS_NOTE, cell, environment_line, method_line, recommended_lines, shown_columns,
+                              sort_rows)
 from zoo.core.io import atomic_write_bytes
 
 STYLE = """
@@ -88,6 +89,13 @@ def _figures(plots: list[Path]) -> str:
     return "".join(out)
 
 
+def _recommended(report: dict) -> str:
+    lines = recommended_lines(report)
+    if not lines:
+        return ""
+    return "<h2>Recommended</h2><ul class='recommended'>" + "".join(f"<li>{_esc(x)}</li>" for x in lines) + "</ul>"
+
+
 def to_html(report: dict, plots: list[Path]) -> str:
     env = report["environment"]
     notes = report.get("notes", [])
@@ -102,6 +110,7 @@ def to_html(report: dict, plots: list[Path]) -> str:
             f"<style>{STYLE}</style></head><body>"
             f"<h1>zoo bench — {_esc(env.get('date'))}</h1><div class='env'>{_esc(env_line)}</div>"
             + "".join(f"<div class='loud'>{_esc(n)}</div>" for n in loud)
+            + _recommended(report)
             + _table(report)
             + "<ul class='notes'>" + "".join(f"<li>{_esc(n)}</li>" for n in quiet) + "</ul>"
             + _figures(plots)

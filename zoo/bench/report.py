@@ -101,6 +101,14 @@ def method_line(cfg: dict) -> str:
             f"throughput at batch {cfg.get('batch')}.")
 
 
+def recommended_lines(report: dict) -> list[str]:
+    """One line per model: the runtime and precision to deploy at batch 1 and at the largest batch
+    (zoo.bench.recommend), with the reason a faster row was passed over."""
+    from zoo.bench.recommend import line
+
+    return [line(name, rec) for name, rec in (report.get("recommendation") or {}).items()]
+
+
 def to_markdown(report: dict) -> str:
     env = report["environment"]
     cols = shown_columns(report["rows"])
@@ -116,6 +124,11 @@ def to_markdown(report: dict) -> str:
     if any(r.flags for r in report["rows"]):
         lines.append(f"- {FLAGS_NOTE}")
     lines += [f"- {r.name}: not measured: {r.error}" for r in report["rows"] if r.error]
+    recommended = recommended_lines(report)
+    if recommended:
+        lines += ["", "## Recommended", "", "Fastest without losing accuracy (≤ 0.3 pt and ≥ 99% agreement with "
+                  "PyTorch fp32, not busy or noisy); `zoo predict` uses it on this machine.", "",
+                  *[f"- {x}" for x in recommended]]
     return "\n".join(lines) + "\n"
 
 
@@ -154,6 +167,8 @@ def print_table(report: dict) -> None:
     t.caption = "top-1 on: " + "; ".join(sets) + "".join(f"\n{n}" for n in [*report.get("notes", []),
                                                                                           *errors])
     console()(t)
+    for x in recommended_lines(report):
+        console()(f"recommended: {x}", markup=False, highlight=False)
 
 
 def from_json(data) -> dict:

@@ -156,4 +156,6 @@ class BenchRow(_Card):
     throughput_by_batch: dict = field(default_factory=dict)  # {"1": img/s, "16": ...} with --batch 1,16,64,256
     peak_mb: float | None = None  # resident memory that loading and running this runtime added, at its peak
     error: str | None = None  # why this target was not measured (the other fields stay None)
+    weights_sha256: str | None = None  # of the weights the file was exported from (a recommendation's key)
+    export_revision: int | None = None  # of the exporter that wrote the file
     schema: int = BENCH_ROW_SCHEMA

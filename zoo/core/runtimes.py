@@ -145,14 +145,14 @@ def missing_runtime(name: str) -> str | None:
     return None
 
 
-def file_runtime(name: str, threads: int | None = None):
-    """An unloaded backend for an .onnx file: onnxruntime (CPU), openvino (its default precision) or opencv.
-    A runtime that is not installed is a one-line error naming the extra to install."""
+def file_runtime(name: str, threads: int | None = None, hint: str | None = None):
+    """An unloaded backend for an .onnx file: onnxruntime (CPU), openvino (its default precision, or `hint`) or
+    opencv. A runtime that is not installed is a one-line error naming the extra to install."""
     if name not in FILE_RUNTIMES:
-        raise ZooError(f"unknown runtime {name!r}; choose from {', '.join(FILE_RUNTIMES)}")
+        raise ZooError(f"unknown runtime {name!r}; choose from auto, {', '.join(FILE_RUNTIMES)}")
     why = missing_runtime(name)
     if why:
         raise ZooError(f"--runtime {name}: {why}")
     if name == "openvino":
-        return OpenVinoBackend(None, threads)
+        return OpenVinoBackend(hint, threads)
     return OpenCvBackend(threads) if name == "opencv" else OrtBackend("CPUExecutionProvider", threads)

@@ -20,8 +20,9 @@ PRECISIONS = ("fp32", "fp16", "int8")
 # Bump whenever export writes a different graph for the same weights (zoo bench's cache keys on it).
 # 2: int8 keeps the first conv and the last layer in float. 3: int8 tried QOperator, every layer int8, first.
 # 4: QDQ, every layer int8, first. 5: int8's first conv padded to 4 input channels (qdq.py). 6: option-A
-# shortcuts as 1x1 convolutions (shortcut.py).
-EXPORT_REVISION = 6
+# shortcuts as 1x1 convolutions (shortcut.py). 7: the metadata names the ink polarity and the export revision
+# (a deployment recommendation's key).
+EXPORT_REVISION = 7
 EXPORTERS = ("dynamo", "torchscript")
 
 

@@ -22,8 +22,8 @@ from zoo.core.sources import Source, Target, resolve
 from zoo.core.state import load_state_dict_checked
 from zoo.core.version import __version__
 from zoo.data import DataOptions, DatasetSpec, EvalSet, load_eval_set, spec_of, spec_record
-from zoo.export.convert import (EXPORTERS, INT8_SETTINGS, PRECISIONS, ImageInput, int8_label, onnx_name, to_fp16,
-                                to_int8, torch_to_onnx)
+from zoo.export.convert import (EXPORT_REVISION, EXPORTERS, INT8_SETTINGS, PRECISIONS, ImageInput, int8_label,
+                                onnx_name, to_fp16, to_int8, torch_to_onnx)
 from zoo.export.gate import GateFailed, parity, parity_image_input
 from zoo.export.onnxfile import add_metadata
 from zoo.models import check_supported, create_model, tta_of, with_tta
@@ -184,6 +184,7 @@ def _metadata(arch: str, spec: DatasetSpec, src: Source, precision: str, exporte
         "mean": list(spec.mean), "std": list(spec.std), "polarity": spec.polarity,
         "weights": src.origin, "weights_sha256": src.sha256 or "",
         "train_top1": src.card.top1 if src.card else None, "recipe": src.card.recipe if src.card else {},
-        "precision": precision, "exporter": exporter, "opset": opset, "parity": fig, "zoo_version": __version__,
+        "precision": precision, "exporter": exporter, "opset": opset, "export_revision": EXPORT_REVISION,
+        "parity": fig, "zoo_version": __version__,
         "torch_version": torch.__version__, "onnx_version": onnx.__version__, "onnxruntime_version": ort.__version__,
     }

@@ -12,11 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from zoo.core.errors import ZooError
+from zoo.core.deploy import openvino_hint, recall, runtime_name
 from zoo.core.runtimes import file_runtime
 from zoo.core.sessions import ort_session, session_metadata
 from zoo.data.images import INVERT, ImageSpec, Problem, decode, normalize_pixels, orient, to_pixels
 
 NEEDED = ("class_names", "mean", "std", "input_shape")
+FEW_IMAGES = 16  # up to this many, --runtime auto takes the batch-1 (latency) choice; beyond, the throughput one
 
 
 @dataclass(frozen=True)
@@ -31,9 +33,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=1, keepdims=True)
 
 
-def exported_file(source: str | Path, dataset: str | None = None, data=None) -> Path:
+def exported_file(source: str | Path, dataset: str | None = None, data=None, precision: str = "fp32") -> Path:
     """The .onnx file a source stands for: the file itself; or, exported once into zoo's cache (this needs
-    torch), a run folder's best weights or the shipped weights of MODEL on DATASET."""
+    torch), a run folder's best weights or the shipped weights of MODEL on DATASET, at `precision`."""
     p = Path(source)
     if p.suffix == ".onnx":
         if not p.is_file():
@@ -53,7 +55,7 @@ def exported_file(source: str | Path, dataset: str | None = None, data=None) -> 
     else:
         raise ZooError(f"{source} is not an .onnx file or a run folder; for shipped weights give MODEL DATASET "
                        f"(e.g. zoo predict resnet20 cifar10 photo.jpg)")
-    return exported(target, "fp32", data or DataOptions(), log=lambda *_: None)[0]
+    return exported(target, precision, data or DataOptions(), log=lambda *_: None)[0]
 
 
 class Predictor:
@@ -64,15 +66,20 @@ class Predictor:
     """
 
     def __init__(self, source: str | Path, dataset: str | None = None, *, threads: int | None = None,
-                 batch: int = 64, workers: int | None = None, data=None, runtime: str = "onnxruntime",
-                 invert: str = "auto"):
-        self.backend = file_runtime(runtime, threads)  # an unknown or missing runtime: said before any work
+                 batch: int = 64, workers: int | None = None, data=None, runtime: str = "auto",
+                 invert: str = "auto", images: int | None = None, log=None):
+        if runtime != "auto":
+            file_runtime(runtime, threads)  # an unknown or missing runtime: said before any work
         self.path = exported_file(source, dataset, data)
-        self.session = ort_session(self.path, threads=threads)
-        self.meta = session_metadata(self.session)
-        missing = [k for k in NEEDED if k not in self.meta]
-        if missing:
-            raise ZooError(f"{self.path} lacks zoo's metadata ({', '.join(missing)}); export it with zoo export")
+        self._open(threads)
+        self.precision, hint = self.meta.get("precision", "fp32"), None
+        if runtime == "auto":  # what zoo bench found fastest for these weights on this machine, if it has
+            runtime, hint, precision = self._recommended(threads, images, log or (lambda s: None))
+            if precision != self.precision and Path(source).suffix != ".onnx":
+                self.path = exported_file(source, dataset, data, precision)
+                self._open(threads)
+                self.precision = precision
+        self.backend = file_runtime(runtime, threads, hint)
         self.spec = ImageSpec.from_metadata(self.meta)
         if invert not in INVERT:
             raise ZooError(f"invert must be one of {', '.join(INVERT)}, got {invert!r}")
@@ -87,6 +94,34 @@ class Predictor:
         self.runtime = runtime
         if runtime != "onnxruntime":  # the same file in OpenVINO or OpenCV DNN (logits; softmax here)
             self.backend.load(self.path)
+        self.runtime_label = getattr(self.backend, "name", runtime) if runtime == "openvino" else runtime
+
+    def _open(self, threads: int | None) -> None:
+        self.session = ort_session(self.path, threads=threads)
+        self.meta = session_metadata(self.session)
+        missing = [k for k in NEEDED if k not in self.meta]
+        if missing:
+            raise ZooError(f"{self.path} lacks zoo's metadata ({', '.join(missing)}); export it with zoo export")
+
+    def _recommended(self, threads: int | None, images: int | None, log) -> tuple[str, str | None, str]:
+        """(runtime, OpenVINO hint, precision) `zoo bench` recommended for these weights on this machine: its
+        batch-1 choice for a handful of images, its throughput choice for many; else onnxruntime at the file's
+        precision (with a line saying how to measure one here when the recommendation for these weights was
+        measured on another machine or at another thread count)."""
+        rec, why = recall(self.meta.get("weights_sha256"), self.meta.get("export_revision"), threads)
+        if rec is None:  # said only when a recommendation was measured elsewhere: none at all is the common case
+            if not why:
+                return "onnxruntime", None, self.precision
+            name = f"{self.meta.get('model', 'MODEL')} {self.meta.get('dataset', 'DATASET')}"
+            log(f"zoo: running onnxruntime {self.precision}: {why}; get one with `zoo bench {name} --runtime all "
+                f"--precision fp32,int8`")
+            return "onnxruntime", None, self.precision
+        choice = rec["latency"] if images is not None and images <= FEW_IMAGES else rec["throughput"]
+        runtime = runtime_name(choice["runtime"])
+        log(f"zoo: running {choice['runtime']} {choice['precision']}, zoo bench's choice for "
+            f"{'a few images' if choice is rec['latency'] else 'many images'} on this machine "
+            f"({rec.get('measured', '')[:10]}; --runtime to choose another)")
+        return runtime, openvino_hint(choice["runtime"]), choice["precision"]
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 [N, H, W, C] at the model's size -> probabilities [N, classes]."""

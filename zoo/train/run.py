@@ -390,12 +390,7 @@ def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: R
     """
     spec = get_dataset_spec(dataset)  # a path: a folder of images, opened with default options
     dataset = spec.name
-    if recipe is None:
-        name, why = default_recipe(spec, init)
-        recipe = get_recipe(name, spec, arch)
-        if spec.source is not None:
-            print(f"zoo: recipe {name} ({why})", flush=True)
-    cfg = recipe.validate()
+    cfg = (recipe or _default_recipe(arch, spec, init)).validate()
     req = (runtime or RuntimeRequest()).validate()
     check_supported(arch, spec)  # unknown / unsupported model -> one-line error before anything is written
     if save_every_s is not None and not save_every_s >= 0:
@@ -430,6 +425,14 @@ def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: R
             run.restore()
         run.start()
         return run.fit(progress)
+
+
+def _default_recipe(arch: str, spec: DatasetSpec, init: str | None) -> TrainConfig:
+    """default_recipe()'s choice for this pair, said for a folder (whose recipe is zoo's choice, not a paper's)."""
+    name, why = default_recipe(spec, init)
+    if spec.source is not None:
+        print(f"zoo: recipe {name} ({why})", flush=True)
+    return get_recipe(name, spec, arch)
 
 
 def _source_classes(record: dict) -> tuple[str, ...] | None:

@@ -1,0 +1,114 @@
+"""Deploy on the fastest runtime that keeps accuracy: the recommendation rule, its cache and its key, and
+`zoo predict --runtime auto` with and without a recommendation."""
+
+import json
+
+import pytest
+
+from zoo.bench.recommend import MAX_LOSS, line, recommend
+from zoo.core import deploy
+from zoo.core.cards import BenchRow
+
+
+def row(runtime="onnxruntime", precision="fp32", p50=1.0, img_s=1000.0, change=0.0, agree=100.0, flags=(), **kw):
+    return BenchRow("resnet20", "cifar10", precision, "cpu", runtime, latency_ms_p50=p50, throughput_img_s=img_s,
+                    throughput_batch=256, torch_top1_change=change, torch_agreement=agree, flags=list(flags),
+                    weights_sha256="ab" * 32, export_revision=7, **kw)
+
+
+def test_the_fastest_row_that_keeps_accuracy_is_chosen_and_faster_ones_are_explained():
+    rows = [row(), row("openvino (bf16)", p50=0.4, img_s=5000, change=-(MAX_LOSS + 0.1)),
+            row("onnxruntime", "int8", p50=0.5, img_s=2000, change=-0.1, agree=99.5),
+            row("openvino (f32)", "int8", p50=0.6, img_s=3000, agree=98.0), row("torch-compile", p50=0.1, img_s=9000)]
+    rec = recommend(rows)["resnet20.cifar10"]
+    assert (rec["latency"]["runtime"], rec["latency"]["precision"]) == ("onnxruntime", "int8")
+    assert (rec["throughput"]["runtime"], rec["throughput"]["precision"]) == ("onnxruntime", "int8")
+    assert rec["throughput"]["speedup"] == pytest.approx(2.0) and rec["latency"]["speedup"] == pytest.approx(2.0)
+    said = " ".join(rec["passed_over"])
+    assert "openvino (bf16) fp32 (batch 256): loses 0.40 pt" in said and "agrees with PyTorch on 98.00%" in said
+    assert "torch-compile fp32 (batch 1): not a runtime zoo predict runs" in said
+    assert line("resnet20.cifar10", rec).startswith("resnet20.cifar10: batch 1 onnxruntime int8 (0.500 ms, 2.00x")
+
+
+def test_noise_bars_only_the_batch_1_choice_and_busy_bars_both():
+    rows = [row(), row("openvino (bf16)", p50=0.4, img_s=5000, flags=["noisy (IQR 40% of p50)"]),
+            row("opencv", p50=0.3, img_s=8000, flags=["busy (others used 50% of the CPU)"])]
+    rec = recommend(rows)["resnet20.cifar10"]
+    assert rec["latency"]["runtime"] == "onnxruntime" and rec["throughput"]["runtime"] == "openvino (bf16)"
+    assert any("opencv fp32 (batch 256): timed busy" in p for p in rec["passed_over"])
+
+
+def test_ties_go_to_the_default_and_a_single_runtime_has_nothing_to_choose():
+    rec = recommend([row("opencv"), row()])["resnet20.cifar10"]
+    assert rec["latency"]["runtime"] == "onnxruntime" and rec["throughput"]["runtime"] == "onnxruntime"
+    assert recommend([row()]) == {}
+
+
+def test_no_row_fit_to_deploy_is_said():
+    rec = recommend([row(change=-1.0), row("opencv", flags=["busy (others used 50% of the CPU)"])])
+    assert "no recommendation" in line("resnet20.cifar10", rec["resnet20.cifar10"])
+
+
+def test_the_cache_key_holds_only_on_its_machine_and_versions(monkeypatch):
+    sha = "cd" * 32
+    deploy.remember(deploy.deploy_key(sha, 7, 2), {"model": "m", "latency": {}, "throughput": {}})
+    assert deploy.recall(sha, 7, 2)[0] is not None
+    assert deploy.recall(sha, 6, 2)[0] is None  # another export revision
+    entry, note = deploy.recall(sha, 7, 1)
+    assert entry is None and "measured elsewhere" in note and "1 threads" in note
+    monkeypatch.setattr(deploy, "machine_id", lambda: "another CPU")
+    entry, note = deploy.recall(sha, 7, 2)
+    assert entry is None and "measured elsewhere" in note
+    assert deploy.recall("ef" * 32, 7, 2) == (None, "")  # never measured: nothing to say
+
+
+def test_predict_auto_uses_the_recommendation_and_says_how_to_get_one(capsys, tmp_path):
+    from zoo.cli import main
+    from zoo.predict.predictor import Predictor
+
+    said = []
+    p = Predictor("cnn", "mnist", log=said.append)
+    assert p.runtime == "onnxruntime" and said == []  # nothing benched: the default, silently
+    pytest.importorskip("openvino", reason="OpenVINO (an optional runtime) is not installed")
+    rec = {"model": "cnn.mnist", "latency": {"runtime": "openvino (f32)", "precision": "fp32"},
+           "throughput": {"runtime": "onnxruntime", "precision": "int8"}}
+    deploy.remember(deploy.deploy_key(p.meta["weights_sha256"], p.meta["export_revision"], None), rec)
+    few = Predictor("cnn", "mnist", images=3, log=said.append)
+    assert (few.runtime_label, few.precision) == ("openvino (f32)", "fp32")
+    many = Predictor("cnn", "mnist", images=500, log=said.append)
+    assert (many.runtime, many.precision) == ("onnxruntime", "int8") and many.path.name == "cnn.mnist-int8.onnx"
+    from PIL import Image
+    import numpy as np
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "x.png")
+    assert main(["predict", "cnn", "mnist", str(tmp_path / "x.png"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out[0]["runtime"], out[0]["precision"]) == ("openvino (f32)", "fp32")
+
+
+def test_bench_over_runtimes_recommends_remembers_and_lists(tmp_path, fake_root, capsys):
+    from zoo.cli import main
+
+    assert main(["bench", "mlp", "mnist", "--random", "--precision", "fp32,int8", "--data-dir", str(fake_root),
+                 "--no-verify", "--warmup", "2", "--repeat", "5", "--batch", "16", "--out", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    report = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert "mlp.mnist" in report["recommendation"] and "recommended: mlp.mnist" in out
+    assert "## Recommended" in (tmp_path / "b" / "report.md").read_text()
+    assert "<h2>Recommended</h2>" in (tmp_path / "b" / "report.html").read_text()
+    rec = report["recommendation"]["mlp.mnist"]
+    if not rec.get("none"):
+        assert main(["list", "--deploy"]) == 0
+        assert "mlp.mnist: batch 1" in capsys.readouterr().out
+
+
+def test_a_recommendation_measured_elsewhere_is_ignored_and_said():
+    from zoo.predict.predictor import Predictor
+
+    p = Predictor("cnn", "mnist")
+    rec = {"model": "cnn.mnist", "latency": {"runtime": "opencv", "precision": "fp32"},
+           "throughput": {"runtime": "opencv", "precision": "fp32"}}
+    deploy.remember(deploy.deploy_key(p.meta["weights_sha256"], p.meta["export_revision"], 1), rec)
+    said = []
+    q = Predictor("cnn", "mnist", threads=2, log=said.append)
+    assert q.runtime == "onnxruntime" and len(said) == 1
+    assert "measured elsewhere" in said[0] and "zoo bench cnn mnist --runtime all --precision fp32,int8" in said[0]

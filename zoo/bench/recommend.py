@@ -1,0 +1,112 @@
+"""Which runtime and precision to deploy, per model, from one bench's rows: the fastest at batch 1 (latency)
+and at the largest batch (throughput) among the rows that keep accuracy and were timed cleanly.
+
+    rec = recommend(rows)["resnet20.cifar10"]
+    rec["latency"]     # {"runtime": "openvino (bf16)", "precision": "int8", "p50_ms": 0.42, "speedup": 1.8}
+    rec["throughput"]  # {"runtime": ..., "img_s": 8832, "batch": 256, "speedup": 5.1}
+    rec["passed_over"] # ["opencv fp32: ... faster but ...", ...]: why a faster row was not taken
+
+A row is eligible when it runs in a runtime `zoo predict` can use, loses at most MAX_LOSS top-1 points against
+PyTorch fp32 on the same images, agrees with it on at least MIN_AGREEMENT % of them, and carries no `busy` flag
+(nor, for the batch-1 choice, a `noisy` one: that flag judges the batch-1 calls). Speed-ups are against onnxruntime fp32 in the same run (the default zoo predict would use).
+"""
+
+from __future__ import annotations
+
+from zoo.core.cards import BenchRow
+from zoo.core.deploy import runtime_name
+
+MAX_LOSS = 0.3  # top-1 points a deployable row may lose against PyTorch fp32
+MIN_AGREEMENT = 99.0  # % of images whose top-1 must equal PyTorch fp32's
+DEPLOYABLE = ("onnxruntime", "openvino", "opencv")  # what zoo predict runs (torch-compile is PyTorch itself)
+
+
+def why_not(row: BenchRow, latency: bool = True) -> str | None:
+    """Why a row may not be deployed, or None when it may. `noisy` is a verdict on the row's batch-1 calls, so
+    it bars the row from the batch-1 (latency) choice only; `busy` bars it from both."""
+    if row.error or row.latency_ms_p50 is None:
+        return "not measured"
+    if runtime_name(row.runtime) not in DEPLOYABLE:
+        return "not a runtime zoo predict runs"
+    loss = row.torch_top1_change if row.torch_top1_change is not None else (row.top1_change or 0.0)
+    if loss < -MAX_LOSS:
+        return f"loses {-loss:.2f} pt of top-1 (at most {MAX_LOSS})"
+    if row.torch_agreement is not None and row.torch_agreement < MIN_AGREEMENT:
+        return f"agrees with PyTorch on {row.torch_agreement:.2f}% of images (at least {MIN_AGREEMENT:g}%)"
+    for flag in row.flags:
+        if flag.split(" ")[0] in (("busy", "noisy") if latency else ("busy",)):
+            return f"timed {flag.split(' (')[0]} ({flag.partition('(')[2].rstrip(')')})"
+    return None
+
+
+def _label(r: BenchRow) -> str:
+    return f"{r.runtime} {r.precision}"
+
+
+def _choice(rows: list[BenchRow], base: BenchRow | None, latency: bool) -> tuple[BenchRow | None, list[str]]:
+    """The fastest eligible row (by p50 at batch 1, or by img/s at the largest batch) and why each faster
+    row was passed over."""
+    def score(r: BenchRow) -> tuple:  # faster first; on a tie, the default (onnxruntime fp32) first
+        return (-r.latency_ms_p50 if latency else r.throughput_img_s or 0.0, r is base)
+
+    measured = sorted((r for r in rows if r.latency_ms_p50 is not None), key=score, reverse=True)
+    best = next((r for r in measured if why_not(r, latency) is None), None)
+    if best is None:
+        return None, []
+    return best, [f"{_label(r)} ({'batch 1' if latency else f'batch {r.throughput_batch}'}): {why_not(r, latency)}"
+                  for r in measured[:measured.index(best)]]
+
+
+def _describe(best: BenchRow | None, base: BenchRow | None, latency: bool) -> dict | None:
+    """A choice as remembered and shown: the row's runtime and precision, its figures, its speed-ups over
+    onnxruntime fp32 and over PyTorch eager at that batch."""
+    if best is None:
+        return None
+    if latency:
+        over_base = base.latency_ms_p50 / best.latency_ms_p50 if base else None
+        over_eager = best.eager_latency_ms_p50 / best.latency_ms_p50 if best.eager_latency_ms_p50 else None
+    else:
+        over_base = best.throughput_img_s / base.throughput_img_s if base and base.throughput_img_s else None
+        over_eager = best.throughput_img_s / best.eager_throughput_img_s if best.eager_throughput_img_s else None
+    return {"runtime": best.runtime, "precision": best.precision, "p50_ms": best.latency_ms_p50,
+            "img_s": best.throughput_img_s, "batch": best.throughput_batch, "speedup": over_base,
+            "speedup_vs_eager": over_eager}
+
+
+def recommend(rows: list[BenchRow]) -> dict[str, dict]:
+    """{"arch.dataset": recommendation} for every model benched in more than one runtime or precision."""
+    out = {}
+    for name in dict.fromkeys(r.name for r in rows if r.provider == "cpu"):
+        mine = [r for r in rows if r.name == name and r.provider == "cpu" and r.runtime != "null"]
+        if len({(r.runtime, r.precision) for r in mine}) < 2:
+            continue  # one row: nothing to choose between
+        base = next((r for r in mine if r.runtime == "onnxruntime" and r.precision == "fp32"), None)
+        fast, passed_l = _choice(mine, base, latency=True)
+        many, passed_t = _choice(mine, base, latency=False)
+        latency = fast or many  # every batch-1 figure noisy: the throughput choice serves a few images too
+        rec = {"latency": _describe(latency, base, True), "throughput": _describe(many or fast, base, False),
+               "passed_over": list(dict.fromkeys(passed_l + passed_t)),
+               "weights_sha256": base.weights_sha256 if base else None,
+               "export_revision": base.export_revision if base else None}
+        if fast is None:
+            rec["passed_over"].append("batch 1: every row's calls were noisy; its choice is the throughput one")
+        if many is None:
+            rec["none"] = "no row keeps accuracy and was timed cleanly: " + "; ".join(
+                f"{_label(r)}: {why_not(r, False)}" for r in mine)
+        out[name] = rec
+    return out
+
+
+def line(name: str, rec: dict) -> str:
+    """One line per model, for the terminal and the reports."""
+    if rec.get("none"):
+        return f"{name}: no recommendation ({rec['none']})"
+
+    def part(c: dict, latency: bool) -> str:
+        fig = f"{c['p50_ms']:.3f} ms" if latency else f"{c['img_s']:,.0f} img/s"
+        vs = f", {c['speedup']:.2f}x onnxruntime fp32" if c.get("speedup") else ""
+        return f"{c['runtime']} {c['precision']} ({fig}{vs})"
+
+    said = f"{name}: batch 1 {part(rec['latency'], True)}; batch {rec['throughput']['batch']} " \
+           f"{part(rec['throughput'], False)}"
+    return said + (f"; passed over: {'; '.join(rec['passed_over'])}" if rec["passed_over"] else "")

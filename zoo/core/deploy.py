@@ -1,0 +1,98 @@
+"""The deployment recommendation, remembered per weights and machine: `zoo bench` writes it (zoo.bench.recommend),
+`zoo predict --runtime auto` reads it.
+
+    key = deploy_key(weights_sha256, export_revision, threads)
+    remember(key, {"model": "resnet20.cifar10", "latency": {...}, "throughput": {...}})
+    entry, note = recall(weights_sha256, export_revision, threads)   # note: why there is none, or a stale one
+
+A recommendation holds only where it was measured: the key names the weights (their sha256), the exporter's
+revision, the CPU (model, cores, widest extension, and a hash of all its flags), the runtimes' versions and
+the threads. An entry for the same weights under another key is stale: ignored, and said.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib import metadata
+
+from zoo.core.env import cpu_info, machine, now
+from zoo.core.io import atomic_write_json, cache_dir
+
+RUNTIME_DISTRIBUTIONS = {"onnxruntime": ("onnxruntime-gpu", "onnxruntime"), "openvino": ("openvino",),
+                         "opencv": ("opencv-python-headless", "opencv-python")}
+
+
+def runtime_name(label: str) -> str:
+    """A bench row's runtime as `--runtime` names it: "openvino (bf16)" -> "openvino"."""
+    return label.split(" (")[0]
+
+
+def openvino_hint(label: str) -> str | None:
+    """The precision hint that gives a row again: "f32" for `openvino (f32)`, else None (OpenVINO's default)."""
+    return "f32" if label == "openvino (f32)" else None
+
+
+def cache_file():
+    return cache_dir("deploy.json")
+
+
+def _version(names: tuple[str, ...]) -> str:
+    for name in names:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return "-"
+
+
+def machine_id() -> str:
+    """The CPU as a recommendation depends on it: name, cores, widest extension, and a hash of every flag."""
+    flags = " ".join(sorted(cpu_info().get("flags", ())))
+    return f"{machine()} [flags {hashlib.sha256(flags.encode()).hexdigest()[:8]}]"
+
+
+def versions() -> str:
+    return ", ".join(f"{k} {_version(v)}" for k, v in RUNTIME_DISTRIBUTIONS.items())
+
+
+def deploy_key(weights_sha256: str, export_revision, threads: int | None) -> str:
+    return " | ".join([weights_sha256[:16], f"export r{export_revision}", machine_id(), versions(),
+                       f"{threads or os.cpu_count()} threads"])
+
+
+def _read() -> dict:
+    try:
+        data = json.loads(cache_file().read_text()) if cache_file().is_file() else {}
+    except (OSError, ValueError):
+        return {}  # a damaged cache is measured afresh, never trusted
+    return data if isinstance(data, dict) else {}
+
+
+def remember(key: str, entry: dict) -> None:
+    data = _read()
+    data[key] = {**entry, "measured": now()}
+    atomic_write_json(cache_file(), data)
+
+
+def recall(weights_sha256: str | None, export_revision, threads: int | None) -> tuple[dict | None, str]:
+    """(the recommendation for these weights on this machine, or None; a note when one was measured for them
+    elsewhere, "" when none ever was)."""
+    if not weights_sha256:
+        return None, "the file names no weights sha256"
+    data = _read()
+    key = deploy_key(weights_sha256, export_revision, threads)
+    entry = data.get(key)
+    if isinstance(entry, dict):
+        return entry, ""
+    stale = [k for k in data if k.startswith(weights_sha256[:16] + " |")]
+    if stale:
+        return None, (f"the recommendation for these weights was measured elsewhere ({stale[0].split(' | ', 1)[1]}; "
+                      f"here: {key.split(' | ', 1)[1]}), so it is ignored")
+    return None, ""
+
+
+def entries() -> list[tuple[str, dict]]:
+    """Every remembered recommendation, for `zoo list --deploy`."""
+    return sorted((k, v) for k, v in _read().items() if isinstance(v, dict))
