@@ -1,7 +1,11 @@
 """Shared by the tests: a short training run on the generated datasets, without probing or compiling."""
 
+import json
 import os
 import signal
+from pathlib import Path
+
+import torch
 
 from zoo.data import DataOptions, get_dataset_spec
 from zoo.train import RuntimeRequest, get_recipe, train
@@ -33,3 +37,15 @@ def interrupt_after(monkeypatch, steps: int) -> None:
             os.kill(os.getpid(), signal.SIGINT)
 
     monkeypatch.setattr(EpochProgress, "step", step_then_signal)
+
+
+def weights(out) -> dict:
+    """The tensors of the checkpoint a run folder's last.json names."""
+    from safetensors.torch import load_file
+
+    out = Path(out)
+    return load_file(str(out / json.loads((out / "last.json").read_text())["path"] / "model.safetensors"))
+
+
+def same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -11,21 +11,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from helpers import interrupt_after, train_fast
+from helpers import interrupt_after, same, train_fast, weights
 
 from zoo.core.errors import ZooError
 from zoo.data import get_dataset_spec
 from zoo.train import get_recipe, lr_at
 from zoo.train.loop import Interrupted
 from zoo.train.rundir import load_checkpoint, run_lock
-
-
-def weights(out: Path) -> dict:
-    return load_file(str(Path(out) / json.loads((Path(out) / "last.json").read_text())["path"] / "model.safetensors"))
-
-
-def same(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_paper_recipes_match_spec():

@@ -21,7 +21,7 @@ def _data(args):
 
 def _folder(args):
     from zoo.data import FolderOptions
-    return FolderOptions(args.val_fraction, 0, args.channels, args.size)
+    return FolderOptions(args.val_fraction, 0, args.channels, args.size, args.allow_outside_paths)
 
 
 def _dataset(args, weights: str | None = None) -> str | None:
@@ -420,7 +420,7 @@ def _predict_source(items: list[str]) -> tuple[str, str | None, list[str]]:
 
 
 def cmd_predict(args) -> int:
-    from zoo.data.images import find_images
+    from zoo.data.images import EXTENSIONS, find_images
     from zoo.predict.predictor import Predictor
 
     source, dataset, image_args = _predict_source(args.items)
@@ -430,13 +430,26 @@ def cmd_predict(args) -> int:
     predictor = Predictor(source, dataset, threads=args.threads, batch=args.batch, runtime=args.runtime,
                           data=_data(args) if dataset or not source.endswith(".onnx") else None, invert=args.invert,
                           images=len(paths), log=lambda line: print(line, file=sys.stderr))
+    if hasattr(sys.stdout, "reconfigure"):  # a name that is not UTF-8 is written as its own bytes in CSV
+        sys.stdout.reconfigure(errors="surrogateescape")
+    if not paths and not problems:
+        raise ZooError(f"no images in {', '.join(image_args)} ({', '.join(sorted(EXTENSIONS))})")
+    args.top_k = min(args.top_k, len(predictor.classes))  # a model has no more answers than classes
     results = _run_with_progress(predictor, paths, args.top_k)
     problems += [r for r in results if not hasattr(r, "top")]
     found = [r for r in results if hasattr(r, "top")]
     _print_predictions(found, args, (predictor.runtime_label, predictor.precision))
     for p in problems:
-        print(f"zoo: error: {p.path}: {p.reason}", file=sys.stderr)
+        print(f"zoo: error: {_printable(p.path)}: {p.reason}", file=sys.stderr)
     return 1 if problems else 0
+
+
+def _printable(name: str) -> str:
+    """A file name for the terminal: control characters (escape sequences) and undecodable bytes shown as
+    escapes, never sent raw."""
+    if name.isprintable():
+        return name
+    return name.encode("utf-8", "backslashreplace").decode("utf-8").encode("unicode_escape").decode("ascii")
 
 
 def _run_with_progress(predictor, paths, top_k: int):
@@ -469,6 +482,7 @@ def _print_predictions(found, args, ran: tuple[str, str]) -> None:
             w.writerow([r.path, *[v for c, p in r.top for v in (c, f"{p:.6f}")], "yes" if r.inverted else "no",
                         runtime, precision])
         return
+    from rich.markup import escape
     from rich.table import Table
 
     from zoo.core.ui import console
@@ -484,7 +498,7 @@ def _print_predictions(found, args, ran: tuple[str, str]) -> None:
         t.add_column("inverted")
     for r in found:
         (c, p), rest = r.top[0], r.top[1:]
-        t.add_row(r.path, c, f"{p:.3f}", *([", ".join(f"{c2} {p2:.3f}" for c2, p2 in rest)] if args.top_k > 1 else []),
+        t.add_row(escape(_printable(r.path)), c, f"{p:.3f}", *([", ".join(f"{c2} {p2:.3f}" for c2, p2 in rest)] if args.top_k > 1 else []),
                   *(["yes" if r.inverted else ""] if inverted else []))
     if inverted:
         t.caption = "inverted: drawn the other way round from the model's training images (light ink on dark " \
@@ -564,6 +578,8 @@ def _add_folder_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--channels", type=int, choices=(1, 3), help="1 (grey) or 3 (RGB) (default: from the images)")
     g.add_argument("--size", type=_at_least(8),
                    help="pixels per side (default: 28 for grey, 32 for RGB, or --init's dataset's)")
+    g.add_argument("--allow-outside-paths", action="store_true",
+                   help="a CSV may name images outside its own folder (../ or absolute paths)")
 
 
 def _add_pair(p: argparse.ArgumentParser, model_help: str, dataset_help: str) -> None:
@@ -598,8 +614,8 @@ def _add_train(sub) -> None:
               "mnist, kmnist, cifar10, cifar100, or your own: a folder of class folders or a CSV of path,label")
     p.add_argument("--matrix", help="train a whole matrix: 'paper' = the 16 seed pairs (skips finished ones)")
     p.add_argument("--only", help="with --matrix: a wildcard over MODEL.DATASET names, e.g. '*.mnist'")
-    p.add_argument("--recipe", help="paper, fast, finetune (small datasets from --init weights) or record (fast, "
-                                    "longer, EMA) (default: paper for the study's datasets; for a folder, finetune "
+    p.add_argument("--recipe", help="paper, fast, finetune (small datasets from --init weights), record (fast, "
+                                    "longer, EMA) or speedrun (zoonet's) (default: paper for the study's datasets; for a folder, finetune "
                                     "with --init, else fast; with --resume or --config, the recorded one)")
     p.add_argument("--config", metavar="FILE",
                    help="replay a run: its config.json (or a TOML file of that shape); flags override it")

@@ -33,7 +33,7 @@ from PIL import Image
 
 from zoo.core.errors import ZooError, plural
 from zoo.core.io import atomic_write_json, cache_dir, read_json
-from zoo.data.images import EXTENSIONS, ImageSpec, Problem, decode, infer_polarity
+from zoo.data.images import EXTENSIONS, ImageSpec, Problem, decode, infer_polarity, open_image
 from zoo.data.specs import DatasetSpec, FolderSource, find_dataset, get_dataset_spec, register_dataset
 
 FORMAT = 1  # of the cache folder; part of its key
@@ -50,6 +50,7 @@ class FolderOptions:
     seed: int = 0  # of that split
     channels: int | None = None  # 1 or 3; None: 3 if any sampled image has colour, else 1
     size: int | None = None  # pixels per side; None: 28 for 1 channel, 32 for 3
+    outside_paths: bool = False  # a CSV's paths may leave its folder (otherwise such rows are skipped, said)
 
     def validate(self) -> FolderOptions:
         if not 0 < self.val_fraction <= 0.5:
@@ -95,19 +96,37 @@ def _visible(p: Path) -> bool:
 def _images_in(folder: Path) -> list[str]:
     """Image files under `folder` (recursive, hidden entries skipped), sorted; strings while walking: a Path per
     file costs more than the walk itself on a folder of 60,000 small images."""
-    found, exts = [], {e[1:] for e in EXTENSIONS}
-    for root, dirs, files in os.walk(folder):
+    found, exts, seen = [], {e[1:] for e in EXTENSIONS}, set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)  # a symlinked folder is read once, and a link up the tree ends here
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
         dirs[:] = sorted(d for d in dirs if d[0] != "." and d != "__MACOSX")
-        files.sort()
         prefix = root + os.sep
-        found += [prefix + f for f in files if f[0] != "." and f.rpartition(".")[2].lower() in exts]
+        found += [prefix + f for f in sorted(files) if f[0] != "." and f.rpartition(".")[2].lower() in exts
+                  and os.path.isfile(prefix + f)]  # regular files: reading a FIFO named x.png never returns
     return found
+
+
+ZOO_OUTPUTS = ("last.json", "summary.json", "report.json")  # a run folder's, a bench report's files
+
+
+def _zoo_output(d: Path) -> bool:
+    """A folder zoo wrote, or one of such folders (`runs/` when zoo train ran inside the dataset): not a class."""
+    try:
+        with os.scandir(d) as entries:
+            subdirs = [e.path for e in entries if e.is_dir()]
+    except OSError:
+        return False
+    return any(os.path.isfile(os.path.join(x, m)) for x in (str(d), *subdirs[:50]) for m in ZOO_OUTPUTS)
 
 
 def _class_folders(folder: Path) -> dict[str, list[str]]:
     """{class name: its images} for a folder of class folders; one-line errors for the ways it can be wrong."""
     try:
-        dirs = sorted(d for d in folder.iterdir() if d.is_dir() and _visible(d))
+        dirs = sorted(d for d in folder.iterdir() if d.is_dir() and _visible(d) and not _zoo_output(d))
     except OSError as e:
         raise ZooError(f"cannot read {folder} ({e.strerror})") from None
     if not dirs:
@@ -185,8 +204,9 @@ def _csv_rows(path: Path) -> list[tuple[int, list[str]]]:
 
 
 def _scan_csv(path: Path, opts: FolderOptions) -> Listing:
-    """Rows path,label[,split]; missing files and bad rows are skipped and listed."""
-    skipped, kept = [], []
+    """Rows path,label[,split]; missing files, bad rows, paths outside the CSV's folder (unless
+    opts.outside_paths) and a file's second row are skipped and listed."""
+    skipped, kept, first, home = [], [], {}, os.path.realpath(path.parent)
     for n, row in _csv_rows(path):
         where = f"{path.name} line {n}"
         cells = [c.strip() for c in row]
@@ -201,6 +221,14 @@ def _scan_csv(path: Path, opts: FolderOptions) -> Listing:
         if not os.path.isfile(file):
             skipped.append(Problem(where, f"{cells[0]}: no such file"))
             continue
+        real = os.path.realpath(file)
+        if not opts.outside_paths and os.path.commonpath([real, home]) != home:
+            skipped.append(Problem(where, f"{cells[0]}: outside the CSV's folder (--allow-outside-paths to use it)"))
+            continue
+        if real in first:  # one file, one split: a repeated row would put a held-out image in training too
+            skipped.append(Problem(where, f"{cells[0]}: listed already on line {first[real]}"))
+            continue
+        first[real] = n
         kept.append((file, cells[1], "test" if split in SPLIT_DIRS["test"] else "train" if split else ""))
     if not kept:
         raise ZooError(f"none of the {len(skipped)} rows of {path} names an image that exists (paths are relative "
@@ -224,6 +252,15 @@ def _scan_csv(path: Path, opts: FolderOptions) -> Listing:
     return Listing(path, "csv", tuple(train_labels), train, held, skipped)
 
 
+def _identity(f: str) -> tuple[int, int] | str:
+    """The file itself, whatever names lead to it: (device, inode)."""
+    try:
+        st = os.stat(f)
+        return st.st_dev, st.st_ino
+    except OSError:
+        return f
+
+
 def scan(path: str | os.PathLike, opts: FolderOptions) -> Listing:
     p = Path(path).expanduser().resolve()
     if p.is_file() and p.suffix.lower() == ".csv":
@@ -235,6 +272,11 @@ def scan(path: str | os.PathLike, opts: FolderOptions) -> Listing:
     else:
         raise ZooError(f"dataset {path} not found: give a folder of images (one sub-folder per class) or a CSV "
                        f"of path,label")
+    held = {_identity(f) for f, _ in listing.held_out}
+    shared = [f for f, _ in listing.train if _identity(f) in held]
+    if shared:  # a held-out image trained on (a symlink or a hard link to it; a copy is not caught) measures nothing
+        listing.train[:] = [(f, c) for f, c in listing.train if _identity(f) not in held]
+        listing.skipped.extend(Problem(f, "also held out (the same file): used for measuring only") for f in shared)
     if not listing.held_out:
         raise ZooError(f"{path}: nothing is held out to measure accuracy on (every class has 1 image?); add images, "
                        f"or a val/ folder")
@@ -265,7 +307,7 @@ def _infer_channels(files: list[str]) -> tuple[int, str]:
         if kind in (0, 4):
             continue
         try:
-            with Image.open(f) as img:
+            with open_image(f) as img:
                 if img.mode in GREY_MODES or (img.mode == "P" and _grey_palette(img)):
                     continue
                 if not _grey_pixels(img):
@@ -404,6 +446,18 @@ def decode_chunk(npy: str, start: int, files: list[str], channels: int, size: in
     return bad, hist
 
 
+def _die_with_parent() -> None:
+    """A decoding worker ends when the process that started it does, even by kill -9 (Linux's
+    PR_SET_PDEATHSIG; elsewhere the pool's own shutdown is all there is)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _decode_into(npy: Path, files: list[str], channels: int, size: int, n_train: int):
     """Every file into the .npy, on one process per core (decoding holds the GIL too often for threads to
     scale: measured 2x slower than one thread on 2 cores); small folders in this process. Returns the failures
@@ -421,7 +475,8 @@ def _decode_into(npy: Path, files: list[str], channels: int, size: int, n_train:
         # `if __name__ == "__main__":` guard
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         _png_decoder()  # imported once here, not by every forked worker
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
+                                 initializer=_die_with_parent) as pool:
             results = [t.result() for t in [pool.submit(decode_chunk, *job) for job in jobs]]
     return [b for bad, _ in results for b in bad], sum(h for _, h in results)
 
@@ -556,7 +611,7 @@ def open_folder(path: str | os.PathLike, opts: FolderOptions | None = None, log=
     channels = meta["channels"]
     spec = DatasetSpec(_name(root), "", channels, meta["size"], tuple(meta["classes"]), tuple(meta["mean"]),
                        tuple(meta["std"]), "mnist" if channels == 1 else "cifar", opened.n_train, (), str(root),
-                       FolderSource(str(root), meta["layout"], opts.val_fraction, opts.seed),
+                       FolderSource(str(root), meta["layout"], opts.val_fraction, opts.seed, opts.outside_paths),
                        infer_polarity(opened.images[:opened.n_train]))
     _say(spec, meta, log)
     return register_dataset(spec)
@@ -583,7 +638,8 @@ def folder_split(spec: DatasetSpec, split: str) -> tuple[np.ndarray, np.ndarray]
     if not Path(src.path).exists():
         from zoo.data.datasets import DatasetMissing
         raise DatasetMissing(f"{spec.name}: its images ({src.path}) are not there any more")
-    opened = _open(src.path, FolderOptions(src.val_fraction, src.seed, spec.channels, spec.size), log=_quiet)
+    opened = _open(src.path, FolderOptions(src.val_fraction, src.seed, spec.channels, spec.size, src.outside_paths),
+                   log=_quiet)
     if tuple(opened.meta["classes"]) != spec.class_names:
         raise ZooError(f"{src.path} now has classes {', '.join(opened.meta['classes'][:6])}..., not the "
                        f"{spec.num_classes} this model was trained on; restore the folder or train again")

@@ -12,8 +12,11 @@ An image becomes the model's input in three steps:
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
 import glob
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,41 +152,117 @@ def find_images(args: list[str]) -> tuple[list[Path], list[Problem]]:
             except OSError as e:
                 problems.append(Problem(arg, f"cannot read the folder ({e.strerror})"))
         elif p.exists():
-            found.append(p)
+            try:
+                check_regular(p)
+                found.append(p)
+            except Refused as e:
+                problems.append(Problem(arg, str(e)))
         elif glob.has_magic(arg):
-            matches = sorted(Path(m) for m in glob.glob(arg, recursive=True) if Path(m).is_file())
+            matches = sorted(_glob(arg))
             found += matches
             if not matches:
                 problems.append(Problem(arg, "no file matches this pattern"))
         else:
             problems.append(Problem(arg, "no such file or folder"))
-    return list(dict.fromkeys(found)), problems
+    unique = {}  # one entry per file, whatever symlinks lead to it
+    for f in found:
+        unique.setdefault(os.path.realpath(f), f)
+    return list(unique.values()), problems
 
 
 def _walk(folder: Path):
+    """Every regular file under `folder`; symlinked folders are followed once each, by real path (a link back
+    up the tree ends there instead of looping)."""
     def fail(e: OSError):
         raise e
-    for root, _, files in os.walk(folder, onerror=fail):
+    seen = set()
+    for root, dirs, files in os.walk(folder, onerror=fail, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
         for f in files:
-            yield Path(root, f)
+            if Path(root, f).is_file():  # regular files only (is_file follows a link to one)
+                yield Path(root, f)
+
+
+def _glob(pattern: str) -> list[Path]:
+    """The regular files a glob names; `**` walks folders as _walk does (Python's glob follows links down
+    and, with two that point up the tree, does not come back)."""
+    if "**" not in pattern:
+        return [Path(m) for m in glob.glob(pattern) if Path(m).is_file()]
+    base, _, rest = pattern.partition("**")
+    base = Path(base or ".")
+    rest = rest.lstrip("/" + os.sep) or "*"
+    if not base.is_dir():
+        return []
+    found = []
+    for f in _walk(base):
+        parts = f.relative_to(base).parts  # `**` stands for any number of folders: try each tail
+        if any(fnmatch.fnmatchcase("/".join(parts[i:]), rest) for i in range(len(parts))):
+            found.append(f)
+    return found
+
+
+# The formats zoo opens. Pillow's other plugins are never tried: EPS runs Ghostscript on the file's PostScript
+# whatever its name, and a format no one trains on is more likely an attack than a photo.
+FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "TIFF", "GIF", "PPM")
+MAX_ASPECT = 50  # long side / short side: beyond, the resize to the model's square would scale a strip up by
+#                  the ratio (11,000,000 x 8 px: 8.7 GB); no photo or scan is that thin
+
+
+class Refused(ValueError):
+    """An image path zoo will not open, with the reason in words."""
+
+
+def check_regular(path: str | os.PathLike) -> None:
+    """A user-named path must be a regular file: opening a FIFO blocks forever, a device never ends."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        raise Refused(f"cannot read it ({e.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise Refused("not a regular file (a FIFO, device or socket); zoo reads image files only")
+
+
+@contextlib.contextmanager
+def open_image(path: str | os.PathLike):
+    """Pillow's Image.open for zoo: a regular file, one of FORMATS, within Pillow's pixel limit (a refusal here,
+    not a warning) and MAX_ASPECT; its first frame. Raises Refused, or Pillow's errors on damaged data."""
+    check_regular(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(path, formats=FORMATS)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise Refused(f"too many pixels (over Pillow's limit of {Image.MAX_IMAGE_PIXELS:,}); a decompression "
+                          f"bomb?") from None
+        except UnidentifiedImageError:
+            raise Refused(f"not an image zoo reads ({', '.join(FORMATS)})") from None
+        with img:
+            img.seek(0)  # GIF, TIFF: the first frame
+            w, h = img.size
+            if max(w, h) > MAX_ASPECT * max(1, min(w, h)):
+                raise Refused(f"{w}x{h} pixels is too thin to be a picture (sides over {MAX_ASPECT}:1)")
+            yield img
 
 
 def decode(path: Path, spec: ImageSpec) -> np.ndarray | Problem:
     """uint8 [H, W, C] at the model's size, or the reason it cannot be read."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)  # Pillow's limit is a refusal here
-            with Image.open(path) as img:
-                img.seek(0)  # GIF, TIFF: the first frame
-                if min(img.size) < MIN_SIDE:
-                    return Problem(str(path), f"image too small ({img.size[0]}x{img.size[1]}; at least "
-                                              f"{MIN_SIDE}x{MIN_SIDE} pixels)")
-                return to_pixels(img, spec)
+        with open_image(path) as img:
+            if min(img.size) < MIN_SIDE:
+                return Problem(str(path), f"image too small ({img.size[0]}x{img.size[1]}; at least "
+                                          f"{MIN_SIDE}x{MIN_SIDE} pixels)")
+            return to_pixels(img, spec)
+    except Refused as e:
+        return Problem(str(path), str(e))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return Problem(str(path), f"too many pixels (over Pillow's limit of {Image.MAX_IMAGE_PIXELS:,}); "
                                   f"a decompression bomb?")
     except UnidentifiedImageError:
-        return Problem(str(path), "not an image Pillow can read (PNG, JPEG, BMP, WebP, TIFF, GIF)")
+        return Problem(str(path), f"not an image zoo reads ({', '.join(FORMATS)})")
     except OSError as e:  # truncated or damaged data, unreadable file
         return Problem(str(path), f"cannot decode it ({str(e).splitlines()[0][:80] or type(e).__name__})")
     except Exception as e:  # Pillow's decoders raise ValueError, SyntaxError, ... on malformed files

@@ -15,15 +15,19 @@ import torch.nn.functional as F
 from zoo.data.datasets import DataOptions, load_split
 from zoo.data.specs import get_dataset_spec
 
-AUGMENTATIONS = ("crop", "flip", "rotate")
+AUGMENTATIONS = ("crop", "flip", "rotate", "translate", "altflip")
+TRANSLATE = 2  # px of `translate`'s shift
 
 
 def augment_batch(x: torch.Tensor, ops: tuple[str, ...], g: torch.Generator, *, pad: int = 4,
-                  degrees: float = 10.0) -> torch.Tensor:
-    """Random crop (zero padding `pad` px), horizontal flip and rotation (±degrees) per image.
+                  degrees: float = 10.0, flipped: torch.Tensor | None = None) -> torch.Tensor:
+    """Random crop (zero padding `pad` px), horizontal flip and rotation (±degrees) per image; `translate`
+    shifts by up to TRANSLATE px with the border mirrored; `altflip` mirrors the images `flipped` (bool [B])
+    marks, which the loader alternates from epoch to epoch (Jordan 2024: every image is seen both ways every two
+    epochs, where a coin flip repeats one side for a quarter of them).
 
-    All three are one affine warp per image (one grid_sample over the batch): integer shifts and
-    flips land exactly on pixel centres, so without rotation the output is an exact crop/flip.
+    All are one affine warp per image (one grid_sample over the batch): integer shifts and flips land exactly
+    on pixel centres, so without rotation the output is an exact crop/flip.
     x: float [B, C, H, W] on [0, 1].
     """
     unknown = set(ops) - set(AUGMENTATIONS)
@@ -38,16 +42,20 @@ def augment_batch(x: torch.Tensor, ops: tuple[str, ...], g: torch.Generator, *, 
     ty = torch.zeros(b)
     if "flip" in ops:
         sx = torch.where(torch.rand(b, generator=g) < 0.5, -1.0, 1.0)
+    if "altflip" in ops and flipped is not None:
+        sx = torch.where(flipped, -1.0, 1.0)
     if "rotate" in ops:
         angle = (torch.rand(b, generator=g) * 2 - 1) * math.radians(degrees)
-    if "crop" in ops:  # shift by an integer number of pixels in [-pad, pad]; 2/W per pixel in grid units
-        tx = torch.randint(-pad, pad + 1, (b,), generator=g).float() * (2.0 / w)
-        ty = torch.randint(-pad, pad + 1, (b,), generator=g).float() * (2.0 / h)
+    shift = pad if "crop" in ops else TRANSLATE if "translate" in ops else 0
+    if shift:  # shift by an integer number of pixels in [-shift, shift]; 2/W per pixel in grid units
+        tx = torch.randint(-shift, shift + 1, (b,), generator=g).float() * (2.0 / w)
+        ty = torch.randint(-shift, shift + 1, (b,), generator=g).float() * (2.0 / h)
     cos, sin = torch.cos(angle), torch.sin(angle)
     theta = torch.stack([torch.stack([cos * sx, -sin, tx], 1), torch.stack([sin * sx, cos, ty], 1)], 1)
     grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
     mode = "bilinear" if "rotate" in ops else "nearest"
-    return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+    border = "reflection" if "translate" in ops and "crop" not in ops else "zeros"
+    return F.grid_sample(x, grid, mode=mode, padding_mode=border, align_corners=False)
 
 
 class BatchLoader:
@@ -98,6 +106,13 @@ class BatchLoader:
     def __iter__(self):
         return self.iterate()
 
+    def _flipped(self, sel: torch.Tensor) -> torch.Tensor:
+        """`altflip`'s mirror per image: a coin per image drawn once from the seed, inverted every other epoch."""
+        if getattr(self, "_flip_coins", None) is None:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + 99_991)
+            self._flip_coins = torch.rand(len(self.labels), generator=g) < 0.5
+        return self._flip_coins[sel] ^ bool(self.epoch % 2)
+
     def iterate(self, start_step: int = 0, generator_state: torch.Tensor | None = None):
         """Batches from `start_step` on; with the generator state saved at that step, the rest of the
         epoch is bit-identical to an uninterrupted one (used to resume mid-epoch)."""
@@ -108,7 +123,7 @@ class BatchLoader:
         for i in range(start_step, len(self)):
             sel = idx[i * self.batch_size:(i + 1) * self.batch_size]
             x = self.images[sel].to(self.device, non_blocking=True).float().div_(255)
-            x = augment_batch(x, self.augment, g)
+            x = augment_batch(x, self.augment, g, flipped=self._flipped(sel) if "altflip" in self.augment else None)
             x = (x - self.mean) / self.std
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)

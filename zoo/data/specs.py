@@ -25,6 +25,7 @@ class FolderSource:
     layout: str  # "folders" (one sub-folder per class), "train/val" (split folders), "csv"
     val_fraction: float  # held out per class when the layout has no split of its own
     seed: int  # of that split
+    outside_paths: bool = False  # a CSV may name images outside its folder (--allow-outside-paths)
 
 
 @dataclass(frozen=True)

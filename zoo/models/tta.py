@@ -8,11 +8,14 @@ tensors of its own: checkpoints hold the plain model's state dict.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from zoo.core.errors import ZooError
 
-TTAS = ("", "flip")  # "": none; flip: the mean of the logits for the image and its left-right mirror
+TTAS = ("", "flip", "flip-shift")  # "": none; flip: the mean of the logits for the image and its left-right
+# mirror; flip-shift: half that, half its mean over the image shifted one pixel up-left and down-right (mirrored
+# border), as airbench94 (Jordan 2024) evaluates: six passes
 
 
 class FlipAverage(nn.Module):
@@ -30,6 +33,16 @@ class FlipAverage(nn.Module):
         return (self.net(x) + self.net(x.flip(-1))) / 2
 
 
+class FlipShiftAverage(FlipAverage):
+    """0.5 x flip(image) + 0.25 x (flip(shifted up-left) + flip(shifted down-right)), one pixel, mirrored border."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        shifted = (super().forward(padded[..., :h, :w]) + super().forward(padded[..., 2:, 2:])) / 2
+        return (super().forward(x) + shifted) / 2
+
+
 def check_tta(tta: str) -> str:
     if tta not in TTAS:
         raise ZooError(f"unknown test-time augmentation {tta!r}; choose from {', '.join(repr(t) for t in TTAS)}")
@@ -38,9 +51,10 @@ def check_tta(tta: str) -> str:
 
 def with_tta(model: nn.Module, tta: str | None) -> nn.Module:
     """`model` as a recipe's `tta` field says it is evaluated ('' or None: unchanged)."""
-    if not check_tta(tta or ""):
+    tta = check_tta(tta or "")
+    if not tta:
         return model
-    return FlipAverage(model)
+    return FlipShiftAverage(model) if tta == "flip-shift" else FlipAverage(model)
 
 
 def tta_of(card) -> str:

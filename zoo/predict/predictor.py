@@ -58,6 +58,42 @@ def exported_file(source: str | Path, dataset: str | None = None, data=None, pre
     return exported(target, precision, data or DataOptions(), log=lambda *_: None)[0]
 
 
+MAX_SIDE = 2048  # pixels: an input side beyond this is not a small classifier's (nor memory zoo should take)
+
+
+def _numbers(v, n: int, positive: bool = False) -> bool:
+    ok = isinstance(v, list) and len(v) == n and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                      and np.isfinite(x) for x in v)
+    return ok and (not positive or all(x > 0 for x in v))
+
+
+def _metadata_problem(meta: dict, session) -> str | None:
+    """What in a file's metadata contradicts its graph or cannot be true, in words; None when all holds. The
+    class names against the output's width, mean/std against the channels, the input shape against the
+    graph's input and a sane size: metadata is any file's say-so, the graph is what runs."""
+    shape, names = meta["input_shape"], meta["class_names"]
+    if not (isinstance(shape, list) and len(shape) == 4 and all(isinstance(d, int) for d in shape[1:])):
+        return f"input_shape {shape!r} is not [batch, C, H, W] or [batch, H, W, C]"
+    channels, h, w = (shape[3], shape[1], shape[2]) if meta.get("layout") == "NHWC" else shape[1:]
+    if channels not in (1, 3) or not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
+        return f"input_shape {shape} is not 1 or 3 channels of at most {MAX_SIDE}x{MAX_SIDE} pixels"
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1:
+        return f"the graph has {len(inputs)} inputs; zoo feeds one image batch"
+    graph = inputs[0].shape
+    if len(graph) != 4 or any(isinstance(g, int) and g != d for g, d in zip(graph[1:], shape[1:])):
+        return f"input_shape {shape} but the graph's input {inputs[0].name!r} is {graph}"
+    if not (isinstance(names, list) and names and all(isinstance(c, str) for c in names)):
+        return "class_names is not a list of names"
+    width = outputs[0].shape[-1] if outputs[0].shape else None
+    if isinstance(width, int) and width != len(names):
+        return f"{len(names)} class names for {width} outputs"
+    for key, positive in (("mean", False), ("std", True)):
+        if not _numbers(meta[key], channels, positive):
+            return f"{key} {meta[key]!r} is not {channels} {'positive ' if positive else ''}finite numbers"
+    return None
+
+
 class Predictor:
     """Classify images with a zoo model:
 
@@ -89,7 +125,6 @@ class Predictor:
             ("light-on-dark" if self.meta.get("dataset") in ("mnist", "kmnist") else "as-is")
         self.classes = list(self.meta["class_names"])
         self.image_input = self.meta.get("layout") == "NHWC"  # a self-contained graph: uint8 pixels in
-        self.outputs = [o.name for o in self.session.get_outputs()]
         self.batch, self.workers = max(1, batch), workers or min(8, os.cpu_count() or 1)
         self.runtime = runtime
         if runtime != "onnxruntime":  # the same file in OpenVINO or OpenCV DNN (logits; softmax here)
@@ -102,6 +137,13 @@ class Predictor:
         missing = [k for k in NEEDED if k not in self.meta]
         if missing:
             raise ZooError(f"{self.path} lacks zoo's metadata ({', '.join(missing)}); export it with zoo export")
+        why = _metadata_problem(self.meta, self.session)
+        if why:
+            raise ZooError(f"{self.path}: its metadata does not describe its graph ({why}); export it again with "
+                           f"zoo export")
+        inputs, outputs = self.session.get_inputs(), [o.name for o in self.session.get_outputs()]
+        self.input_name = inputs[0].name
+        self.output = next((o for o in ("probabilities", "logits") if o in outputs), outputs[0])
 
     def _recommended(self, threads: int | None, images: int | None, log) -> tuple[str, str | None, str]:
         """(runtime, OpenVINO hint, precision) `zoo bench` recommended for these weights on this machine: its
@@ -128,9 +170,8 @@ class Predictor:
         x = pixels if self.image_input else normalize_pixels(pixels, self.spec)
         if self.runtime != "onnxruntime":
             return softmax(self.backend.predict(x).astype(np.float64))
-        if "probabilities" in self.outputs:
-            return self.session.run(["probabilities"], {"input": x})[0]
-        return softmax(self.session.run(["logits"], {"input": x})[0].astype(np.float64))
+        out = self.session.run([self.output], {self.input_name: x})[0]
+        return out if self.output == "probabilities" else softmax(out.astype(np.float64))
 
     def _top(self, probs: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
         order = np.argsort(-probs, axis=1, kind="stable")[:, :k]

@@ -36,17 +36,24 @@ class Interrupted(Exception):
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """SGD; weight decay on conv/linear weights only (biases and BatchNorm are not decayed); with
-    cfg.backbone_lr != 1, every parameter but the classifier's at that share of the lr (the groups' lr_scale)."""
+    """SGD; weight decay on conv/linear weights only (biases and BatchNorm are not decayed; BatchNorm learns at
+    cfg.bias_lr times the lr); with cfg.backbone_lr != 1, every parameter but the classifier's at that share of
+    the lr (the groups' lr_scale)."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     parts = [(trainable, 1.0)]
     if cfg.backbone_lr != 1.0:
         head = {id(p) for p in classifier(model).parameters()}
         parts = [([p for p in trainable if id(p) in head], 1.0),
                  ([p for p in trainable if id(p) not in head], cfg.backbone_lr)]
-    groups = [{"params": [p for p in params if (p.ndim > 1) == decayed], "lr_scale": scale,
-               "weight_decay": cfg.weight_decay if decayed else 0.0}
-              for params, scale in parts for decayed in (True, False)]
+    norms = set()  # BatchNorm's parameters get a group of their own only when their lr differs (bias_lr)
+    if cfg.bias_lr != 1.0:
+        norms = {id(p) for m in model.modules() if isinstance(m, nn.modules.batchnorm._NormBase)
+                 for p in m.parameters()}
+    kinds = [(lambda p: p.ndim > 1, 1.0, cfg.weight_decay), (lambda p: p.ndim <= 1 and id(p) not in norms, 1.0, 0.0)]
+    if norms:
+        kinds.append((lambda p: id(p) in norms, cfg.bias_lr, 0.0))
+    groups = [{"params": [p for p in params if which(p)], "lr_scale": scale * lr_scale, "weight_decay": decay}
+              for params, scale in parts for which, lr_scale, decay in kinds]
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
 
 

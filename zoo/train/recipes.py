@@ -8,9 +8,11 @@ training progress (lr_at), so resuming needs no scheduler state.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from zoo.core.errors import ZooError, close_matches
+from zoo.data.loader import AUGMENTATIONS
 from zoo.data.specs import DatasetSpec
 from zoo.models.tta import check_tta
 
@@ -29,14 +31,19 @@ class TrainConfig:
     gamma: float = 0.2  # `step` decay factor
     warmup: float = 0.0  # `onecycle`: fraction of training spent ramping lr up linearly from lr/25
     label_smoothing: float = 0.0  # cross-entropy target smoothing (0 = hard labels)
-    augment: tuple[str, ...] = ()  # batch augmentations: crop (4 px pad), flip, rotate (±10°)
+    augment: tuple[str, ...] = ()  # batch augmentations: crop (4 px pad), flip, rotate (±10°), translate (2 px,
+    #                                mirrored border), altflip (each image mirrored every other epoch)
     seed: int = 0  # model init, shuffling, augmentation and dropout all derive from it
     freeze_backbone: bool = False  # train the classifier only (linear probing of --init weights)
     backbone_lr: float = 1.0  # peak lr of every parameter but the classifier's, as a share of `lr`
     ema: float = 0.0  # decay per step of an exponential moving average of the weights (0: off); when on, the
     #                   average is what is evaluated, checkpointed as the model and exported
+    bias_lr: float = 1.0  # lr of BatchNorm's parameters (never weight-decayed), as a multiple of `lr`
+    lookahead: int = 0  # every this many steps, the weights move to an average of themselves and their slow
+    #                     copy (Zhang et al. 2019's Lookahead, with airbench's decay: 0.95^k x progress^3); 0 off
     tta: str = ""  # test-time augmentation, evaluated every epoch and part of the exported graph (zoo.models.tta):
-    #                "" none, "flip" the mean of the logits for the image and its mirror (twice the inference cost)
+    #                "" none, "flip" the mean of the logits for the image and its mirror (twice the inference cost),
+    #                "flip-shift" flip, and flip of the image shifted by one pixel both ways diagonally (6 passes)
 
     def validate(self) -> TrainConfig:
         if self.epochs < 1:
@@ -51,8 +58,22 @@ class TrainConfig:
             raise ZooError("nesterov needs momentum > 0")
         if not 0 < self.backbone_lr <= 10:  # also NaN
             raise ZooError(f"backbone_lr is a share of lr in (0, 10], e.g. 0.3; got {self.backbone_lr}")
+        if not 0 < self.bias_lr <= 1000:  # also NaN
+            raise ZooError(f"bias_lr is a multiple of lr in (0, 1000], e.g. 64; got {self.bias_lr}")
+        if not 0 <= self.lookahead <= 1000:
+            raise ZooError(f"lookahead is a number of steps in [0, 1000] (0: off), e.g. 5; got {self.lookahead}")
+        for key, low, high in _RANGES:  # [low, high); also NaN
+            if not low <= getattr(self, key) < high:
+                raise ZooError(f"{key} must be in [{low:g}, {high:g}), got {getattr(self, key)}")
+        if not 0 < self.gamma <= 1:
+            raise ZooError(f"gamma is the step schedule's lr factor in (0, 1], e.g. 0.2; got {self.gamma}")
+        if any(m < 0 for m in self.milestones):
+            raise ZooError(f"milestones are epochs (>= 0), got {list(self.milestones)}")
         if not 0 <= self.ema < 1:
             raise ZooError(f"ema is a decay per step in [0, 1), e.g. 0.999; got {self.ema}")
+        unknown = [a for a in self.augment if a not in AUGMENTATIONS]
+        if unknown:
+            raise ZooError(f"unknown augmentation {unknown[0]!r}{close_matches(unknown[0], AUGMENTATIONS)}")
         check_tta(self.tta)
         return self
 
@@ -62,6 +83,7 @@ class TrainConfig:
 
 
 SCHEDULES = ("constant", "step", "onecycle")
+_RANGES = (("momentum", 0.0, 1.0), ("weight_decay", 0.0, 1.0), ("warmup", 0.0, 1.0), ("label_smoothing", 0.0, 1.0))  # field, lowest, above the highest
 MAX_LR = 100.0
 
 
@@ -131,7 +153,19 @@ def _record(spec: DatasetSpec) -> TrainConfig:
     return dataclasses.replace(_fast(spec), recipe="record", epochs=33, ema=0.998, tta="flip")
 
 
-RECIPES = {"paper": _paper, "fast": _fast, "finetune": _finetune, "record": _record}
+def _speedrun(spec: DatasetSpec) -> TrainConfig:
+    """airbench94's training (Jordan 2024) in zoo's terms, for zoonet: batch 1024, Nesterov SGD at momentum 0.85,
+    peak lr 1.5 (11.5 per 1,024 summed losses), weight decay 0.0020 per step at the peak (0.0153 per 1,024
+    images), BatchNorm biases at 64x the lr, label smoothing 0.2, a warm-up over 23% of the steps then a
+    linear decay, Lookahead every 5 steps, 2-px translation and alternating flips, and flip + shift at test time.
+    CIFAR-100 has ten times the classes and a tenth of the images per class: twice the epochs."""
+    return TrainConfig("speedrun", epochs=20 if spec.num_classes > 10 else 10, batch_size=1024, lr=1.5,
+                       momentum=0.85, nesterov=True, weight_decay=0.0153 / (1 + 1 / 0.15) / 1.5,
+                       schedule="onecycle", warmup=0.23, label_smoothing=0.2, augment=("translate", "altflip"),
+                       bias_lr=64.0, lookahead=5, tta="flip-shift")
+
+
+RECIPES = {"paper": _paper, "fast": _fast, "finetune": _finetune, "record": _record, "speedrun": _speedrun}
 
 
 def default_recipe(spec: DatasetSpec, init: str | None = None) -> tuple[str, str]:
@@ -161,10 +195,32 @@ def get_recipe(name: str, spec: DatasetSpec, arch: str | None = None, **override
     unknown = set(changes) - {f.name for f in dataclasses.fields(TrainConfig)}
     if unknown:
         raise ZooError(f"unknown recipe field(s) {sorted(unknown)}")
-    for k in ("augment", "milestones"):  # lists from JSON/TOML records
-        if k in changes:
-            changes[k] = tuple(changes[k])
+    types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    changes = {k: _typed(k, v, types[k]) for k, v in changes.items()}
     return dataclasses.replace(cfg, **changes).validate()
+
+
+def _typed(key: str, value, kind: str):
+    """A field's value from a flag, a JSON record or a TOML file, checked against its type (a string "false" is
+    not False, true is not 1, 1.5 is not an int); lists become tuples. One line naming the field otherwise."""
+    def integer(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    ok = {"int": integer, "float": lambda v: integer(v) or isinstance(v, float), "bool": lambda v: isinstance(v, bool),
+          "str": lambda v: isinstance(v, str),
+          "tuple[str, ...]": lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v),
+          "tuple[int, ...]": lambda v: isinstance(v, (list, tuple)) and all(integer(x) for x in v)}[kind]
+    if not ok(value):
+        raise ZooError(f"recipe field {key}: {value!r} is not {_KIND_WORDS[kind]}")
+    if kind == "float":
+        value = float(value)
+        if not math.isfinite(value):
+            raise ZooError(f"recipe field {key}: {value} is not a finite number")
+    return tuple(value) if kind.startswith("tuple") else value
+
+
+_KIND_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "a string",
+               "tuple[str, ...]": "a list of names", "tuple[int, ...]": "a list of whole numbers"}
 
 
 _BOOLS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}

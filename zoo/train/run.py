@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save
 
-from zoo.core.cards import RunCard, check_seal, sealed
+from zoo.core.cards import SEAL, RunCard, check_seal, sealed
 from zoo.core.env import OthersWatch, machine, now
 from zoo.core.errors import ZooError, plural
 from zoo.core.io import atomic_write_json, check_can_create, read_json
@@ -56,6 +56,7 @@ class Run:
         self.save_every_s = save_every_s
         torch.manual_seed(cfg.seed)
         self.model = create_model(arch, spec)
+        self.whitening = _fit_whitening(self.model, data[0][0], spec) if init[0] is None else None
         self.init = self._load_init(*init)
         if cfg.freeze_backbone:
             self._freeze_backbone()
@@ -64,6 +65,7 @@ class Run:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.opt = build_optimizer(self.model, cfg)
         self.ema = _averaged(self.model, cfg.ema)
+        self.slow = _slow_copy(self.model) if cfg.lookahead else None  # Lookahead's slow weights
         self.n_params = num_params(self.model)
         self.epoch, self.sums, self.gen_state, self.best, self.last_metrics = 0, EpochSums(), None, -1.0, {}
         common = dict(mean=spec.mean, std=spec.std, device=torch.device(rt.device), channels_last=rt.channels_last,
@@ -129,6 +131,9 @@ class Run:
             self.ema.n_averaged.fill_(state["ema_n_averaged"])
             weights = state["trained_weights"]
         load_state_dict_checked(self.model, weights, source=str(self.out))
+        if self.slow is not None:
+            for k, t in self.slow.items():
+                t.copy_(state["lookahead"][k])
         self.opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         self.epoch, self.best = state["epoch"], state["best"]
@@ -142,6 +147,7 @@ class Run:
             atomic_write_json(self.out / "config.json", sealed({
                 "arch": self.arch, "dataset": self.spec.name, "recipe": self.cfg.to_dict(),
                 "runtime": self.rt.to_dict(), **({"init": self.init} if self.init else {}),
+                **({"whitening": self.whitening} if self.whitening else {}),
                 **({"dataset_spec": spec_record(self.spec)} if self.spec.source else {})}))
         if self.dist.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -168,6 +174,8 @@ class Run:
         if self.ema is not None:  # the checkpoint's model is the average; the trained weights resume from here
             state["trained_weights"] = state_dict_of(self.model)
             state["ema_n_averaged"] = int(self.ema.n_averaged)
+        if self.slow is not None:
+            state["lookahead"] = self.slow
         path = rundir.save_checkpoint(self.out, tag, state_dict_of(self.evaluated_model), self.card(metrics or {}),
                                       state, best=best)
         self._saved_at = time.perf_counter()
@@ -183,6 +191,8 @@ class Run:
         bar.start_epoch(self.epoch, self.cfg.epochs, len(self.train_loader), self.sums.step)
 
         def on_step(sums: EpochSums, lr: float) -> None:
+            if self.slow is not None:
+                self._lookahead(sums.step)
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
             bar.step(sums, lr, self.dist.world_size)
@@ -201,7 +211,17 @@ class Run:
             raise Interrupted(f"interrupted ({stop.signal.name}) at epoch {self.epoch + 1} step {self.sums.step}; "
                               f"saved; continue with zoo train --resume --out {self.out}", stop.signal) from None
         self.gen_state = None
+        if self.slow is not None and self.epoch + 1 == self.cfg.epochs:
+            _pull(self.model, self.slow, 1.0)  # the run ends on the slow weights
         return self.sums
+
+    def _lookahead(self, step: int) -> None:
+        """Every cfg.lookahead steps: the slow weights move toward the fast ones and the fast take their place,
+        with airbench94's decay 0.95^k x progress^3 (none early in training, 0.95^k at its end)."""
+        k, steps = self.cfg.lookahead, len(self.train_loader)
+        done = self.epoch * steps + step
+        if done % k == 0:
+            _pull(self.model, self.slow, 0.95 ** k * (done / (self.cfg.epochs * steps)) ** 3)
 
     def _all_finite(self, loss: torch.Tensor) -> bool:
         finite = torch.isfinite(loss).float().reshape(1)
@@ -276,6 +296,10 @@ class Run:
                 self.end_epoch(metrics)
                 bar.end_epoch(metrics)
                 self._epochs_run += 1
+                if self.epoch < self.cfg.epochs and self.dist.any(stop.requested):  # a signal in the epoch's
+                    # last step or its evaluation: the epoch is saved, the next is not begun
+                    raise Interrupted(f"interrupted ({stop.signal.name}) after epoch {self.epoch}; saved; continue "
+                                      f"with zoo train --resume --out {self.out}", stop.signal)
                 self.check_speed(metrics["images_per_s"], watch.share)
         if self.tb is not None:
             self.tb.close()
@@ -341,6 +365,9 @@ def check_same_recipe(out: Path, started: dict, cfg: TrainConfig) -> None:
                        f"(zoo train --resume --out {out}) or start another --out")
 
 
+CONFIG_KEYS = {"arch", "model", "dataset", "recipe", "runtime", "init", "dataset_spec", "whitening", SEAL}
+
+
 def read_config(path: str | os.PathLike) -> tuple[str, str, dict, dict | None]:
     """(arch, dataset, recipe fields, init record) of a run's config.json, or of a TOML/JSON file of that shape
     (`zoo train --config`); run folders written before the `arch` key hold `model`."""
@@ -349,15 +376,18 @@ def read_config(path: str | os.PathLike) -> tuple[str, str, dict, dict | None]:
         p = p / "config.json"
     if p.suffix == ".toml":
         try:
-            cfg = tomllib.loads(p.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as e:
-            raise ZooError(f"cannot read run config {p} ({e})") from None
+            cfg = tomllib.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:  # ValueError: TOMLDecodeError and a file that is not UTF-8
+            raise ZooError(f"cannot read run config {p} ({str(e).splitlines()[0]}); TOML files are UTF-8") from None
     else:
         cfg = read_json(p, "run config")
         check_seal(cfg, str(p))
     arch = cfg.get("arch") or cfg.get("model") if isinstance(cfg, dict) else None
     if not arch or not cfg.get("dataset") or not isinstance(cfg.get("recipe", {}), dict):
         raise ZooError(f"{p} is not a zoo run config (needs arch, dataset and a recipe table)")
+    unknown = sorted(set(cfg) - CONFIG_KEYS)
+    if unknown:
+        raise ZooError(f"{p}: unknown key(s) {', '.join(unknown)}; a run config holds {', '.join(sorted(CONFIG_KEYS))}")
     register_record(cfg.get("dataset_spec"))  # a run on a folder of images: its dataset as it was trained
     return arch, cfg["dataset"], cfg.get("recipe", {}), cfg.get("init")
 
@@ -441,6 +471,34 @@ def _source_classes(record: dict) -> tuple[str, ...] | None:
         return tuple(record["classes"])
     spec = find_dataset(record.get("dataset") or "")
     return spec.class_names if spec is not None else None
+
+
+def _fit_whitening(model: torch.nn.Module, images: torch.Tensor, spec: DatasetSpec) -> dict | None:
+    """A model with a whitening layer (zoo.models.zoonet) has it set from the first training images; what it
+    was fitted on is recorded in config.json."""
+    if not getattr(model, "uses_whitening", False):
+        return None
+    from zoo.models.zoonet import WHITEN_EPS, WHITEN_IMAGES
+
+    x = images[:WHITEN_IMAGES].float().div(255)
+    c = x.shape[1]
+    x = (x - torch.tensor(spec.mean).view(1, c, 1, 1)) / torch.tensor(spec.std).view(1, c, 1, 1)
+    eigenvalues = model.fit_whitening(x, WHITEN_EPS)
+    return {"images": len(x), "split": "train (the first images)", "eps": WHITEN_EPS,
+            "eigenvalues": [round(v, 6) for v in eigenvalues]}
+
+
+def _slow_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+
+@torch.no_grad()
+def _pull(model: torch.nn.Module, slow: dict[str, torch.Tensor], decay: float) -> None:
+    """slow <- decay x slow + (1 - decay) x fast; fast <- slow (every floating tensor: BatchNorm statistics too)."""
+    state = model.state_dict()
+    for k, t in slow.items():
+        t.lerp_(state[k], 1 - decay)
+        state[k].copy_(t)
 
 
 def _averaged(model: torch.nn.Module, decay: float):

@@ -1,0 +1,239 @@
+"""What a hostile but realistic user hands zoo outside training I/O: paths that are not files, files that are
+not images, images that are not pictures, metadata that lies, configs of the wrong types, CSVs that leak or
+reach out, signals at the edges of an epoch. Each case ends in one line (or a clean result), never a hang, a
+traceback or a silent wrong answer."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import data, interrupt_after, train_fast
+from PIL import Image
+
+from zoo.cli import main
+from zoo.core.errors import ZooError
+from zoo.data import get_dataset_spec
+from zoo.data.images import ImageSpec, Problem, decode
+from zoo.train.loop import Interrupted
+from zoo.train.recipes import get_recipe
+
+SPEC = ImageSpec(1, 28, (0.5,), (0.5,))
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _png(path: Path, size=(28, 28)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, size[::-1], dtype=np.uint8)).save(path, "PNG")
+    return path
+
+
+def _in_child(code: str, timeout: float = 60) -> str:
+    """Run `code` in a fresh interpreter: a hang fails the test (after `timeout` s) instead of stalling it."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+# ---------------------------------------------------------------- paths that are not image files
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_a_fifo_named_like_an_image_is_refused_not_read(tmp_path):
+    _png(tmp_path / "folder" / "ok.png")
+    os.mkfifo(tmp_path / "folder" / "x.png")
+    os.mkfifo(tmp_path / "alone.png")
+    out = _in_child(f"""
+from pathlib import Path
+from zoo.data.images import ImageSpec, decode, find_images
+found, problems = find_images([{str(tmp_path / 'folder')!r}, {str(tmp_path / 'alone.png')!r}])
+print([p.name for p in found], [p.reason for p in problems])
+print(decode(Path({str(tmp_path / 'alone.png')!r}), ImageSpec(1, 28, (0.5,), (0.5,))).reason)
+""")
+    names, reasons = out.splitlines()[0], out.splitlines()[1]
+    assert names.startswith("['ok.png']") and "not a regular file" in names
+    assert "not a regular file" in reasons
+
+
+def test_a_glob_through_links_up_the_tree_ends_and_names_each_image_once(tmp_path):
+    _png(tmp_path / "d" / "img.png")
+    (tmp_path / "d" / "up1").symlink_to("..")
+    (tmp_path / "d" / "up2").symlink_to("..")
+    out = _in_child(f"""
+from zoo.data.images import find_images
+found, problems = find_images([{str(tmp_path / 'd') + '/**/*.png'!r}, {str(tmp_path / 'd')!r}])
+print(len(found), len(problems))
+""")
+    assert out.split() == ["1", "0"]
+
+
+def test_postscript_named_png_never_reaches_ghostscript(tmp_path):
+    f = tmp_path / "x.png"
+    f.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    got = decode(f, SPEC)
+    assert isinstance(got, Problem) and got.reason.startswith("not an image zoo reads (PNG, JPEG")
+
+
+def test_a_strip_of_pixels_is_refused_before_it_is_scaled_up(tmp_path):
+    got = decode(_png(tmp_path / "strip.png", size=(5000, 8)), SPEC)
+    assert isinstance(got, Problem) and "too thin to be a picture" in got.reason
+    assert not isinstance(decode(_png(tmp_path / "wide.png", size=(400, 10)), SPEC), Problem)  # 40:1 is read
+
+
+# ---------------------------------------------------------------- ONNX metadata against the graph
+@pytest.fixture(scope="module")
+def onnx_file(fake_root, tmp_path_factory):
+    from zoo.export import export
+
+    run = tmp_path_factory.mktemp("run")
+    train_fast("mlp", "mnist", run, fake_root, epochs=1, batch_size=100)
+    return export("mlp", "mnist", weights=run, out=tmp_path_factory.mktemp("onnx"), data=data(fake_root)).path
+
+
+def _edited(src: Path, dest: Path, rename: dict | None = None, **meta) -> Path:
+    import onnx
+
+    model = onnx.load(str(src))
+    for p in model.metadata_props:
+        if p.key in meta:
+            p.value = json.dumps(meta[p.key])
+    for old, new in (rename or {}).items():  # as other exporters name the graph's ends
+        for v in [*model.graph.input, *model.graph.output]:
+            if v.name == old:
+                v.name = new
+        for n in model.graph.node:
+            n.input[:] = [new if i == old else i for i in n.input]
+            n.output[:] = [new if o == old else o for o in n.output]
+    onnx.save(model, str(dest))
+    return dest
+
+
+@pytest.mark.parametrize("meta, said", [
+    ({"class_names": ["a", "b", "c"]}, "3 class names for 10 outputs"),
+    ({"class_names": [str(i) for i in range(12)]}, "12 class names for 10 outputs"),
+    ({"mean": "0.5"}, "mean '0.5' is not 1 finite numbers"),
+    ({"std": [0.0]}, "std [0.0] is not 1 positive finite numbers"),
+    ({"input_shape": [1, 1, 20000, 20000]}, "at most 2048x2048"),
+    ({"input_shape": [1, 1, 32, 32]}, "but the graph's input"),
+])
+def test_metadata_that_contradicts_the_graph_is_one_line(onnx_file, tmp_path, capsys, meta, said):
+    f = _edited(onnx_file, tmp_path / "m.onnx", **meta)
+    assert main(["predict", str(f), str(_png(tmp_path / "x.png"))]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "its metadata does not describe its graph" in err and said in err
+
+
+def test_inputs_and_outputs_named_otherwise_are_found(onnx_file, tmp_path, capsys):
+    import onnx
+
+    names = [o.name for o in onnx.load(str(onnx_file)).graph.output]
+    f = _edited(onnx_file, tmp_path / "m.onnx", rename={"input": "x", **{n: f"scores{i}" for i, n in enumerate(names)}})
+    assert main(["predict", str(f), str(_png(tmp_path / "x.png")), "--json", "--top-k", "10"]) == 0
+    top = json.loads(capsys.readouterr().out)[0]["top"]
+    assert len(top) == 10 and abs(sum(t["probability"] for t in top) - 1) < 1e-4
+
+
+# ---------------------------------------------------------------- recipes and configs
+@pytest.mark.parametrize("field, value, said", [
+    ("epochs", "1", "recipe field epochs: '1' is not a whole number"),
+    ("nesterov", "false", "recipe field nesterov: 'false' is not true or false"),
+    ("batch_size", True, "recipe field batch_size: True is not a whole number"),
+    ("epochs", 1.5, "recipe field epochs: 1.5 is not a whole number"),
+    ("weight_decay", float("nan"), "recipe field weight_decay: nan is not a finite number"),
+    ("gamma", float("nan"), "recipe field gamma: nan is not a finite number"),
+    ("label_smoothing", 5, "label_smoothing must be in [0, 1), got 5.0"),
+    ("augment", ["explode"], "unknown augmentation 'explode'"),
+    ("milestones", [1, "2"], "recipe field milestones: [1, '2'] is not a list of whole numbers"),
+])
+def test_every_recipe_field_is_type_and_range_checked(field, value, said):
+    with pytest.raises(ZooError, match=None) as e:
+        get_recipe("fast", get_dataset_spec("cifar10"), **{field: value})
+    assert str(e.value).startswith(said)
+
+
+def test_a_config_not_utf8_or_with_unknown_keys_is_one_line(tmp_path, capsys):
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes('arch = "cnn"\ndataset = "mnist"\n# caf\xe9\n[recipe]\n'.encode("latin-1"))
+    assert main(["train", "--config", str(latin), "--out", str(tmp_path / "r")]) == 2
+    assert "TOML files are UTF-8" in capsys.readouterr().err
+    extra = tmp_path / "extra.toml"
+    extra.write_text('arch = "cnn"\ndataset = "mnist"\nepochz = 3\n[recipe]\n')
+    assert main(["train", "--config", str(extra), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown key(s) epochz" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_signal_in_a_one_step_epoch_stops_the_run_after_it(fake_root, tmp_path, monkeypatch):
+    interrupt_after(monkeypatch, 1)  # 200 training images, batch 256: every epoch is one step
+    with pytest.raises(Interrupted, match="after epoch 1; saved"):
+        train_fast("mlp", "mnist", tmp_path / "run", fake_root, epochs=50, batch_size=256)
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- folders and CSVs
+def _classes(root: Path, n: int = 4) -> None:
+    for c in ("a", "b"):
+        for i in range(n):
+            _png(root / c / f"{c}{i}.png")
+
+
+def test_a_csv_row_twice_or_a_path_outside_its_folder_is_skipped_and_said(tmp_path):
+    from zoo.data.folder import FolderOptions, scan
+
+    _classes(tmp_path / "imgs", 6)
+    _png(tmp_path / "outside.png")
+    rows = ["path,label"] + [f"{c}/{c}{i}.png,{c}" for c in "ab" for i in range(6)]
+    rows += ["a/a0.png,a", "a/./a1.png,b", "../outside.png,a", f"{tmp_path / 'outside.png'},b"]
+    (tmp_path / "imgs" / "labels.csv").write_text("\n".join(rows) + "\n")
+    listing = scan(tmp_path / "imgs" / "labels.csv", FolderOptions(val_fraction=0.5))
+    files = [f for f, _ in listing.train + listing.held_out]
+    assert len(files) == len({os.path.realpath(f) for f in files}) == 12  # each image once, in one split
+    said = [p.reason for p in listing.skipped]
+    assert sum("listed already on line" in r for r in said) == 2
+    assert sum("outside the CSV's folder" in r for r in said) == 2
+    allowed = scan(tmp_path / "imgs" / "labels.csv", FolderOptions(val_fraction=0.5, outside_paths=True))
+    assert len(allowed.train + allowed.held_out) == 13  # the outside image, once (its second row is a repeat)
+
+
+def test_a_run_folder_inside_the_dataset_is_not_a_class(tmp_path):
+    from zoo.data.folder import FolderOptions, scan
+
+    _classes(tmp_path / "photos")
+    (tmp_path / "photos" / "runs" / "cnn.photos.fast").mkdir(parents=True)
+    (tmp_path / "photos" / "runs" / "cnn.photos.fast" / "last.json").write_text("{}")
+    assert scan(tmp_path / "photos", FolderOptions()).classes == ("a", "b")
+
+
+def test_a_file_in_both_splits_is_held_out_only(tmp_path):
+    from zoo.data.folder import FolderOptions, scan
+
+    _classes(tmp_path / "ds" / "train")
+    (tmp_path / "ds" / "val" / "a").mkdir(parents=True)
+    (tmp_path / "ds" / "val" / "b").mkdir(parents=True)
+    os.link(tmp_path / "ds" / "train" / "a" / "a0.png", tmp_path / "ds" / "val" / "a" / "a0.png")  # a hard link
+    (tmp_path / "ds" / "val" / "b" / "b0.png").symlink_to(tmp_path / "ds" / "train" / "b" / "b0.png")
+    listing = scan(tmp_path / "ds", FolderOptions())
+    train = {os.path.realpath(f) for f, _ in listing.train}
+    assert not train & {os.path.realpath(f) for f, _ in listing.held_out}
+    assert any("also held out" in p.reason for p in listing.skipped)
+
+
+# ---------------------------------------------------------------- predict's output
+def test_no_images_is_an_error_and_top_k_stops_at_the_classes(onnx_file, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", str(onnx_file), str(tmp_path / "empty")]) == 2
+    assert "no images in" in capsys.readouterr().err
+    assert main(["predict", str(onnx_file), str(_png(tmp_path / "x.png")), "--csv", "--top-k", "1000"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.count(",") == row.count(",") == 2 * 10 + 3
+
+
+def test_escape_sequences_in_a_name_never_reach_the_terminal(onnx_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a short name: the table does not fold it
+    _png(tmp_path / "a\x1b[31mred.png")
+    assert main(["predict", str(onnx_file), "a\x1b[31mred.png"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "a\\x1b[31mred.png" in out
