@@ -49,3 +49,8 @@ def weights(out) -> dict:
 
 def same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def error_lines(err: str) -> list[str]:
+    """stderr's lines without zoo predict's note of the runtime it chose (`zoo: running ...`)."""
+    return [ln for ln in err.splitlines() if not ln.startswith("zoo: running ")]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import data, train_fast
+from helpers import data, error_lines, train_fast
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -269,8 +269,8 @@ def test_damaged_png_for_predict(onnx_file, tmp_path, capsys, how):
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (28, 28), dtype=np.uint8)).save(f)
     damage(f, how)
     assert main(["predict", str(onnx_file), str(f)]) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith(f"zoo: error: {f}: ")
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and lines[0].startswith(f"zoo: error: {f}: ")
 
 
 def test_weights_holding_nan_are_refused_at_load(run, tmp_path, capsys):

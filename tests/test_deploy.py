@@ -59,7 +59,7 @@ def test_the_cache_key_holds_only_on_its_machine_and_versions(monkeypatch):
     monkeypatch.setattr(deploy, "machine_id", lambda: "another CPU")
     entry, note = deploy.recall(sha, 7, 2)
     assert entry is None and "measured elsewhere" in note
-    assert deploy.recall("ef" * 32, 7, 2) == (None, "")  # never measured: nothing to say
+    assert deploy.recall("ef" * 32, 7, 2) == (None, "no recommendation for these weights on this machine yet")
 
 
 def test_predict_auto_uses_the_recommendation_and_says_how_to_get_one(capsys, tmp_path):
@@ -68,7 +68,7 @@ def test_predict_auto_uses_the_recommendation_and_says_how_to_get_one(capsys, tm
 
     said = []
     p = Predictor("cnn", "mnist", log=said.append)
-    assert p.runtime == "onnxruntime" and said == []  # nothing benched: the default, silently
+    assert p.runtime == "onnxruntime" and "zoo bench cnn mnist --runtime all --precision fp32,int8" in said[0]
     pytest.importorskip("openvino", reason="OpenVINO (an optional runtime) is not installed")
     rec = {"model": "cnn.mnist", "latency": {"runtime": "openvino (f32)", "precision": "fp32"},
            "throughput": {"runtime": "onnxruntime", "precision": "int8"}}
@@ -112,3 +112,24 @@ def test_a_recommendation_measured_elsewhere_is_ignored_and_said():
     q = Predictor("cnn", "mnist", threads=2, log=said.append)
     assert q.runtime == "onnxruntime" and len(said) == 1
     assert "measured elsewhere" in said[0] and "zoo bench cnn mnist --runtime all --precision fp32,int8" in said[0]
+
+
+def test_export_format_ort_is_gated_and_predict_reads_it(tmp_path, fake_root, capsys):
+    from zoo.cli import main
+
+    assert main(["export", "mlp", "mnist", "--random", "--format", "onnx,ort", "--out", str(tmp_path),
+                 "--data-dir", str(fake_root), "--no-verify"]) == 0
+    assert "ORT format: " in capsys.readouterr().out and (tmp_path / "mlp.mnist.ort").is_file()
+    from PIL import Image
+    import numpy as np
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "x.png")
+    outs = []
+    for f in ("mlp.mnist.onnx", "mlp.mnist.ort"):
+        assert main(["predict", str(tmp_path / f), str(tmp_path / "x.png"), "--json"]) == 0
+        outs.append(json.loads(capsys.readouterr().out)[0]["top"])
+    assert outs[0][0]["class"] == outs[1][0]["class"]
+    assert abs(outs[0][0]["probability"] - outs[1][0]["probability"]) < 1e-4
+    assert main(["predict", str(tmp_path / "mlp.mnist.ort"), str(tmp_path / "x.png"), "--runtime", "opencv"]) == 2
+    assert "ORT format; --runtime opencv reads the .onnx file" in capsys.readouterr().err
+    assert main(["export", "mlp", "mnist", "--random", "--format", "onnx,tflite", "--out", str(tmp_path)]) == 2
+    assert "unknown format(s) tflite" in capsys.readouterr().err

@@ -237,3 +237,40 @@ def test_escape_sequences_in_a_name_never_reach_the_terminal(onnx_file, tmp_path
     assert main(["predict", str(onnx_file), "a\x1b[31mred.png"]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "a\\x1b[31mred.png" in out
+
+
+def test_a_full_disk_while_decoding_a_folder_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    from zoo.data.folder import FolderOptions, open_folder
+
+    _classes(tmp_path / "photos", 20)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full, raising=False)
+    with pytest.raises(ZooError, match="not enough disk space for the decoded images"):
+        open_folder(tmp_path / "photos", FolderOptions(), log=lambda *_: None)
+    assert not [p for p in (tmp_path / "cache").rglob(".tmp-*")]
+
+
+def test_a_killed_exports_temporary_folder_is_swept_by_the_next(tmp_path):
+    from zoo.core.io import sweep_stale
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / f".export-{dead.stdout.strip()}-abc").mkdir()  # a process that is gone
+    (tmp_path / f".export-{os.getpid()}-live").mkdir()  # this one, alive
+    sweep_stale(tmp_path, ".export")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".export-{os.getpid()}-live"]
+
+
+def test_publishing_a_run_that_is_training_is_refused(fake_root, tmp_path):
+    from zoo.publish import publish
+    from zoo.train.rundir import run_lock
+
+    train_fast("mlp", "mnist", tmp_path / "run", fake_root, epochs=1, batch_size=100)
+    with run_lock(tmp_path / "run"), pytest.raises(ZooError, match="in use by another trainer .*publish it once"):
+        publish(tmp_path / "run", dest=tmp_path / "weights", data=data(fake_root))
+    assert not (tmp_path / "weights").exists()

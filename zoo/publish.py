@@ -24,6 +24,7 @@ from zoo.core.shipped import manifest, read_manifest, sha256_bytes, weights_dir,
 from zoo.core.sources import from_path
 from zoo.data import DataOptions, EvalSet, get_dataset_spec, load_eval_set, load_split
 from zoo.export import export
+from zoo.train.rundir import run_lock
 
 # fp16 storage halves a checkpoint; allowed only where it costs < 0.1 top-1 point.
 FP16_MAX_DROP = 0.1
@@ -38,6 +39,13 @@ def publish(run: str | Path, dest: Path | None = None, data: DataOptions | None 
     did not help must not silently replace better weights.
     """
     run, data = Path(run), data or DataOptions()
+    from_path(run)  # not a run folder: said before the lock would create one
+    # a run still training is refused: its best.* may change between the reads below
+    with run_lock(run, "publish it once it has finished"):
+        return _publish(run, dest, data, log, storage, force)
+
+
+def _publish(run: Path, dest: Path | None, data: DataOptions, log, storage: str, force: bool) -> dict:
     src = from_path(run)  # sha256-checked against best.json
     if not isinstance(src.card, RunCard):
         raise ZooError(f"{run} has no run card naming its model and dataset; publish a run folder written by "

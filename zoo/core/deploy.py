@@ -77,8 +77,8 @@ def remember(key: str, entry: dict) -> None:
 
 
 def recall(weights_sha256: str | None, export_revision, threads: int | None) -> tuple[dict | None, str]:
-    """(the recommendation for these weights on this machine, or None; a note when one was measured for them
-    elsewhere, "" when none ever was)."""
+    """(the recommendation for these weights on this machine, or None and why: none yet, or one measured
+    elsewhere, named)."""
     if not weights_sha256:
         return None, "the file names no weights sha256"
     data = _read()
@@ -90,7 +90,7 @@ def recall(weights_sha256: str | None, export_revision, threads: int | None) -> 
     if stale:
         return None, (f"the recommendation for these weights was measured elsewhere ({stale[0].split(' | ', 1)[1]}; "
                       f"here: {key.split(' | ', 1)[1]}), so it is ignored")
-    return None, ""
+    return None, "no recommendation for these weights on this machine yet"
 
 
 def entries() -> list[tuple[str, dict]]:

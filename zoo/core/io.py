@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -94,3 +95,16 @@ def check_can_create(path: str | os.PathLike, what: str = "--out") -> Path:
     if probe.exists() and not os.access(probe, os.W_OK):
         raise ZooError(f"cannot write {what} {path}: {probe} is read-only; choose another {what}")
     return path
+
+
+def sweep_stale(folder: str | os.PathLike, prefix: str) -> None:
+    """Remove `folder`'s temporary folders named PREFIX-PID-... whose process is gone (killed mid-write): they
+    are never committed, and nothing else would remove them."""
+    folder = Path(folder)
+    for d in folder.glob(f"{prefix}-*") if folder.is_dir() else ():
+        try:
+            os.kill(int(d.name[len(prefix) + 1:].split("-")[0]), 0)
+        except (ProcessLookupError, ValueError):
+            shutil.rmtree(d, ignore_errors=True)
+        except PermissionError:  # another user's live process
+            pass

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ import re
 import shutil
 import tempfile
 import time
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from zoo.core.errors import ZooError, plural
-from zoo.core.io import atomic_write_json, cache_dir, read_json
+from zoo.core.io import atomic_write_json, cache_dir, read_json, sweep_stale
 from zoo.data.images import EXTENSIONS, ImageSpec, Problem, decode, infer_polarity, open_image
 from zoo.data.specs import DatasetSpec, FolderSource, find_dataset, get_dataset_spec, register_dataset
 
@@ -494,12 +496,30 @@ def _compact(tmp: Path, images: np.ndarray, labels: np.ndarray, bad: set[int]) -
     """The arrays without the images that failed to decode (copied in chunks: bounded memory)."""
     keep = np.array([i for i in range(len(labels)) if i not in bad], dtype=np.int64)
     kept = np.lib.format.open_memmap(tmp / "kept.npy", "w+", np.uint8, (len(keep), *images.shape[1:]))
+    _reserve(tmp / "kept.npy")
     for i in range(0, len(keep), 4096):
         kept[i:i + 4096] = images[keep[i:i + 4096]]
     kept.flush()
     del images
     os.replace(tmp / "kept.npy", tmp / "images.npy")
     return np.load(tmp / "images.npy", mmap_mode="r"), labels[keep]
+
+
+def _reserve(npy: Path) -> None:
+    """Give the memory-mapped file its disk blocks now: a write through a map into a sparse file on a full disk
+    is a SIGBUS (the process dies with "Bus error"), where this is one line."""
+    size = npy.stat().st_size
+    fd = os.open(npy, os.O_RDWR)
+    try:
+        if hasattr(os, "posix_fallocate"):
+            os.posix_fallocate(fd, 0, size)
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ZooError(f"not enough disk space for the decoded images ({size / 1e6:,.0f} MB) in {npy.parent.parent}; "
+                           f"free some, or point XDG_CACHE_HOME at a larger disk") from None
+        # EOPNOTSUPP, EINVAL: a file system without it; the writes will say
+    finally:
+        os.close(fd)
 
 
 def _build(listing: Listing, channels: int, size: int, dest: Path, log) -> None:
@@ -514,7 +534,12 @@ def _build(listing: Listing, channels: int, size: int, dest: Path, log) -> None:
         images = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.uint8, (len(files), channels, size, size))
         images.flush()
         del images
-        bad, hist = _decode_into(tmp / "images.npy", files, channels, size, len(listing.train))
+        _reserve(tmp / "images.npy")
+        try:
+            bad, hist = _decode_into(tmp / "images.npy", files, channels, size, len(listing.train))
+        except BrokenProcessPool:
+            raise ZooError(f"a decoding worker died (out of memory?) while decoding {listing.root}; try again, or "
+                           f"free memory") from None
         images = np.load(tmp / "images.npy", mmap_mode="r")
         n_train = len(listing.train) - sum(i < len(listing.train) for i, _ in bad)
         if bad:
@@ -542,13 +567,7 @@ def _build(listing: Listing, channels: int, size: int, dest: Path, log) -> None:
 
 def _clean_stale(folder: Path) -> None:
     """Temporary folders of decodes that were killed (their process is gone)."""
-    for d in folder.glob(".tmp-*") if folder.is_dir() else ():
-        try:
-            os.kill(int(d.name.split("-")[1]), 0)
-        except (ProcessLookupError, ValueError, IndexError):
-            shutil.rmtree(d, ignore_errors=True)
-        except PermissionError:
-            pass
+    sweep_stale(folder, ".tmp")
 
 
 _OPENED: dict[tuple[str, FolderOptions], Opened] = {}  # per process: (folder, options) -> its opened cache

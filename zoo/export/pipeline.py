@@ -17,7 +17,7 @@ import onnxruntime as ort
 import torch
 
 from zoo.core.errors import ZooError, plural
-from zoo.core.io import writable_dir
+from zoo.core.io import sweep_stale, writable_dir
 from zoo.core.sources import Source, Target, resolve
 from zoo.core.state import load_state_dict_checked
 from zoo.core.version import __version__
@@ -95,15 +95,26 @@ def calibration_images(spec: DatasetSpec, data: DataOptions, n: int) -> tuple[np
     return cal.normalized(spec), notes
 
 
+FORMATS = ("onnx", "ort")  # the .onnx file, and onnxruntime's ORT format beside it (zoo.export.ortformat)
+
+
 def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, out="exports", opset: int = 18,
            precision: str = "fp32", calib_size: int = 256, exporter: str = "dynamo", eval_images: int = 1000,
-           int8_max_drop: float = 1.0, data: DataOptions | None = None, image_input: bool = False) -> ExportResult:
+           int8_max_drop: float = 1.0, data: DataOptions | None = None, image_input: bool = False,
+           formats: tuple[str, ...] = ("onnx",)) -> ExportResult:
     """Export `arch` for `dataset` to `OUT/<arch>.<dataset>[-precision][-image].onnx`, after the parity gate.
 
     int8_max_drop: the most top-1 accuracy (points) int8 may lose against fp32 on the eval set.
     image_input: a self-contained graph, uint8 images [N, H, W, C] in, logits and probabilities out.
+    formats: ("onnx", "ort") also writes onnxruntime's ORT format beside the .onnx file, gated against it.
     """
     _check_options(precision, exporter, opset, eval_images, calib_size)
+    unknown = set(formats) - set(FORMATS)
+    if unknown or "onnx" not in formats:
+        raise ZooError(f"unknown format(s) {', '.join(sorted(unknown)) or '(none)'}; choose from {', '.join(FORMATS)} "
+                       f"(the .onnx file is always written)")
+    if image_input and "ort" in formats:
+        raise ZooError("--format ort is for the plain graph: export without --image-input")
     if image_input and precision != "fp32":
         raise ZooError(f"--image-input graphs are fp32 (the cast and normalization run inside); got {precision}")
     spec, data = spec_of(dataset, weights), data or DataOptions()
@@ -113,7 +124,8 @@ def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, o
     out = writable_dir(out)
     t0 = time.perf_counter()
     ev, notes = gate_images(spec, data, eval_images, INT8_GATE_IMAGES if precision == "int8" else eval_images)
-    with tempfile.TemporaryDirectory(dir=out, prefix=".export-") as tmp:
+    sweep_stale(out, ".export")  # a killed export's half-written folder
+    with tempfile.TemporaryDirectory(dir=out, prefix=f".export-{os.getpid()}-") as tmp:
         if image_input:
             path = Path(tmp) / "image.onnx"
             torch_to_onnx(ImageInput(model, spec.mean, spec.std).eval(), (spec.size, spec.size, spec.channels),
@@ -127,6 +139,13 @@ def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, o
         add_metadata(path, meta)
         final = out / onnx_name(arch, dataset, precision, image_input)
         os.replace(path, final)
+    if "ort" in formats:  # onnxruntime's ORT format beside it, gated against it
+        from zoo.export.ortformat import write_ort
+
+        ort_path, ort_fig = write_ort(final, ev.normalized(spec))
+        fig = {**fig, **ort_fig}
+        notes.append(f"ORT format: {ort_path} ({ort_path.stat().st_size / 1e6:.3f} MB), top-1 agreement "
+                     f"{ort_fig['ort_agreement']:.2f}% with the .onnx file")
     return ExportResult(final, precision, final.stat().st_size, time.perf_counter() - t0, fig, meta, notes)
 
 

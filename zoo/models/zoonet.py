@@ -91,7 +91,8 @@ class ZooNet(nn.Module):
 
 @register_model()
 @requires(min_size_check("zoonet", 16))
-def zoonet(spec: DatasetSpec) -> nn.Module:
+def zoonet(spec: DatasetSpec, whiten: bool = True, dirac: bool = True) -> nn.Module:
     """ZooNet: zoo's own CIFAR network (whitening, dirac init, 64/256/256 channels; 1.97 M params), trained
-    with the `speedrun` recipe."""
-    return ZooNet(spec.channels, spec.num_classes)
+    with the `speedrun` recipe. whiten=False: the first layer trains from a random start; dirac=False: the
+    convolutions start random (PyTorch's default) (the ablations)."""
+    return ZooNet(spec.channels, spec.num_classes, whiten=whiten, dirac=dirac)

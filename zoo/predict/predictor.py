@@ -37,9 +37,9 @@ def exported_file(source: str | Path, dataset: str | None = None, data=None, pre
     """The .onnx file a source stands for: the file itself; or, exported once into zoo's cache (this needs
     torch), a run folder's best weights or the shipped weights of MODEL on DATASET, at `precision`."""
     p = Path(source)
-    if p.suffix == ".onnx":
+    if p.suffix in (".onnx", ".ort"):  # .ort: onnxruntime's own format (zoo export --format onnx,ort)
         if not p.is_file():
-            raise ZooError(f"ONNX file {p} not found")
+            raise ZooError(f"{'ONNX' if p.suffix == '.onnx' else 'ORT-format'} file {p} not found")
         return p
     from zoo.core.sources import Target, from_path
     from zoo.data import DataOptions
@@ -107,11 +107,15 @@ class Predictor:
         if runtime != "auto":
             file_runtime(runtime, threads)  # an unknown or missing runtime: said before any work
         self.path = exported_file(source, dataset, data)
+        if self.path.suffix == ".ort":  # onnxruntime's own format: no other runtime reads it
+            if runtime not in ("auto", "onnxruntime"):
+                raise ZooError(f"{self.path} is in onnxruntime's ORT format; --runtime {runtime} reads the .onnx file")
+            runtime = "onnxruntime"
         self._open(threads)
         self.precision, hint = self.meta.get("precision", "fp32"), None
         if runtime == "auto":  # what zoo bench found fastest for these weights on this machine, if it has
             runtime, hint, precision = self._recommended(threads, images, log or (lambda s: None))
-            if precision != self.precision and Path(source).suffix != ".onnx":
+            if precision != self.precision and Path(source).suffix not in (".onnx", ".ort"):
                 self.path = exported_file(source, dataset, data, precision)
                 self._open(threads)
                 self.precision = precision
@@ -148,12 +152,9 @@ class Predictor:
     def _recommended(self, threads: int | None, images: int | None, log) -> tuple[str, str | None, str]:
         """(runtime, OpenVINO hint, precision) `zoo bench` recommended for these weights on this machine: its
         batch-1 choice for a handful of images, its throughput choice for many; else onnxruntime at the file's
-        precision (with a line saying how to measure one here when the recommendation for these weights was
-        measured on another machine or at another thread count)."""
+        precision, with one line (on stderr from the CLI) saying how to get a recommendation."""
         rec, why = recall(self.meta.get("weights_sha256"), self.meta.get("export_revision"), threads)
-        if rec is None:  # said only when a recommendation was measured elsewhere: none at all is the common case
-            if not why:
-                return "onnxruntime", None, self.precision
+        if rec is None:
             name = f"{self.meta.get('model', 'MODEL')} {self.meta.get('dataset', 'DATASET')}"
             log(f"zoo: running onnxruntime {self.precision}: {why}; get one with `zoo bench {name} --runtime all "
                 f"--precision fp32,int8`")

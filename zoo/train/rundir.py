@@ -262,8 +262,8 @@ def remove_stale_temps(out: Path) -> None:
 
 
 @contextmanager
-def run_lock(out: Path):
-    """Exclusive lock on OUT for one trainer; released by the OS even on kill -9."""
+def run_lock(out: Path, advice: str = "wait for it or use another --out"):
+    """Exclusive lock on OUT for one trainer (or a publish reading it); released by the OS even on kill -9."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     f = open(out / ".lock", "a+")
@@ -273,7 +273,7 @@ def run_lock(out: Path):
         f.seek(0)
         holder = f.read().strip() or "another process"
         f.close()
-        raise ZooError(f"{out} is in use by another trainer ({holder}); wait for it or use another --out") from None
+        raise ZooError(f"{out} is in use by another trainer ({holder}); {advice}") from None
     f.seek(0)
     f.truncate()
     f.write(f"pid {os.getpid()}")
