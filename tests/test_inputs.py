@@ -274,3 +274,35 @@ def test_publishing_a_run_that_is_training_is_refused(fake_root, tmp_path):
     with run_lock(tmp_path / "run"), pytest.raises(ZooError, match="in use by another trainer .*publish it once"):
         publish(tmp_path / "run", dest=tmp_path / "weights", data=data(fake_root))
     assert not (tmp_path / "weights").exists()
+
+
+def test_a_float_tiff_on_0_to_1_is_read_as_its_brightness(tmp_path):
+    a = np.full((28, 28), 0.75, np.float32)
+    Image.fromarray(a, mode="F").save(tmp_path / "f.tif")
+    got = decode(tmp_path / "f.tif", SPEC)
+    assert not isinstance(got, Problem) and abs(int(got.mean()) - 191) <= 1
+
+
+def test_pretrained_weights_for_a_misspelt_dataset_give_no_advice_to_train_it():
+    from zoo.core.shipped import pretrained_path
+
+    with pytest.raises(ZooError) as e:
+        pretrained_path("cnn", "mnistt")
+    assert "zoo ships weights for mnist, kmnist, cifar10, cifar100 only; did you mean mnist" in str(e.value)
+    assert "zoo train" not in str(e.value)
+
+
+def test_a_full_disk_during_the_onnx_write_is_not_blamed_on_the_exporter(tmp_path, monkeypatch):
+    import errno
+
+    import torch
+
+    import zoo.export.convert as convert
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(convert, "_export", full)
+    with pytest.raises(ZooError) as e:
+        convert.torch_to_onnx(torch.nn.Linear(4, 2), (4,), tmp_path / "m.onnx", 18, "dynamo")
+    assert "No space left on device" in str(e.value) and "--exporter" not in str(e.value)

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from zoo.core.cards import WeightsCard, sealed
-from zoo.core.errors import ZooError
+from zoo.core.errors import ZooError, close_matches
 from zoo.core.io import atomic_write_json, read_json
+from zoo.core.names import DATASETS
 
 MANIFEST_FORMAT = 1
 OFFLINE_UNAVAILABLE = {"kmnist"}  # datasets whose images cannot be had offline in our workplace
@@ -75,6 +76,10 @@ def no_weights_reason(arch: str, dataset: str) -> str:
 def pretrained_path(arch: str, dataset: str) -> tuple[Path, WeightsCard]:
     card = get_card(arch, dataset)
     if card is None:
+        if dataset not in DATASETS:  # a typo, or a folder: advice to train "mnistt" would be wrong
+            close = close_matches(dataset, DATASETS)
+            raise ZooError(f"no pretrained weights for {arch}.{dataset}: zoo ships weights for "
+                           f"{', '.join(DATASETS)} only{close if close.startswith('; did you mean') else ''}")
         have = ", ".join(sorted(manifest())) or "none"
         raise ZooError(f"no pretrained weights for {arch}.{dataset} ({no_weights_reason(arch, dataset)}); "
                        f"shipped: {have}; train them with `zoo train {arch} {dataset}`")

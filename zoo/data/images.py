@@ -52,6 +52,8 @@ def _flatten_mode(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit or 32-bit grey: scale to 8 bits
         a = np.asarray(img, dtype=np.float64)
         top = 65535.0 if img.mode.startswith("I;16") or a.max() > 255 else 255.0
+        if img.mode == "F" and np.isfinite(a).all() and 0 <= a.min() and a.max() <= 1.0:
+            top = 1.0  # a float image on [0, 1] (scientific TIFFs): read as 0..255, not as nearly black
         return Image.fromarray(np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
     if img.mode == "P":
         return img.convert("RGBA" if "transparency" in img.info else "RGB")

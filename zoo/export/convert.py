@@ -60,6 +60,8 @@ def torch_to_onnx(model: torch.nn.Module, input_shape, path: Path, opset: int, e
             _export(model, x, path, opset, exporter, outputs)
     except ZooError:
         raise
+    except OSError as e:  # a full disk or a folder that went away: not the exporter's fault
+        raise ZooError(f"cannot write {path.parent} ({e.strerror or e}); free disk space there") from None
     except Exception as e:
         other = "torchscript" if exporter == "dynamo" else "dynamo"
         raise ZooError(f"the {exporter} exporter cannot export {getattr(model, 'zoo_name', 'this model')}: "
