@@ -306,3 +306,12 @@ def test_a_full_disk_during_the_onnx_write_is_not_blamed_on_the_exporter(tmp_pat
     with pytest.raises(ZooError) as e:
         convert.torch_to_onnx(torch.nn.Linear(4, 2), (4,), tmp_path / "m.onnx", 18, "dynamo")
     assert "No space left on device" in str(e.value) and "--exporter" not in str(e.value)
+
+
+def test_a_class_with_one_image_is_said_to_go_unmeasured(tmp_path):
+    from zoo.data.folder import FolderOptions, scan
+
+    _classes(tmp_path / "photos")
+    _png(tmp_path / "photos" / "c" / "only.png")
+    listing = scan(tmp_path / "photos", FolderOptions())
+    assert any("1 class (c) has no held-out image" in n for n in listing.notes)

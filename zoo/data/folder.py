@@ -279,6 +279,13 @@ def scan(path: str | os.PathLike, opts: FolderOptions) -> Listing:
     if shared:  # a held-out image trained on (a symlink or a hard link to it; a copy is not caught) measures nothing
         listing.train[:] = [(f, c) for f, c in listing.train if _identity(f) not in held]
         listing.skipped.extend(Problem(f, "also held out (the same file): used for measuring only") for f in shared)
+    unmeasured = sorted(set(range(len(listing.classes))) - {c for _, c in listing.held_out})
+    if unmeasured and listing.held_out and not any("has no images of" in n for n in listing.notes):
+        names = [listing.classes[c] for c in unmeasured]
+        listing.notes.append(f"{plural(len(names), 'class', 'classes')} ({', '.join(names[:5])}"
+                             f"{', ...' if len(names) > 5 else ''}) {'has' if len(names) == 1 else 'have'} no "
+                             f"held-out image: accuracy on {'it' if len(names) == 1 else 'them'} is not measured; "
+                             f"add images")
     if not listing.held_out:
         raise ZooError(f"{path}: nothing is held out to measure accuracy on (every class has 1 image?); add images, "
                        f"or a val/ folder")
