@@ -315,3 +315,25 @@ def test_a_class_with_one_image_is_said_to_go_unmeasured(tmp_path):
     _png(tmp_path / "photos" / "c" / "only.png")
     listing = scan(tmp_path / "photos", FolderOptions())
     assert any("1 class (c) has no held-out image" in n for n in listing.notes)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_a_fifo_in_a_class_folder_is_not_an_image_to_decode(tmp_path):
+    _classes(tmp_path / "photos")
+    os.mkfifo(tmp_path / "photos" / "a" / "x.png")
+    out = _in_child(f"""
+from zoo.data.folder import FolderOptions, scan
+listing = scan({str(tmp_path / 'photos')!r}, FolderOptions())
+print(len(listing.train) + len(listing.held_out))
+""")
+    assert out.strip() == "8"
+
+
+def test_a_name_that_is_not_utf8_is_written_as_its_bytes_in_csv(onnx_file, tmp_path):
+    name = os.fsdecode(b"bad\xff.png")  # a Latin-1 file name on a UTF-8 system
+    _png(tmp_path / name)
+    r = subprocess.run([sys.executable, "-m", "zoo.cli", "predict", str(onnx_file), str(tmp_path / name), "--csv"],
+                       capture_output=True, cwd=REPO, env={**os.environ, "PYTHONIOENCODING": "utf-8:strict",
+                                                            "LC_ALL": "C.UTF-8"})
+    assert r.returncode == 0, r.stderr.decode(errors="replace")[-500:]
+    assert b"bad\xff.png," in r.stdout
