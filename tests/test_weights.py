@@ -24,14 +24,14 @@ def test_manifest_is_well_formed():
     names = [f"{c['arch']}.{c['dataset']}" for c in data["weights"]]
     assert len(names) == len(set(names))
     total = sum((REPO / "weights" / c["file"]).stat().st_size for c in data["weights"])
-    assert total <= 90e6  # the wheel budget
+    assert total <= 99e6  # the wheel budget: under the package index's 100 MB file limit
 
 
 @pytest.mark.parametrize("card", CARDS, ids=[c.name for c in CARDS])
 def test_card_matches_file_and_architecture(card):
     path = weights_dir() / card.file
     assert sha256_file(path) == card.sha256 and card.file.startswith(f"{card.arch}.{card.dataset}-{card.sha256[:8]}")
-    assert (card.arch, card.dataset) in PAPER_MATRIX
+    assert (card.arch, card.dataset) in PAPER_MATRIX or card.arch == "zoonet"  # the study's pairs, and zoo's own
     model = zoo.create_model(card.arch, card.dataset, pretrained=True)
     assert sum(p.numel() for p in model.parameters()) == card.num_params
     assert card.metrics["top1"] > 0 and "onnxruntime" in card.metrics["eval_set"]

@@ -100,6 +100,17 @@ class OpenVinoBackend(Backend):
         return self.request.get_tensor(self.output).data.copy()
 
 
+def _survives_in_a_child(code: str, who: str, path) -> None:
+    """Run `code` in a child interpreter first: a runtime that crashes reading a graph (OpenCV 5.1's ONNX
+    importer segfaults on ZooNet's) takes the child down, not zoo, and is one line."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode < 0:
+        raise ZooError(f"{who} crashes reading {Path(path).name} (signal {-done.returncode}); use another runtime")
+
+
 class OpenCvBackend(Backend):
     """OpenCV's DNN module (CPU), reading the same .onnx file."""
 
@@ -113,6 +124,7 @@ class OpenCvBackend(Backend):
 
         if self.threads:
             cv2.setNumThreads(self.threads)
+        _survives_in_a_child(f"import cv2; cv2.dnn.readNetFromONNX({str(path)!r})", f"OpenCV {cv2.__version__}", path)
         try:
             self.net = cv2.dnn.readNetFromONNX(str(path))
         except cv2.error as e:
