@@ -39,7 +39,8 @@ def publish(run: str | Path, dest: Path | None = None, data: DataOptions | None 
     did not help must not silently replace better weights.
     """
     run, data = Path(run), data or DataOptions()
-    from_path(run)  # not a run folder: said before the lock would create one
+    if not (run / "last.json").is_file():  # not a run folder (a file, a checkpoint, a typo): nothing trains there
+        return _publish(run, dest, data, log, storage, force)
     # a run still training is refused: its best.* may change between the reads below
     with run_lock(run, "publish it once it has finished"):
         return _publish(run, dest, data, log, storage, force)
