@@ -337,3 +337,101 @@ def test_a_name_that_is_not_utf8_is_written_as_its_bytes_in_csv(onnx_file, tmp_p
                                                             "LC_ALL": "C.UTF-8"})
     assert r.returncode == 0, r.stderr.decode(errors="replace")[-500:]
     assert b"bad\xff.png," in r.stdout
+
+
+# ---------------------------------------------------------------- caches and report sets shared between commands
+def test_a_damaged_cache_entry_another_command_already_removed_is_rebuilt(tmp_path, fake_root, monkeypatch):
+    """Two predicts meeting the same damaged export: the second found the file gone when it came to remove it."""
+    import zoo.export.cache as cache
+    from zoo.core.sources import Target
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    target = Target("mlp", "mnist")
+    path, _ = cache.exported(target, "fp32", data(fake_root), log=lambda *_: None)
+    path.write_bytes(b"damaged")
+    real = cache.check_onnx
+
+    def damaged_then_removed_by_the_other(p):
+        if Path(p).stat().st_size > 1000:
+            return real(p)
+        Path(p).unlink()  # the other command, rebuilding it, removed it after this one found it damaged
+        raise ZooError(f"{p} is not a valid ONNX model")
+
+    monkeypatch.setattr(cache, "check_onnx", damaged_then_removed_by_the_other)
+    again, meta = cache.exported(target, "fp32", data(fake_root), log=lambda *_: None)
+    assert again == path and path.stat().st_size > 1000 and meta["model"] == "mlp"
+
+
+def test_commands_needing_one_cache_entry_take_turns(tmp_path):
+    import threading
+    import time
+
+    from zoo.core.io import waiting_lock
+
+    order = []
+
+    def second():
+        with waiting_lock(tmp_path / ".lock"):
+            order.append("second")
+
+    with waiting_lock(tmp_path / ".lock"):
+        t = threading.Thread(target=second)
+        t.start()
+        time.sleep(0.3)
+        order.append("first done")
+    t.join(5)
+    assert order == ["first done", "second"]
+
+
+def test_an_export_deleted_mid_bench_is_its_own_note_not_the_end_of_the_report(tmp_path, fake_root, monkeypatch):
+    import zoo.bench.harness as harness
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    real_timed, real_load = harness._timed, harness._load
+
+    def timed_then_gone(loaded, inputs, cfg):  # removed while the runtimes were being timed
+        for m in loaded:
+            if isinstance(m.source, Path):
+                m.source.unlink(missing_ok=True)
+        return real_timed(loaded, inputs, cfg)
+
+    monkeypatch.setattr(harness, "_timed", timed_then_gone)
+    args = ["bench", "mlp", "mnist", "--random", "--no-eager", "--data-dir", str(fake_root), "--warmup", "1",
+            "--repeat", "3", "--batch", "8", "--precision", "fp32,int8"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    rows = json.loads((tmp_path / "a" / "report.json").read_text())["rows"]
+    assert [r["onnx_mb"] > 0.1 for r in rows] == [True, True]
+
+    def int8_gone(prec, runtime, backend, source, meta, inputs, phase):  # removed between export and load
+        if prec == "int8":
+            Path(source).unlink()
+        return real_load(prec, runtime, backend, source, meta, inputs, phase)
+
+    monkeypatch.setattr(harness, "_timed", real_timed)
+    monkeypatch.setattr(harness, "_load", int8_gone)
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    report = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert [r["precision"] for r in report["rows"]] == ["fp32"]
+    assert any("int8 onnxruntime: not measured:" in n and "is gone" in n for n in report["notes"])
+
+
+def test_a_report_set_is_replaced_whole_or_not_at_all(tmp_path, fake_root, monkeypatch):
+    import errno
+
+    import zoo.bench.html as html
+
+    args = ["bench", "mlp", "mnist", "--random", "--no-eager", "--data-dir", str(fake_root), "--warmup", "1",
+            "--repeat", "3", "--batch", "8", "--out", str(tmp_path / "r")]
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert main(args) == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file()}
+    assert {"report.json", "report.html", "accuracy_vs_latency.png"} <= set(before)
+
+    def full(*a, **k):  # the disk fills as the last file of the new set is written
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(html, "atomic_write_bytes", full)
+    assert main(args) == 2
+    after = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file()}
+    assert after == before  # the old set, as it was: no new report.json beside an old report.html
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == sorted(before)  # no temp folder, no previous/

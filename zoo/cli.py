@@ -284,7 +284,6 @@ def cmd_bench(args) -> int:
     check_pair(args.model, None if args.weights else args.dataset)
     from zoo.bench.harness import BenchConfig, bench_target, environment, resolve_providers
     from zoo.bench.recommend import recommend
-    from zoo.bench.report import keep_previous
     from zoo.core.cards import BenchRow
     from zoo.core.env import other_load
     from zoo.core.io import writable_dir
@@ -316,10 +315,7 @@ def cmd_bench(args) -> int:
     report = {"environment": environment(cfg, providers, load_before), "rows": rows, "notes": notes,
               "recommendation": recommend(rows)}
     _remember(report["recommendation"], cfg.threads)
-    prev = keep_previous(out)
-    if prev is not None:
-        print(f"zoo: the previous report in {out} moved to {prev}")
-    _render(report, out, args.runs)
+    _render(report, out, args.runs, keep=True)
     return 1 if any(r.error for r in rows) else 0
 
 
@@ -378,16 +374,28 @@ class _Bar:
             self.progress.stop()
 
 
-def _render(report: dict, out, runs: str) -> None:
-    """report.md/json/csv, the plots and report.html into `out`, then the table: zoo bench and zoo report alike."""
+def _render(report: dict, out, runs: str, keep: bool = False) -> None:
+    """report.md/json/csv, the plots and report.html into `out`, all at once, then the table: zoo bench and zoo
+    report alike. The set is rendered in a temporary folder inside `out` and moved in whole (an interrupted or
+    out-of-space render leaves the old set as it was); with `keep`, the old set moves to out/previous/."""
+    import os
+    import tempfile
     from pathlib import Path
 
     from zoo.bench.html import write_html
     from zoo.bench.plots import render_plots
-    from zoo.bench.report import print_table, write_reports
+    from zoo.bench.report import print_table, replace_set, write_reports
+    from zoo.core.io import sweep_stale
 
-    plots = render_plots(report, out, Path(runs))
-    paths = write_reports(report, out) + plots + [write_html(report, out, plots)]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sweep_stale(out, ".report")  # a killed render's folder
+    with tempfile.TemporaryDirectory(dir=out, prefix=f".report-{os.getpid()}-") as tmp:
+        plots = render_plots(report, Path(tmp), Path(runs))
+        write_reports(report, Path(tmp)), write_html(report, Path(tmp), plots)
+        paths, prev = replace_set(Path(tmp), out, keep)
+    if prev is not None:
+        print(f"zoo: the previous report in {out} moved to {prev}")
     print_table(report)
     print("wrote " + ", ".join(str(p) for p in paths))
 

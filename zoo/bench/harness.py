@@ -107,6 +107,7 @@ class _Loaded:
     load_s: float = 0.0
     peak_mb: float | None = None  # resident memory loading and running it added, at its peak
     pred: np.ndarray | None = None  # top-1 per eval image
+    size_mb: float | None = None  # the exported file's size when it was loaded (it may be gone by the row)
 
 
 def _timed(loaded: list[_Loaded], inputs: _Inputs, cfg: BenchConfig) -> list[dict]:
@@ -212,6 +213,12 @@ def _load(prec: str, runtime: str, backend, source, meta: dict, inputs: _Inputs,
     """Load the runtime (torch.compile's compilation counted as load time) and read the eval set through it."""
     reads = inputs.images is not None and runtime != "torch-eager"  # eager's answers are the reference, read before
     phase(f"{prec} {runtime}: " + (f"loading, then accuracy on {plural(len(inputs.images), 'image')}" if reads else "loading"))
+    size_mb = None
+    if isinstance(source, Path):
+        try:
+            size_mb = source.stat().st_size / 1e6
+        except OSError as e:  # removed since it was exported (a cache cleaned by hand): a note, not the report
+            raise ZooError(f"{source} is gone ({e.strerror}); run zoo bench again to export it again") from None
     with PeakMemory() as mem:  # what loading and running this runtime added, at its peak
         t0 = time.perf_counter()
         backend.load(source)
@@ -219,7 +226,7 @@ def _load(prec: str, runtime: str, backend, source, meta: dict, inputs: _Inputs,
             backend.predict(inputs.x1)
         load_s = time.perf_counter() - t0
         pred = predictions(backend, inputs.images) if reads else None
-    return _Loaded(prec, runtime, backend, source, meta, load_s, mem.added_mb, pred)
+    return _Loaded(prec, runtime, backend, source, meta, load_s, mem.added_mb, pred, size_mb)
 
 
 def _backends(cfg: BenchConfig, prov: str, prec: str):
@@ -254,7 +261,7 @@ def _row(base: dict, prov: str, m: _Loaded, timed: dict, inputs: _Inputs, earlie
     label = getattr(m.backend, "name", m.runtime) if m.runtime == "openvino" else m.runtime
     return BenchRow(**base, precision=m.prec, provider=prov, runtime=label, weights=m.meta.get("weights", ""),
                     weights_sha256=m.meta.get("weights_sha256") or None, export_revision=m.meta.get("export_revision"),
-                    onnx_mb=m.source.stat().st_size / 1e6 if isinstance(m.source, Path) else None, top1=acc,
+                    onnx_mb=m.size_mb, top1=acc,
                     top1_change=acc - ref if (acc is not None and ref is not None and m.prec != "fp32") else None,
                     load_s=m.load_s, peak_mb=m.peak_mb, **timed, **extra)
 

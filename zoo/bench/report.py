@@ -203,6 +203,20 @@ def keep_previous(out: Path) -> Path | None:
     return prev
 
 
+def replace_set(new: Path, out: Path, keep: bool) -> tuple[list[Path], Path | None]:
+    """Move a report set written whole in the folder `new` into `out`, in one quick step after it is complete:
+    the set already there moves to out/previous/ (`keep`) or goes, so that `out` never mixes two sets and an
+    interrupted render leaves the old set as it was. Returns the new paths and the previous set's folder."""
+    out = Path(out)
+    prev = keep_previous(out) if keep else None
+    names = sorted(p.name for p in Path(new).iterdir())
+    for p in [p for pattern in REPORT_FILES for p in out.glob(pattern) if p.is_file() and p.name not in names]:
+        p.unlink()  # a file of the old set that the new one does not have (a plot of a model no longer benched)
+    for name in names:
+        os.replace(Path(new) / name, out / name)
+    return [out / n for n in names], prev
+
+
 def write_reports(report: dict, out: Path) -> list[Path]:
     files = {"report.json": to_json(report), "report.md": to_markdown(report), "report.csv": to_csv(report)}
     for name, text in files.items():

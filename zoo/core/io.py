@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -95,6 +97,20 @@ def check_can_create(path: str | os.PathLike, what: str = "--out") -> Path:
     if probe.exists() and not os.access(probe, os.W_OK):
         raise ZooError(f"cannot write {what} {path}: {probe} is read-only; choose another {what}")
     return path
+
+
+@contextlib.contextmanager
+def waiting_lock(path: str | os.PathLike):
+    """Hold an exclusive lock on the file `path` (created if needed), waiting for another process's: two commands
+    that would make the same file take turns. Released by the OS even on kill -9."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def sweep_stale(folder: str | os.PathLike, prefix: str) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from zoo.core.errors import ZooError
-from zoo.core.io import cache_dir
+from zoo.core.io import cache_dir, waiting_lock
 from zoo.core.sources import Target, resolve
 from zoo.data import DataOptions
 from zoo.export import convert
@@ -36,6 +36,14 @@ def exported(target: Target, precision: str, data: DataOptions, log=print) -> tu
     # an older exporter's files, or files exported with other settings, are not reused
     folder = cache_dir("exports") / f"{key[:16]}{'-' + tta if tta else ''}-{settings}-r{convert.EXPORT_REVISION}"
     path = folder / onnx_name(target.arch, target.dataset, precision)
+    # Two commands needing the same entry take turns: the second finds the first's file (a damaged one, too, is
+    # rebuilt once, not by both at the same time).
+    with waiting_lock(folder / ".lock"):
+        return _reuse_or_export(target, precision, data, log, src, tta, folder, path)
+
+
+def _reuse_or_export(target: Target, precision: str, data: DataOptions, log, src, tta: str, folder: Path,
+                     path: Path) -> tuple[Path, dict]:
     if path.is_file():
         try:
             meta = check_onnx(path)  # the graph's own hash, the pair's shapes
@@ -45,7 +53,7 @@ def exported(target: Target, precision: str, data: DataOptions, log=print) -> tu
             return path, meta
         except ZooError as e:  # a damaged or foreign cache entry is rebuilt, not fatal
             log(f"cached export not reused ({e}); exporting again")
-            path.unlink()
+            path.unlink(missing_ok=True)
     torch.manual_seed(0)  # random init is reproducible, so its cache key is stable
     export(target.arch, target.dataset, weights=target.weights, pretrained=target.pretrained, out=folder,
            precision=precision, data=data, **EXPORT_SETTINGS)
