@@ -17,8 +17,14 @@ def test_fake_files_load_through_torchvision(fake_root, name):
     assert len(xt) == 1000
 
 
-def test_cifar_md5_check_is_on_by_default(fake_root):
-    with pytest.raises(ZooError, match="md5 check.*--no-verify"):
+def test_cifar_md5_check_is_on_by_default(fake_root, monkeypatch):
+    import zoo.core.errors as errors
+
+    with pytest.raises(ZooError, match="md5 check; re-download with zoo train MODEL DATASET --download, or set "
+                                       "ZOO_VERIFY=0"):  # from Python: no option applies
+        load_split("cifar10", "train", DataOptions(fake_root, verify=True))
+    monkeypatch.setattr(errors, "_FLAGS", frozenset({"--download", "--no-verify"}))  # zoo train's
+    with pytest.raises(ZooError, match="md5 check; re-download with --download, or pass --no-verify"):
         load_split("cifar10", "train", DataOptions(fake_root, verify=True))
 
 

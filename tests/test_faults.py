@@ -51,7 +51,7 @@ def test_a_full_disk_at_every_write_boundary_is_one_line_leaves_nothing_half_wri
     # every write that can fail did (a boundary *after* a write injects nothing): 40+ of 96, about half a sample
     assert len(failed) >= (40 if SAMPLE is None else SAMPLE // 4)
     assert all(c["errors"] == ["zoo: error: No space left on device; nothing half-written is left: free space or "
-                               "choose another --out, then run the command again (zoo train: add --resume)"]
+                               "choose another --out, then run the command again with --resume"]
                for c in failed)
     assert [c["k"] for c in cases if c["code"] not in (0, 2) or c["temps_after_fault"] or c["tracebacks"]
             or not c["same"]] == []

@@ -435,3 +435,95 @@ def test_a_report_set_is_replaced_whole_or_not_at_all(tmp_path, fake_root, monke
     after = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file()}
     assert after == before  # the old set, as it was: no new report.json beside an old report.html
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == sorted(before)  # no temp folder, no previous/
+
+
+def test_a_run_folder_works_after_its_image_folder_is_deleted(tmp_path, monkeypatch, capsys):
+    """The run folder keeps up to 1,000 of the images it was trained on (held-out first): export, bench and
+    predict gate on them when the folder is gone, and say so."""
+    import shutil
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    _classes(tmp_path / "photos", 6)
+    run = tmp_path / "run"
+    assert main(["train", "cnn", str(tmp_path / "photos"), "--epochs", "1", "--precision", "fp32", "--compile", "off",
+                 "--out", str(run)]) == 0
+    image = _png(tmp_path / "x.png")
+    shutil.rmtree(tmp_path / "photos")
+    shutil.rmtree(tmp_path / "cache")  # the decoded folder goes too: nothing of it is left but the run folder
+    capsys.readouterr()
+    assert main(["predict", str(run), str(image), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["top"][0]["class"] in ("a", "b")
+    assert main(["export", "cnn", "photos", "--weights", str(run), "--out", str(tmp_path / "e")]) == 0
+    said = capsys.readouterr().out
+    assert "the run folder keeps (2 held out, 10 training)" in said and "photos kept sample (12)" in said
+    config = json.loads((run / "config.json").read_text())
+    assert "kept" not in config["dataset_spec"]["source"]  # where it is kept is found, not recorded
+
+
+def test_a_killed_publishs_scratch_folder_is_swept_by_the_next(tmp_path, monkeypatch):
+    import re
+
+    from zoo.core.io import scratch_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = tmp_path / "cache" / "zoo" / "tmp" / f".publish-{dead.stdout.strip()}-abc"
+    left.mkdir(parents=True)
+    with scratch_dir("publish") as tmp:
+        assert not left.exists() and Path(tmp).parent == left.parent
+    # every temporary folder zoo makes is one that a later command sweeps: none in the system's temp folder
+    unswept = [str(p.relative_to(REPO)) for p in (REPO / "zoo").rglob("*.py")
+               if re.search(r"TemporaryDirectory\(\)|mkdtemp\(\)", p.read_text())]
+    assert unswept == []
+
+
+# ---------------------------------------------------------------- advice names what the command has
+def test_advice_is_checked_against_the_options_of_the_command_it_is_for():
+    from zoo.cli import build_parser, command_flags, wrong_advice
+
+    flags = command_flags(build_parser())
+    assert wrong_advice("try --exporter dynamo or another --opset", flags, "predict") == \
+        ["zoo predict --exporter", "zoo predict --opset"]
+    assert wrong_advice("try zoo export with --exporter dynamo or another --opset", flags, "predict") == []
+    assert wrong_advice("continue it (zoo train --resume --out r) or choose another --out", flags, "export") == []
+    assert wrong_advice("see `zoo bench --onnx F --resume`", flags, "train") == ["zoo bench --resume"]
+
+
+def test_predicts_errors_advise_what_predict_can_do(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import zoo.export.convert as convert
+    import zoo.export.pipeline as pipeline
+
+    image = _png(tmp_path / "x.png")
+    (tmp_path / "notarun").mkdir()
+    assert main(["predict", str(tmp_path / "notarun"), str(image)]) == 2
+    assert "; give a run folder written by zoo train" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))  # the export cache cannot be made
+    assert main(["predict", "mlp", "mnist", str(image)]) == 2
+    assert "; make it writable, or set XDG_CACHE_HOME to another folder" in capsys.readouterr().err
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    def fails(*a, **k):
+        raise RuntimeError("an operator the exporter does not know")
+
+    monkeypatch.setattr(convert, "_export", fails)
+    assert main(["predict", "mlp", "mnist", str(image)]) == 2
+    assert "; try zoo export with --exporter torchscript or another --opset" in capsys.readouterr().err
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pipeline, "torch_to_onnx", full)
+    assert main(["predict", "mlp", "mnist", str(image)]) == 2
+    assert capsys.readouterr().err.endswith("left: free space, then run the command again\n")
+
+
+def test_a_missing_dataset_in_bench_says_how_to_get_it_with_what_bench_has(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    main(["bench", "mlp", "mnist", "--random", "--no-eager", "--data-dir", str(tmp_path), "--warmup", "1",
+          "--repeat", "3", "--batch", "8", "--out", str(tmp_path / "b")])
+    said = capsys.readouterr()
+    assert "get it with zoo train MODEL DATASET --download (needs internet), or point --data-dir / ZOO_DATA" in \
+        said.out + said.err

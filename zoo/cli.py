@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 
-from zoo.core.errors import ZooError, plural
+from zoo.core.errors import ZooError, plural, set_command_flags
 from zoo.core.names import check_dataset, check_model, check_pair
 from zoo.core.version import __version__
 
@@ -378,7 +380,6 @@ def _render(report: dict, out, runs: str, keep: bool = False) -> None:
     """report.md/json/csv, the plots and report.html into `out`, all at once, then the table: zoo bench and zoo
     report alike. The set is rendered in a temporary folder inside `out` and moved in whole (an interrupted or
     out-of-space render leaves the old set as it was); with `keep`, the old set moves to out/previous/."""
-    import os
     import tempfile
     from pathlib import Path
 
@@ -762,6 +763,33 @@ def _add_predict(sub) -> None:
     p.set_defaults(func=cmd_predict)
 
 
+def command_flags(parser: argparse.ArgumentParser) -> dict[str, set[str]]:
+    """Each command's options, e.g. {"train": {"--out", ...}, ...}."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {name: {o for a in p._actions for o in a.option_strings} for name, p in sub.choices.items()}
+
+
+def wrong_advice(message: str, flags: dict[str, set[str]], command: str) -> list[str]:
+    """The options a message advises that the command they are advised for does not have: those inside a quoted
+    `zoo CMD ...` (or "zoo CMD --flag", up to a `;`, `)` or backquote) are CMD's, the others the running one's."""
+    wrong = []
+    for cmd, rest in re.findall(r"zoo (" + "|".join(flags) + r")\b([^`);]*)", message):
+        wrong += [f"zoo {cmd} {f}" for f in re.findall(r"--[a-z][a-z0-9-]*", rest) if f not in flags[cmd]]
+    bare = re.sub(r"zoo (" + "|".join(flags) + r")\b[^`);]*", "", message)
+    return wrong + [f"zoo {command} {f}" for f in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", bare)
+                    if f not in flags[command]]
+
+
+def _fail(message: str, flags: dict[str, set[str]], command: str) -> int:
+    """The one-line error. Under the tests (ZOO_CHECK_ADVICE=1), advice naming an option the command lacks fails
+    the test that met it, whichever error it is."""
+    if os.environ.get("ZOO_CHECK_ADVICE") == "1" and wrong_advice(message, flags, command):
+        raise AssertionError(f"advice names options that do not exist: {wrong_advice(message, flags, command)} "
+                             f"in: {message}")
+    print(f"zoo: error: {message}", file=sys.stderr)
+    return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="zoo", description="Small image classifiers: train, export to ONNX, benchmark in "
                      "onnxruntime.", epilog="run `zoo COMMAND --help` for a command's options and examples")
@@ -773,17 +801,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    flags = command_flags(parser)
+    set_command_flags(flags[args.command])  # advice names only this command's options (zoo.core.errors.has_flag)
     try:
         return args.func(args) or 0
     except ZooError as e:
-        print(f"zoo: error: {e}", file=sys.stderr)
-        return 2
+        return _fail(str(e), flags, args.command)
     except OSError as e:  # a full disk, a read-only or vanished folder: the system's words, the file, what to do
         where = f" ({e.filename})" if e.filename else ""
-        print(f"zoo: error: {e.strerror or e}{where}; nothing half-written is left: free space or choose another "
-              f"--out, then run the command again (zoo train: add --resume)", file=sys.stderr)
-        return 2
+        out = {"publish": " or choose another --dest"}.get(
+            args.command, " or choose another --out" if "--out" in flags[args.command] else "")
+        again = " with --resume" if args.command == "train" else ""
+        return _fail(f"{e.strerror or e}{where}; nothing half-written is left: free space{out}, then run the command "
+                     f"again{again}", flags, args.command)
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
         return 130

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from zoo.bench.backends import OrtBackend
 from zoo.bench.measure import top1
 from zoo.core.cards import RunCard, WeightsCard
 from zoo.core.errors import ZooError
-from zoo.core.io import atomic_write_bytes, read_jsonl
+from zoo.core.io import atomic_write_bytes, read_jsonl, scratch_dir
 from zoo.core.shipped import manifest, read_manifest, sha256_bytes, weights_dir, write_manifest
 from zoo.core.sources import from_path
 from zoo.data import DataOptions, EvalSet, get_dataset_spec, load_eval_set, load_split
@@ -88,7 +87,7 @@ def _ort_top1(arch: str, dataset: str, weights: Path, out: Path, images: np.ndar
 def _measured_blob(run: Path, state: dict, card: RunCard, ev: EvalSet, data: DataOptions, storage: str):
     """(the bytes to ship, their top-1, the ONNX MB, extra metrics); fp16 is measured as stored."""
     images, labels = ev.normalized(get_dataset_spec(card.dataset)), ev.labels.numpy()  # once, for both exports
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch_dir("publish") as tmp:  # a killed publish's is swept by the next
         acc, onnx_mb = _ort_top1(card.arch, card.dataset, run, Path(tmp), images, labels, data)
         blob = (run / "best.safetensors").read_bytes()
         if storage == "fp32":

@@ -129,6 +129,8 @@ def data_note(ev: EvalSet) -> str | None:
     """Said loudly (terminal and report header) when accuracy is not measured on the full test split."""
     if ev.origin == "test split":
         return None
+    if ev.origin == "kept sample":
+        return f"{ev.dataset}: accuracy measured on {ev.why.rpartition('; measured on ')[2]}: {ev.why.partition(';')[0]}"
     measured = "on zoo's shipped 1,000-image sample" if ev.images is not None else "not at all"
     return (f"{ev.dataset}: accuracy measured {measured}, not the test split: {ev.why}")
 

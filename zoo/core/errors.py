@@ -10,6 +10,21 @@ class ZooError(Exception):
     """A bad input or state the user can fix; the message says what was wrong and what to do."""
 
 
+# The options of the command running (zoo.cli.main sets them): advice names a flag only where it exists. From
+# Python, no flag applies, and the advice names the zoo command that has it.
+_FLAGS: frozenset[str] = frozenset()
+
+
+def set_command_flags(flags: Iterable[str]) -> None:
+    global _FLAGS
+    _FLAGS = frozenset(flags)
+
+
+def has_flag(flag: str) -> bool:
+    """Whether the command running takes `flag` (advice such as "pass --download" is only given where it does)."""
+    return flag in _FLAGS
+
+
 def close_matches(name: str, choices: Iterable[str], n: int = 4) -> str:
     """'; did you mean a, b?' for the nearest choices, or the full list when nothing is close."""
     choices = sorted(set(choices))

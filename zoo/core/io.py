@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from zoo.core.errors import ZooError
+from zoo.core.errors import ZooError, has_flag
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -80,7 +80,9 @@ def writable_dir(out: str | os.PathLike) -> Path:
         with tempfile.NamedTemporaryFile(dir=out):
             pass
     except OSError as e:
-        raise ZooError(f"cannot write to output folder {out} ({e.strerror}); choose another --out") from None
+        todo = "choose another --out" if has_flag("--out") else "make it writable, or set XDG_CACHE_HOME to another " \
+            "folder" if Path(out).is_relative_to(cache_dir()) else "make it writable"
+        raise ZooError(f"cannot write to output folder {out} ({e.strerror}); {todo}") from None
     return out
 
 
@@ -124,3 +126,12 @@ def sweep_stale(folder: str | os.PathLike, prefix: str) -> None:
             shutil.rmtree(d, ignore_errors=True)
         except PermissionError:  # another user's live process
             pass
+
+
+def scratch_dir(kind: str) -> tempfile.TemporaryDirectory:
+    """A temporary folder in zoo's cache (cache_dir("tmp")/.KIND-PID-...), removed when done; those that killed
+    processes left behind are swept first, so that a kill -9 never leaves files that nothing removes."""
+    parent = cache_dir("tmp")
+    parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(parent, f".{kind}")
+    return tempfile.TemporaryDirectory(dir=parent, prefix=f".{kind}-{os.getpid()}-")

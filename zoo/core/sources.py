@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load
 
 from zoo.core.cards import RunCard, WeightsCard
-from zoo.core.errors import ZooError
+from zoo.core.errors import ZooError, has_flag
 from zoo.core.io import read_json
 from zoo.core.shipped import pretrained_path, sha256_bytes
 
@@ -90,8 +90,9 @@ def _files_at(path: str | Path) -> tuple[Path, Path | None]:
         for weights, card in (("best.safetensors", "best.json"), ("model.safetensors", "card.json")):
             if (p / weights).is_file():
                 return p / weights, (p / card if (p / card).is_file() else None)
-        raise ZooError(f"{p} holds no best.safetensors or model.safetensors; point --weights at a run folder "
-                       f"written by zoo train or at a .safetensors file")
+        raise ZooError(f"{p} holds no best.safetensors or model.safetensors; "
+                       f"{'point --weights at' if has_flag('--weights') else 'give'} a run folder written by zoo "
+                       f"train or a .safetensors file")
     if not p.is_file():
         raise ZooError(f"weights {p} not found")
     return p, next((c for c in (p.with_suffix(".json"), p.parent / "card.json") if c.is_file()), None)

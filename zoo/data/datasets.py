@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo.core.errors import ZooError
+from zoo.core.errors import ZooError, has_flag
 from zoo.core.io import cache_dir
 from zoo.data.specs import DatasetSpec, get_dataset_spec
 
@@ -55,13 +55,19 @@ class DatasetMissing(ZooError):
     """The dataset's files are not there (as opposed to there and damaged, which is never papered over)."""
 
 
+def _fetch() -> str:
+    """How to download a dataset, in the words of the command running (only zoo train has --download)."""
+    return "--download" if has_flag("--download") else "zoo train MODEL DATASET --download"
+
+
 def _missing(spec: DatasetSpec, root: Path) -> DatasetMissing:
-    return DatasetMissing(f"{spec.name} not found in {root / spec.folder}; get it with --download (needs internet), "
-                          f"or point --data-dir / ZOO_DATA at a folder that holds {spec.folder}/")
+    where = "point --data-dir / ZOO_DATA" if has_flag("--data-dir") else "point ZOO_DATA"
+    return DatasetMissing(f"{spec.name} not found in {root / spec.folder}; get it with {_fetch()} (needs internet), "
+                          f"or {where} at a folder that holds {spec.folder}/")
 
 
 def _damaged(path: Path, why: str) -> ZooError:
-    return ZooError(f"{path} is damaged ({why}); re-copy it, or delete it and fetch it again with --download")
+    return ZooError(f"{path} is damaged ({why}); re-copy it, or delete it and fetch it again with {_fetch()}")
 
 
 def read_idx(path: Path, ndim: int) -> np.ndarray:
@@ -129,8 +135,9 @@ def read_cifar_split(spec: DatasetSpec, root: Path, split: str, verify: bool) ->
     if not all((folder / f).is_file() for f, _ in files):
         raise _missing(spec, root)
     if verify and not all(check_integrity(str(folder / f), md5) for f, md5 in files):
-        raise ZooError(f"{spec.name}: files in {folder} fail torchvision's md5 check; re-download with --download, "
-                       f"or pass --no-verify (ZOO_VERIFY=0) if they are a known-good re-encoding")
+        raise ZooError(f"{spec.name}: files in {folder} fail torchvision's md5 check; re-download with {_fetch()}, "
+                       f"or {'pass --no-verify (ZOO_VERIFY=0)' if has_flag('--no-verify') else 'set ZOO_VERIFY=0'} "
+                       f"if they are a known-good re-encoding")
     images, labels = [], []
     for f, _ in files:
         batch = _read_cifar_batch(folder / f)

@@ -7,16 +7,22 @@ measured accuracy on noise would prove nothing.
 
 from __future__ import annotations
 
+import io
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from zoo.core.io import atomic_write_bytes
 from zoo.core.shipped import eval_sample
 from zoo.data.datasets import DataOptions, DatasetMissing, load_split
 from zoo.data.specs import DatasetSpec
 
-ORIGINS = ("test split", "train split", "shipped sample", "held-out and training images", "none")
+ORIGINS = ("test split", "train split", "shipped sample", "held-out and training images", "kept sample", "none")
+KEPT_SAMPLE = "heldout.npz"  # in a run folder trained on a folder of images: real images to gate its exports on
+KEPT_IMAGES, KEPT_BYTES = 1000, 16 * 2**20  # at most, before compression
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,7 @@ class EvalSet:
     def topped_up(self, spec: DatasetSpec, need: int, data: DataOptions | None = None) -> EvalSet:
         """A folder dataset whose held-out images are fewer than `need`: the training images added after them
         (parity between two runtimes needs real images, not unseen ones), up to `need`."""
-        if spec.source is None or self.images is None or len(self) >= need:
+        if spec.source is None or self.origin != "test split" or len(self) >= need:
             return self
         x, y = load_split(spec.name, "train", data)
         extra = min(need - len(self), len(y))
@@ -76,7 +82,58 @@ def load_eval_set(spec: DatasetSpec, data: DataOptions | None = None, split: str
         return EvalSet(spec.name, x, y, f"{split} split")
     except DatasetMissing as e:  # absent: the shipped sample, said so; damaged files stay an error
         why = str(e)
+    if spec.source is not None:  # a folder that is gone: the images its run folder keeps
+        sample = kept_sample(spec)
+        if sample is None:
+            return EvalSet(spec.name, None, None, "none", why)
+        x, y, held = sample
+        return EvalSet(spec.name, x, y, "kept sample", f"{why}; measured on the {len(y)} images the run folder "
+                       f"keeps ({held} held out, {len(y) - held} training)")
     sample = eval_sample(spec.name)
     if sample is None:
         return EvalSet(spec.name, None, None, "none", why)
     return EvalSet(spec.name, *sample, "shipped sample", why)
+
+
+def keep_sample(out: str | os.PathLike, splits: tuple) -> Path:
+    """A run trained on a folder of images keeps up to 1,000 of them (held-out first, then training images, as
+    the gate tops up; at most 16 MB) in OUT/heldout.npz, so that it can still be exported, gated and predicted
+    with after the folder is moved or deleted. Kept once: a resumed run finds it."""
+    path = Path(out) / KEPT_SAMPLE
+    if path.is_file():
+        return path
+    (train_x, train_y), (held_x, held_y) = splits
+    n = max(1, min(KEPT_IMAGES, KEPT_BYTES // max(1, int(np.prod(held_x.shape[1:] or train_x.shape[1:])))))
+    x = np.concatenate([np.asarray(held_x[:n]), np.asarray(train_x[:max(0, n - len(held_y))])]).astype(np.uint8)
+    y = np.concatenate([np.asarray(held_y[:n]), np.asarray(train_y[:max(0, n - len(held_y))])]).astype(np.int64)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, images=x, labels=y, held_out=np.int64(min(n, len(held_y))))
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def kept_sample_of(weights: str | os.PathLike) -> Path | None:
+    """The kept sample of the run folder that `weights` names (the folder, its best.safetensors, or one of its
+    checkpoints/epoch-N folders), if it has one."""
+    p = Path(weights)
+    base = p if p.is_dir() else p.parent
+    for run in (base, base.parent.parent):
+        if (run / KEPT_SAMPLE).is_file() and (run / "config.json").is_file():
+            return run / KEPT_SAMPLE
+    return None
+
+
+def kept_sample(spec: DatasetSpec) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+    """(uint8 [N, C, H, W], int64 [N], how many of them are held-out images) of the sample the run folder keeps,
+    when it matches the spec; else None."""
+    if not spec.source.kept:
+        return None
+    try:
+        with np.load(spec.source.kept, allow_pickle=False) as z:
+            x, y, held = z["images"], z["labels"], int(z["held_out"])
+    except Exception:  # damaged (a bad zip, a missing array): measured on nothing rather than something wrong
+        return None
+    if x.ndim != 4 or x.shape[1:] != (spec.channels, spec.size, spec.size) or len(x) != len(y) or \
+            not ((0 <= y) & (y < spec.num_classes)).all():
+        return None
+    return torch.from_numpy(x), torch.from_numpy(y).long(), held

@@ -680,7 +680,11 @@ def _quiet(*_) -> None:
 # --- the spec as a record (configs, cards, ONNX metadata) ------------------------------------------------------
 
 def spec_record(spec: DatasetSpec) -> dict | None:
-    return dataclasses.asdict(spec) if spec.source else None
+    if not spec.source:
+        return None
+    record = dataclasses.asdict(spec)
+    del record["source"]["kept"]  # where this machine keeps its sample is no part of what the dataset is
+    return record
 
 
 def spec_from_record(record: dict) -> DatasetSpec:
@@ -699,8 +703,14 @@ def _recorded(weights: str | os.PathLike | None) -> DatasetSpec | None:
         return None
     from zoo.core.sources import card_at
 
+    from zoo.data.evalset import kept_sample_of
+
     record = getattr(card_at(weights), "dataset_spec", None)
-    return spec_from_record(record) if record else None
+    if not record:
+        return None
+    spec = spec_from_record(record)
+    kept = kept_sample_of(weights)  # what its exports are gated on once the folder is gone
+    return dataclasses.replace(spec, source=dataclasses.replace(spec.source, kept=str(kept))) if kept else spec
 
 
 def _same_path(arg: str, path: str) -> bool:
@@ -717,11 +727,13 @@ def spec_of(dataset: str, weights: str | os.PathLike | None = None, opts: Folder
     else a path, opened with `opts` (the size defaults to that of `--init pretrained:DATASET`; the channels are
     the images', and the first convolution adapts to them: zoo.models.transfer)."""
     known = find_dataset(dataset)
-    if known is not None:
+    if known is not None and known.source is None:
         return known
-    recorded = _recorded(weights)
+    recorded = _recorded(weights)  # a folder's spec as the weights recorded it (and their run folder's sample)
     if recorded is not None and (dataset == recorded.name or _same_path(dataset, recorded.source.path)):
         return register_dataset(recorded)
+    if known is not None:
+        return known
     if not looks_like_path(dataset):
         return get_dataset_spec(dataset)  # unknown: the one message, with close names
     opts = opts or FolderOptions()

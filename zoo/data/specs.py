@@ -26,6 +26,7 @@ class FolderSource:
     val_fraction: float  # held out per class when the layout has no split of its own
     seed: int  # of that split
     outside_paths: bool = False  # a CSV may name images outside its folder (--allow-outside-paths)
+    kept: str = ""  # the sample of it the run folder keeps (zoo.data.evalset.keep_sample); found, not recorded
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from zoo.core.errors import ZooError
-from zoo.core.io import cache_dir, waiting_lock
+from zoo.core.io import cache_dir, waiting_lock, writable_dir
 from zoo.core.sources import Target, resolve
 from zoo.data import DataOptions
 from zoo.export import convert
@@ -38,7 +38,7 @@ def exported(target: Target, precision: str, data: DataOptions, log=print) -> tu
     path = folder / onnx_name(target.arch, target.dataset, precision)
     # Two commands needing the same entry take turns: the second finds the first's file (a damaged one, too, is
     # rebuilt once, not by both at the same time).
-    with waiting_lock(folder / ".lock"):
+    with waiting_lock(writable_dir(folder) / ".lock"):
         return _reuse_or_export(target, precision, data, log, src, tta, folder, path)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 import torch
 
-from zoo.core.errors import ZooError
+from zoo.core.errors import ZooError, has_flag
 from zoo.export.qdq import pad_conv_input_channels
 from zoo.export.shortcut import shortcuts_as_convs
 
@@ -65,7 +65,8 @@ def torch_to_onnx(model: torch.nn.Module, input_shape, path: Path, opset: int, e
     except Exception as e:
         other = "torchscript" if exporter == "dynamo" else "dynamo"
         raise ZooError(f"the {exporter} exporter cannot export {getattr(model, 'zoo_name', 'this model')}: "
-                       f"{_why(e)}; try --exporter {other} or another --opset") from None
+                       f"{_why(e)}; try {'' if has_flag('--exporter') else 'zoo export with '}--exporter {other} or "
+                       f"another --opset") from None
     if Path(str(path) + ".data").exists():
         raise ZooError(f"the exporter wrote external weights beside {path.name}; models over 2 GB are not supported")
     graph = onnx.load(str(path))

@@ -30,8 +30,8 @@ from zoo.core.shipped import sha256_bytes
 from zoo.core.sources import init_source
 from zoo.core.version import __version__
 from zoo.core.state import load_state_dict_checked, load_state_dict_transfer, state_dict_of
-from zoo.data import (BatchLoader, DataOptions, DatasetSpec, find_dataset, get_dataset_spec, load_split,
-                      register_record, spec_record)
+from zoo.data import (BatchLoader, DataOptions, DatasetSpec, find_dataset, get_dataset_spec, keep_sample,
+                      load_split, register_record, spec_record)
 from zoo.models import check_supported, classifier, create_model, with_tta
 from zoo.models.stats import num_params
 from zoo.models.transfer import HEAD_MODES, transfer_state
@@ -451,6 +451,8 @@ def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: R
                          dist.world_size)
     with rundir.run_lock(out) if dist.main else nullcontext():
         run = Run(arch, spec, cfg, rt, dist, out, splits, init_src, save_every_s, tensorboard)
+        if spec.source is not None and dist.main:  # so that the run folder works without the image folder
+            keep_sample(out, splits)
         if resume and last is not None:
             run.restore()
         run.start()
