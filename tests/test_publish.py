@@ -105,3 +105,17 @@ def test_a_hand_edited_manifest_card_is_refused(run, tmp_path, fake_root):
     mf.write_text(json.dumps(edited))
     with pytest.raises(ZooError, match="manifest.json is damaged"):
         read_manifest(tmp_path)
+
+
+def test_fp16_is_measured_with_the_recipes_test_time_augmentation(fake_root, tmp_path, monkeypatch):
+    """fp16 storage is measured as it will ship: through the same flip TTA graph as fp32 (measured bare, a run
+    whose recipe averages flips at test time lost a point to fp16 that was the missing TTA's)."""
+    from zoo.core.sources import card_at
+    from zoo.models import tta_of
+
+    train_fast("cnn", "cifar10", tmp_path / "run", fake_root, epochs=1, batch_size=50, tta="flip")
+    seen, real = [], pub.export
+    monkeypatch.setattr(pub, "export", lambda arch, dataset, weights, **k: seen.append(tta_of(card_at(weights)))
+                        or real(arch, dataset, weights=weights, **k))
+    _publish(tmp_path / "run", tmp_path / "w", fake_root, storage="fp16", force=True)
+    assert seen == ["flip", "flip"]

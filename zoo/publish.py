@@ -16,9 +16,9 @@ from safetensors.torch import save
 
 from zoo.bench.backends import OrtBackend
 from zoo.bench.measure import top1
-from zoo.core.cards import RunCard, WeightsCard
+from zoo.core.cards import SEAL, RunCard, WeightsCard, sealed
 from zoo.core.errors import ZooError
-from zoo.core.io import atomic_write_bytes, read_jsonl, scratch_dir
+from zoo.core.io import atomic_write_bytes, atomic_write_json, read_json, read_jsonl, scratch_dir
 from zoo.core.shipped import manifest, read_manifest, sha256_bytes, weights_dir, write_manifest
 from zoo.core.sources import from_path
 from zoo.data import DataOptions, EvalSet, get_dataset_spec, load_eval_set, load_split
@@ -93,8 +93,12 @@ def _measured_blob(run: Path, state: dict, card: RunCard, ev: EvalSet, data: Dat
         if storage == "fp32":
             return blob, acc, onnx_mb, {}
         blob = save({k: v.half() if v.is_floating_point() else v for k, v in state.items()})
-        half = Path(tmp) / "fp16.safetensors"  # export reads a bare .safetensors file as it is
+        half = Path(tmp) / "fp16.safetensors"
         half.write_bytes(blob)
+        # with the run's card (its sha256 the fp16 bytes'), so that it is measured as it will ship: with the
+        # recipe's test-time augmentation (a bare file would be measured without it)
+        run_card = {k: v for k, v in read_json(run / "best.json", "run card").items() if k != SEAL}
+        atomic_write_json(Path(tmp) / "fp16.json", sealed({**run_card, "sha256": sha256_bytes(blob)}))
         acc16, _ = _ort_top1(card.arch, card.dataset, half, Path(tmp) / "fp16", images, labels, data)
     if acc - acc16 >= FP16_MAX_DROP:
         raise ZooError(f"fp16 storage costs {acc - acc16:.2f} top-1 points on {card.arch}.{card.dataset} "
