@@ -130,6 +130,42 @@ def test_export_format_ort_is_gated_and_predict_reads_it(tmp_path, fake_root, ca
     assert outs[0][0]["class"] == outs[1][0]["class"]
     assert abs(outs[0][0]["probability"] - outs[1][0]["probability"]) < 1e-4
     assert main(["predict", str(tmp_path / "mlp.mnist.ort"), str(tmp_path / "x.png"), "--runtime", "opencv"]) == 2
-    assert "ORT format; --runtime opencv reads the .onnx file" in capsys.readouterr().err
+    assert "in onnxruntime's own format; --runtime opencv reads the .onnx file" in capsys.readouterr().err
     assert main(["export", "mlp", "mnist", "--random", "--format", "onnx,tflite", "--out", str(tmp_path)]) == 2
     assert "unknown format(s) tflite" in capsys.readouterr().err
+
+
+def test_export_format_openvino_is_gated_carries_the_metadata_and_predict_reads_it(tmp_path, fake_root, capsys):
+    pytest.importorskip("openvino", reason="OpenVINO (an optional runtime) is not installed")
+    import numpy as np
+    from PIL import Image
+
+    from zoo.cli import main
+    from zoo.core.sessions import IrSession
+
+    assert main(["export", "cnn", "mnist", "--pretrained", "--format", "onnx,openvino", "--out", str(tmp_path),
+                 "--data-dir", str(fake_root), "--no-verify"]) == 0
+    assert "OpenVINO IR: " in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cnn.mnist.bin", "cnn.mnist.onnx", "cnn.mnist.xml"]
+    meta = IrSession(tmp_path / "cnn.mnist.xml").metadata()
+    assert meta["class_names"][:2] == ["0", "1"] and meta["input_shape"] == ["batch", 1, 28, 28]
+    assert meta["parity"]["openvino_agreement"] == 100.0
+    for i in range(3):  # light digits on dark, as MNIST's
+        a = np.zeros((28, 28), np.uint8)
+        a[4:24, 10 + i:14 + i] = 255
+        Image.fromarray(a).save(tmp_path / f"x{i}.png")
+    images = [str(tmp_path / f"x{i}.png") for i in range(3)]
+    outs = []
+    for f in ("cnn.mnist.onnx", "cnn.mnist.xml"):
+        assert main(["predict", str(tmp_path / f), *images, "--json", "--runtime", "auto"]) == 0
+        outs.append(json.loads(capsys.readouterr().out))
+    assert [r["top"][0]["class"] for r in outs[0]] == [r["top"][0]["class"] for r in outs[1]]
+    assert max(abs(a["top"][0]["probability"] - b["top"][0]["probability"]) for a, b in zip(*outs)) < 1e-4
+    assert outs[1][0]["runtime"] == "openvino (f32)"  # the precision it was gated at
+    assert main(["predict", str(tmp_path / "cnn.mnist.xml"), *images, "--runtime", "onnxruntime"]) == 2
+    assert "in openvino's own format; --runtime onnxruntime reads the .onnx file" in capsys.readouterr().err
+    (tmp_path / "cnn.mnist.bin").write_bytes(b"short")  # its weights damaged: one line
+    assert main(["predict", str(tmp_path / "cnn.mnist.xml"), *images]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("zoo: error: ") and err.count("\n") == 1
+

@@ -271,6 +271,7 @@ def test_non_finite_weights_fail_the_gate(tmp_path, fake_root):
     (["--opset", "17"], "the dynamo exporter needs opset >= 18, got 17"),
     (["--calib-size", "0", "--precision", "int8"], "argument --calib-size: must be >= 1, got 0"),
     (["--opset", "5", "--exporter", "torchscript"], "argument --opset: must be >= 7, got 5"),
+    (["--format", "onnx,openvino", "--image-input"], "--format openvino is for the plain graph"),
 ])
 def test_bad_export_options_are_one_line_and_write_nothing(args, msg, tmp_path, fake_root):
     import onnx

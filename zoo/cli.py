@@ -420,7 +420,7 @@ def _predict_source(items: list[str]) -> tuple[str, str | None, list[str]]:
     if not items:
         raise ZooError("zoo predict needs a model and images (e.g. zoo predict resnet20 cifar10 photos/)")
     first = Path(items[0])
-    if first.suffix in (".onnx", ".ort") or first.is_dir():
+    if first.suffix in (".onnx", ".ort", ".xml") or first.is_dir():
         return items[0], None, items[1:]
     if len(items) < 2:
         raise ZooError(f"{items[0]} is not an .onnx file or a run folder; for shipped weights give MODEL DATASET")
@@ -437,7 +437,7 @@ def cmd_predict(args) -> int:
         raise ZooError("no images given: name files, folders or globs after the model")
     paths, problems = find_images(image_args)
     predictor = Predictor(source, dataset, threads=args.threads, batch=args.batch, runtime=args.runtime,
-                          data=_data(args) if dataset or not source.endswith((".onnx", ".ort")) else None, invert=args.invert,
+                          data=_data(args) if dataset or not source.endswith((".onnx", ".ort", ".xml")) else None, invert=args.invert,
                           images=len(paths), log=lambda line: print(line, file=sys.stderr))
     if hasattr(sys.stdout, "reconfigure"):  # a name that is not UTF-8 is written as its own bytes in CSV
         sys.stdout.reconfigure(errors="surrogateescape")
@@ -683,8 +683,9 @@ def _add_export(sub) -> None:
     p.add_argument("--eval-images", type=_at_least(1000), default=1000,
                    help="real images in the top-1 agreement check (>= 1000)")
     p.add_argument("--format", default="onnx",
-                   help="onnx, or onnx,ort: also onnxruntime's ORT format (NAME.ort, optimized once, gated against "
-                        "the .onnx file; zoo predict reads it)")
+                   help="onnx, and beside it ort (onnxruntime's ORT format, NAME.ort, optimized once) and/or openvino "
+                        "(OpenVINO's IR, NAME.xml + NAME.bin, zoo's metadata in its rt_info); each gated against the "
+                        ".onnx file, each read by zoo predict. e.g. onnx,ort,openvino")
     p.add_argument("--image-input", action="store_true",
                    help="a self-contained graph: uint8 images [N, H, W, C] in, logits and probabilities out "
                         "(cast, scaling, normalization and layout inside; fp32)")

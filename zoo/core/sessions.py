@@ -41,3 +41,41 @@ def session_metadata(sess) -> dict:
         except json.JSONDecodeError:
             out[k] = v
     return out
+
+
+class IrSession:
+    """An OpenVINO IR file (NAME.xml, written by `zoo export --format openvino`) seen as zoo sees an onnxruntime
+    session: its inputs' and outputs' names and shapes (None for a dynamic side), and zoo's metadata from its
+    rt_info. Read, not compiled: OpenVinoBackend compiles it to run."""
+
+    class _Port:
+        def __init__(self, port):
+            self.name = port.get_any_name()
+            self.shape = [d.get_length() if d.is_static else None for d in port.get_partial_shape()]
+
+    def __init__(self, path: str | Path):
+        import openvino as ov
+
+        try:
+            self.model = ov.Core().read_model(str(path))
+        except Exception as e:  # a damaged .xml, a missing .bin: OpenVINO's page of log, in one line
+            raise ZooError(f"OpenVINO cannot read {path}: {str(e).strip().splitlines()[0][:160]}") from None
+
+    def get_inputs(self) -> list:
+        return [self._Port(p) for p in self.model.inputs]
+
+    def get_outputs(self) -> list:
+        return [self._Port(p) for p in self.model.outputs]
+
+    def metadata(self) -> dict:
+        """zoo's rt_info entries, JSON values decoded; {} for an IR zoo did not write."""
+        if not self.model.has_rt_info(["zoo"]):
+            return {}
+        out = {}
+        for key in self.model.get_rt_info(["zoo"]).value:
+            raw = self.model.get_rt_info(["zoo", key]).astype(str)
+            try:
+                out[key] = json.loads(raw)
+            except json.JSONDecodeError:
+                out[key] = raw
+        return out

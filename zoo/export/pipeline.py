@@ -98,7 +98,8 @@ def calibration_images(spec: DatasetSpec, data: DataOptions, n: int) -> tuple[np
     return cal.normalized(spec), notes
 
 
-FORMATS = ("onnx", "ort")  # the .onnx file, and onnxruntime's ORT format beside it (zoo.export.ortformat)
+FORMATS = ("onnx", "ort", "openvino")  # the .onnx file; beside it, onnxruntime's ORT format (zoo.export.ortformat)
+# and OpenVINO's IR (zoo.export.irformat)
 
 
 def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, out="exports", opset: int = 18,
@@ -116,8 +117,9 @@ def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, o
     if unknown or "onnx" not in formats:
         raise ZooError(f"unknown format(s) {', '.join(sorted(unknown)) or '(none)'}; choose from {', '.join(FORMATS)} "
                        f"(the .onnx file is always written)")
-    if image_input and "ort" in formats:
-        raise ZooError("--format ort is for the plain graph: export without --image-input")
+    if image_input and len(formats) > 1:
+        raise ZooError(f"--format {','.join(f for f in formats if f != 'onnx')} is for the plain graph: export "
+                       f"without --image-input")
     if image_input and precision != "fp32":
         raise ZooError(f"--image-input graphs are fp32 (the cast and normalization run inside); got {precision}")
     spec, data = spec_of(dataset, weights), data or DataOptions()
@@ -149,6 +151,14 @@ def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, o
         fig = {**fig, **ort_fig}
         notes.append(f"ORT format: {ort_path} ({ort_path.stat().st_size / 1e6:.3f} MB), top-1 agreement "
                      f"{ort_fig['ort_agreement']:.2f}% with the .onnx file")
+    if "openvino" in formats:  # OpenVINO's IR beside it, zoo's metadata in its rt_info, gated against it
+        from zoo.export.irformat import write_ir
+
+        xml, ir_fig = write_ir(final, ev.normalized(spec), meta)
+        fig = {**fig, **ir_fig}
+        size = xml.stat().st_size + xml.with_suffix(".bin").stat().st_size
+        notes.append(f"OpenVINO IR: {xml} + .bin ({size / 1e6:.3f} MB), top-1 agreement "
+                     f"{ir_fig['openvino_agreement']:.2f}% with the .onnx file")
     return ExportResult(final, precision, final.stat().st_size, time.perf_counter() - t0, fig, meta, notes)
 
 

@@ -13,11 +13,12 @@ import numpy as np
 
 from zoo.core.errors import ZooError
 from zoo.core.deploy import openvino_hint, recall, runtime_name
-from zoo.core.runtimes import file_runtime
-from zoo.core.sessions import ort_session, session_metadata
+from zoo.core.runtimes import file_runtime, missing_runtime
+from zoo.core.sessions import IrSession, ort_session, session_metadata
 from zoo.data.images import INVERT, ImageSpec, Problem, decode, normalize_pixels, orient, to_pixels
 
 NEEDED = ("class_names", "mean", "std", "input_shape")
+FILES = {".onnx": "ONNX", ".ort": "ORT-format", ".xml": "OpenVINO IR"}  # what zoo predict reads as it is
 FEW_IMAGES = 16  # up to this many, --runtime auto takes the batch-1 (latency) choice; beyond, the throughput one
 
 
@@ -37,9 +38,9 @@ def exported_file(source: str | Path, dataset: str | None = None, data=None, pre
     """The .onnx file a source stands for: the file itself; or, exported once into zoo's cache (this needs
     torch), a run folder's best weights or the shipped weights of MODEL on DATASET, at `precision`."""
     p = Path(source)
-    if p.suffix in (".onnx", ".ort"):  # .ort: onnxruntime's own format (zoo export --format onnx,ort)
+    if p.suffix in FILES:  # .ort, .xml: onnxruntime's and OpenVINO's own formats (zoo export --format)
         if not p.is_file():
-            raise ZooError(f"{'ONNX' if p.suffix == '.onnx' else 'ORT-format'} file {p} not found")
+            raise ZooError(f"{FILES[p.suffix]} file {p} not found")
         return p
     from zoo.core.sources import Target, from_path
     from zoo.data import DataOptions
@@ -107,15 +108,17 @@ class Predictor:
         if runtime != "auto":
             file_runtime(runtime, threads)  # an unknown or missing runtime: said before any work
         self.path = exported_file(source, dataset, data)
-        if self.path.suffix == ".ort":  # onnxruntime's own format: no other runtime reads it
-            if runtime not in ("auto", "onnxruntime"):
-                raise ZooError(f"{self.path} is in onnxruntime's ORT format; --runtime {runtime} reads the .onnx file")
-            runtime = "onnxruntime"
+        own = {".ort": "onnxruntime", ".xml": "openvino"}.get(self.path.suffix)
+        if own:  # a runtime's own format: no other runtime reads it
+            if runtime not in ("auto", own):
+                raise ZooError(f"{self.path} is in {own}'s own format; --runtime {runtime} reads the .onnx file")
+            runtime = own
         self._open(threads)
-        self.precision, hint = self.meta.get("precision", "fp32"), None
+        # an IR runs at the f32 hint it was gated at (OpenVINO's own default is bf16 on CPUs that have it)
+        self.precision, hint = self.meta.get("precision", "fp32"), "f32" if self.path.suffix == ".xml" else None
         if runtime == "auto":  # what zoo bench found fastest for these weights on this machine, if it has
             runtime, hint, precision = self._recommended(threads, images, log or (lambda s: None))
-            if precision != self.precision and Path(source).suffix not in (".onnx", ".ort"):
+            if precision != self.precision and Path(source).suffix not in FILES:
                 self.path = exported_file(source, dataset, data, precision)
                 self._open(threads)
                 self.precision = precision
@@ -136,8 +139,14 @@ class Predictor:
         self.runtime_label = getattr(self.backend, "name", runtime) if runtime == "openvino" else runtime
 
     def _open(self, threads: int | None) -> None:
-        self.session = ort_session(self.path, threads=threads)
-        self.meta = session_metadata(self.session)
+        if self.path.suffix == ".xml":  # OpenVINO's IR: its metadata from rt_info, run by OpenVinoBackend
+            if missing_runtime("openvino"):
+                raise ZooError(f"{self.path} is OpenVINO's IR: {missing_runtime('openvino')}")
+            self.session = IrSession(self.path)
+            self.meta = self.session.metadata()
+        else:
+            self.session = ort_session(self.path, threads=threads)
+            self.meta = session_metadata(self.session)
         missing = [k for k in NEEDED if k not in self.meta]
         if missing:
             raise ZooError(f"{self.path} lacks zoo's metadata ({', '.join(missing)}); export it with zoo export")
