@@ -7,7 +7,7 @@ Each variant is a run folder under --out (resumable: an interrupted variant cont
 back), so the whole table can be built over several sittings. Test-time augmentation needs no training: it is
 measured on the full recipe's weights. Prints one markdown row per variant.
 
-Reported in docs/models.md, ZooNet (ablations), when measured.
+Reported in docs/models.md, "Ablations" under ZooNet.
 """
 
 import argparse
