@@ -807,6 +807,13 @@ def main(argv: list[str] | None = None) -> int:
     flags = command_flags(parser)
     set_command_flags(flags[args.command])  # advice names only this command's options (zoo.core.errors.has_flag)
     try:
+        return _run(args, flags)
+    finally:
+        set_command_flags(())  # back to Python's advice for whatever runs next in this process
+
+
+def _run(args, flags: dict[str, set[str]]) -> int:
+    try:
         return args.func(args) or 0
     except ZooError as e:
         return _fail(str(e), flags, args.command)
