@@ -3,7 +3,7 @@
 deployment on OpenVINO loads the model without the ONNX frontend, and `zoo predict NAME.xml` reads it.
 
 Gated like every export: at OpenVINO's f32 precision hint, its top-1 must equal the .onnx file's (through
-onnxruntime) on every gate image, its logits within FP32_TOLERANCE of them.
+onnxruntime) on every gate image, its logits within ortformat.FP32_TOLERANCE of them.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from zoo.core.errors import ZooError
 from zoo.core.io import sweep_stale
 from zoo.core.runtimes import missing_runtime
 from zoo.core.sessions import ort_session
+from zoo.export.ortformat import same_answers
 
-FP32_TOLERANCE = 1e-3  # max |logit difference| relative to the logits' range
 RT_INFO = "zoo"  # the rt_info section zoo's metadata goes in
 
 
@@ -58,9 +58,6 @@ def _gate(onnx_path: Path, xml: Path, images: np.ndarray) -> dict:
     want = sess.run(["logits"], {sess.get_inputs()[0].name: images})[0]
     compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     got = compiled(images)[compiled.output("logits")]
-    agree = 100.0 * float((got.argmax(1) == want.argmax(1)).mean())
-    diff = float(np.abs(got - want).max() / max(float(np.ptp(want)), 1e-12))
-    if agree < 100.0 or diff > FP32_TOLERANCE:
-        raise ZooError(f"{xml.name}: OpenVINO's IR disagrees with {onnx_path.name} (top-1 agreement {agree:.2f}%, "
-                       f"max|diff| {diff:.2e} of the logits' range); keep the .onnx file")
+    agree, diff = same_answers(got, want, f"{xml.name}: OpenVINO's IR disagrees with {onnx_path.name}",
+                               "keep the .onnx file")
     return {"openvino_agreement": agree, "openvino_max_abs_diff_rel": diff}

@@ -20,6 +20,16 @@ from zoo.core.errors import ZooError
 FP32_TOLERANCE = 1e-3  # max |logit difference| relative to the logits' range
 
 
+def same_answers(got: np.ndarray, want: np.ndarray, what: str, keep: str) -> tuple[float, float]:
+    """(top-1 agreement %, max |logit difference| over the logits' range) of a runtime's own format against the
+    .onnx file; a ZooError naming `what` unless every top-1 agrees and the logits are within FP32_TOLERANCE."""
+    agree = 100.0 * float((got.argmax(1) == want.argmax(1)).mean())
+    diff = float(np.abs(got - want).max() / max(float(np.ptp(want)), 1e-12))
+    if agree < 100.0 or diff > FP32_TOLERANCE:
+        raise ZooError(f"{what} (top-1 agreement {agree:.2f}%, max|diff| {diff:.2e} of the logits' range); {keep}")
+    return agree, diff
+
+
 def _session(path: Path, save_to: Path | None = None) -> ort.InferenceSession:
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
@@ -39,11 +49,8 @@ def write_ort(onnx_path: Path, images: np.ndarray) -> tuple[Path, dict]:
         name = _session(onnx_path).get_inputs()[0].name
         want = _session(onnx_path).run(["logits"], {name: images})[0]
         got = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"]).run(["logits"], {name: images})[0]
-        agree = 100.0 * float((got.argmax(1) == want.argmax(1)).mean())
-        diff = float(np.abs(got - want).max() / max(float(np.ptp(want)), 1e-12))
-        if agree < 100.0 or diff > FP32_TOLERANCE:
-            raise ZooError(f"{final.name}: the ORT-format graph disagrees with {onnx_path.name} (top-1 agreement "
-                           f"{agree:.2f}%, max|diff| {diff:.2e} of the logits' range); keep the .onnx file")
+        agree, diff = same_answers(got, want, f"{final.name}: the ORT-format graph disagrees with {onnx_path.name}",
+                                   "keep the .onnx file")
         os.replace(tmp, final)
         return final, {"ort_agreement": agree, "ort_max_abs_diff_rel": diff}
     finally:
