@@ -141,7 +141,7 @@ def test_damaged_cache_is_rebuilt(tmp_path, fake_root):
 
 
 def test_cache_is_keyed_on_export_revision(tmp_path, fake_root, monkeypatch):
-    import zoo.export.convert as ex
+    import zoo.export.cachekey as ex
     args = ["bench", "mlp", "mnist", "--random", "--no-eager", "--data-dir", str(fake_root), *QUICK]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     monkeypatch.setattr(ex, "EXPORT_REVISION", ex.EXPORT_REVISION + 1)  # the exporter changed: export again

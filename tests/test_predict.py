@@ -190,6 +190,38 @@ def test_the_onnx_path_never_imports_torch(onnx_files, test_images):
     assert len(json.loads(r.stdout)) == 40
 
 
+@pytest.mark.parametrize("source", ["run folder", "shipped"])
+def test_a_sealed_cached_export_is_used_without_torch(source, run, test_images, tmp_path, monkeypatch):
+    """Weights exported before (a run folder's, shipped ones) are predicted from the cached file without
+    importing torch; a cached file whose bytes changed goes the long way (checked, rebuilt)."""
+    from zoo.core.sources import Target
+    from zoo.export.cachekey import sealed_export
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the child processes' cache, too
+    argv = [str(run)] if source == "run folder" else ["cnn", "cifar10"]
+    target = Target("cnn", "cifar10", str(run)) if source == "run folder" else Target("cnn", "cifar10", pretrained=True)
+
+    def predict(block_torch: bool):
+        code = ("import sys\n" + ("sys.modules['torch'] = None  # any `import torch` fails\n" if block_torch else "")
+                + "from zoo.cli import main\n"
+                f"sys.exit(main(['predict', *{argv!r}, {str(test_images)!r}, '--json', '--runtime', 'onnxruntime']))")
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+    first = predict(block_torch=False)  # exports into the cache, checks and seals the file
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = predict(block_torch=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(again.stdout) == json.loads(first.stdout)
+    cached = next((tmp_path / "cache" / "zoo" / "exports").rglob("*.onnx"))
+    assert sealed_export(target, "fp32") == cached and sealed_export(target, "int8") is None
+    cached.write_bytes(cached.read_bytes()[:-1] + b"x")  # one byte changed: not used as it is
+    assert sealed_export(target, "fp32") is None
+    assert predict(block_torch=True).returncode != 0  # the long way needs torch: it checks, and rebuilds
+    rebuilt = predict(block_torch=False)
+    assert rebuilt.returncode == 0 and json.loads(rebuilt.stdout) == json.loads(first.stdout)
+    assert sealed_export(target, "fp32") == cached
+
+
 def test_python_api_and_torch_hub(onnx_files, test_images):
     import zoo
 

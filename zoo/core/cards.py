@@ -159,3 +159,8 @@ class BenchRow(_Card):
     weights_sha256: str | None = None  # of the weights the file was exported from (a recommendation's key)
     export_revision: int | None = None  # of the exporter that wrote the file
     schema: int = BENCH_ROW_SCHEMA
+
+
+def tta_of(card) -> str:
+    """The test-time augmentation a weights card's (or run card's) recipe names; '' for none or no card."""
+    return (card.recipe.get("tta") or "") if card is not None else ""

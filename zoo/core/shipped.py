@@ -11,9 +11,6 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from zoo.core.cards import WeightsCard, sealed
 from zoo.core.errors import ZooError, close_matches
 from zoo.core.io import atomic_write_json, read_json
@@ -95,6 +92,9 @@ def pretrained_path(arch: str, dataset: str) -> tuple[Path, WeightsCard]:
 
 def eval_sample(dataset: str):
     """The shipped evaluation sample of a test split as (uint8 [N, C, H, W], int64 [N]), or None."""
+    import numpy as np
+    import torch
+
     path = weights_dir() / f"eval_{dataset}.npz"
     if not path.is_file():
         return None

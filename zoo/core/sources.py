@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from safetensors.torch import load
+from typing import TYPE_CHECKING
 
 from zoo.core.cards import RunCard, WeightsCard
 from zoo.core.errors import ZooError, has_flag
 from zoo.core.io import read_json
 from zoo.core.shipped import pretrained_path, sha256_bytes
+
+if TYPE_CHECKING:
+    import torch
 
 Card = RunCard | WeightsCard
 
@@ -49,6 +50,9 @@ RANDOM = Source(None)
 
 
 def _read_safetensors(path: Path, expect_sha: str | None) -> tuple[dict[str, torch.Tensor], str]:
+    import torch  # here, not at import: a card is read (and a cached export found) without torch
+    from safetensors.torch import load
+
     try:
         blob = path.read_bytes()
     except OSError as e:
@@ -105,6 +109,11 @@ def from_path(path: str | Path) -> Source:
         return _with_card(weights, card)
     state, sha = _read_safetensors(weights, None)
     return Source(state, None, str(weights), sha)
+
+
+def weights_file(path: str | Path) -> Path:
+    """The weights file a run folder, checkpoint folder or .safetensors path names (not read)."""
+    return _files_at(path)[0]
 
 
 def card_at(path: str | Path) -> Card | None:

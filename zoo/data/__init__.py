@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
-    "DataOptions": "datasets", "dataset_available": "datasets", "default_data_root": "datasets",
+    "DataOptions": "options", "dataset_available": "datasets", "default_data_root": "datasets",
     "load_split": "datasets", "resolve_root": "datasets",
     "EvalSet": "evalset", "load_eval_set": "evalset", "normalize": "evalset", "keep_sample": "evalset",
     "BatchLoader": "loader", "augment_batch": "loader", "make_loader": "loader",

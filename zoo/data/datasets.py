@@ -6,7 +6,6 @@ import functools
 import os
 import pickle
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +13,10 @@ import torch
 
 from zoo.core.errors import ZooError, has_flag
 from zoo.core.io import cache_dir
+from zoo.data.options import DataOptions
 from zoo.data.specs import DatasetSpec, get_dataset_spec
 
 SPLITS = ("train", "test")
-
-
-@dataclass(frozen=True)
-class DataOptions:
-    """Where datasets are read from; every stage that reads data takes one."""
-    root: str | os.PathLike | None = None  # None: $ZOO_DATA, else ~/.cache/zoo/data
-    download: bool = False  # fetch missing files (needs internet)
-    verify: bool | None = None  # torchvision's md5 check of CIFAR files; None: on unless ZOO_VERIFY=0
 
 
 def default_data_root() -> Path:

@@ -7,6 +7,7 @@ measured accuracy on noise would prove nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ import torch
 
 from zoo.core.io import atomic_write_bytes
 from zoo.core.shipped import eval_sample
-from zoo.data.datasets import DataOptions, DatasetMissing, load_split
+from zoo.data.datasets import DatasetMissing, load_split
+from zoo.data.options import DataOptions
 from zoo.data.specs import DatasetSpec
 
 ORIGINS = ("test split", "train split", "shipped sample", "held-out and training images", "kept sample", "none")
@@ -32,6 +34,7 @@ class EvalSet:
     labels: torch.Tensor | None  # int64 [N]
     origin: str  # one of ORIGINS
     why: str = ""  # when not the requested split: why not (the loader's message)
+    what: str = ""  # when not the requested split nor zoo's shipped sample: which images these are
 
     def __len__(self) -> int:
         return 0 if self.labels is None else len(self.labels)
@@ -51,7 +54,7 @@ class EvalSet:
             return self
         idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n] if seed is not None \
             else slice(0, n)
-        return EvalSet(self.dataset, self.images[idx], self.labels[idx], self.origin, self.why)
+        return dataclasses.replace(self, images=self.images[idx], labels=self.labels[idx])
 
     def topped_up(self, spec: DatasetSpec, need: int, data: DataOptions | None = None) -> EvalSet:
         """A folder dataset whose held-out images are fewer than `need`: the training images added after them
@@ -61,7 +64,7 @@ class EvalSet:
         x, y = load_split(spec.name, "train", data)
         extra = min(need - len(self), len(y))
         return EvalSet(self.dataset, torch.cat([self.images, x[:extra]]), torch.cat([self.labels, y[:extra]]),
-                       "held-out and training images", f"{len(self)} held out + {extra} training images")
+                       "held-out and training images", what=f"{len(self)} held out + {extra} training images")
 
     def normalized(self, spec: DatasetSpec) -> np.ndarray:
         return normalize(self.images, spec)
@@ -87,8 +90,8 @@ def load_eval_set(spec: DatasetSpec, data: DataOptions | None = None, split: str
         if sample is None:
             return EvalSet(spec.name, None, None, "none", why)
         x, y, held = sample
-        return EvalSet(spec.name, x, y, "kept sample", f"{why}; measured on the {len(y)} images the run folder "
-                       f"keeps ({held} held out, {len(y) - held} training)")
+        return EvalSet(spec.name, x, y, "kept sample", why,
+                       f"the {len(y)} images the run folder keeps ({held} held out, {len(y) - held} training)")
     sample = eval_sample(spec.name)
     if sample is None:
         return EvalSet(spec.name, None, None, "none", why)

@@ -12,7 +12,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from zoo.data.datasets import DataOptions, load_split
+from zoo.data.datasets import load_split
+from zoo.data.options import DataOptions
 from zoo.data.specs import get_dataset_spec
 
 AUGMENTATIONS = ("crop", "flip", "rotate", "translate", "altflip")

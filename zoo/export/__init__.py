@@ -1,10 +1,28 @@
-"""ONNX export with a parity gate: fp32, fp16 (onnxruntime's converter), int8 (static QDQ)."""
+"""ONNX export with a parity gate: fp32, fp16 (onnxruntime's converter), int8 (static QDQ). Names load their
+module on first use (PEP 562), as in zoo.data: `zoo.export.cachekey` finds a cached export without torch."""
 
-from zoo.export.convert import EXPORT_REVISION, PRECISIONS, onnx_name
-from zoo.export.gate import GATES, GateFailed, torch_logits
-from zoo.export.onnxfile import check_onnx, ort_session, read_metadata
-from zoo.export.pipeline import ExportResult, build_model, export
-from zoo.export.cache import exported  # noqa: I001  (after pipeline: it uses it)
+from __future__ import annotations
 
-__all__ = ["EXPORT_REVISION", "GATES", "PRECISIONS", "ExportResult", "GateFailed", "build_model", "check_onnx",
-           "export", "exported", "onnx_name", "ort_session", "read_metadata", "torch_logits"]
+import importlib
+
+_LAZY = {
+    "EXPORT_REVISION": "cachekey", "PRECISIONS": "convert", "onnx_name": "cachekey",
+    "GATES": "gate", "GateFailed": "gate", "torch_logits": "gate",
+    "check_onnx": "onnxfile", "ort_session": "onnxfile", "read_metadata": "onnxfile",
+    "ExportResult": "pipeline", "build_model": "pipeline", "export": "pipeline",
+    "exported": "cache",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"zoo.export.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'zoo.export' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -4,23 +4,18 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import torch
 
+from zoo.core.cards import tta_of
 from zoo.core.errors import ZooError
-from zoo.core.io import cache_dir, waiting_lock, writable_dir
+from zoo.core.io import waiting_lock, writable_dir
 from zoo.core.sources import Target, resolve
 from zoo.data import DataOptions
-from zoo.export import convert
-from zoo.export.convert import onnx_name
-from zoo.models import tta_of
+from zoo.export.cachekey import EXPORT_SETTINGS, entry_folder, onnx_name, seal
 from zoo.export.onnxfile import check_onnx
 from zoo.export.pipeline import export
-
-# What cached exports are made with (export()'s defaults, spelled out so that the cache key names them).
-EXPORT_SETTINGS = {"opset": 18, "exporter": "dynamo", "calib_size": 256, "eval_images": 1000, "int8_max_drop": 1.0}
 
 
 def exported(target: Target, precision: str, data: DataOptions, log=print) -> tuple[Path, dict]:
@@ -31,10 +26,7 @@ def exported(target: Target, precision: str, data: DataOptions, log=print) -> tu
     # The weights' own hash (cardless files included); random init is seeded, so its pair names it.
     key = src.sha256 or "random-" + hashlib.sha256(target.name.encode()).hexdigest()
     tta = tta_of(src.card)  # the same tensors with test-time augmentation are another graph
-    settings = hashlib.sha256(json.dumps([EXPORT_SETTINGS, convert.INT8_SETTINGS], sort_keys=True).encode()) \
-        .hexdigest()[:8]  # the int8 settings tried are part of what an export is
-    # an older exporter's files, or files exported with other settings, are not reused
-    folder = cache_dir("exports") / f"{key[:16]}{'-' + tta if tta else ''}-{settings}-r{convert.EXPORT_REVISION}"
+    folder = entry_folder(key, tta)
     path = folder / onnx_name(target.arch, target.dataset, precision)
     # Two commands needing the same entry take turns: the second finds the first's file (a damaged one, too, is
     # rebuilt once, not by both at the same time).
@@ -50,6 +42,7 @@ def _reuse_or_export(target: Target, precision: str, data: DataOptions, log, src
             made_tta = (meta.get("recipe") or {}).get("tta") or ""
             if (meta.get("weights_sha256") or None, meta.get("precision"), made_tta) != (src.sha256, precision, tta):
                 raise ZooError(f"{path} was exported from other weights, precision or test-time augmentation")
+            seal(path, meta)
             return path, meta
         except ZooError as e:  # a damaged or foreign cache entry is rebuilt, not fatal
             log(f"cached export not reused ({e}); exporting again")
@@ -57,4 +50,6 @@ def _reuse_or_export(target: Target, precision: str, data: DataOptions, log, src
     torch.manual_seed(0)  # random init is reproducible, so its cache key is stable
     export(target.arch, target.dataset, weights=target.weights, pretrained=target.pretrained, out=folder,
            precision=precision, data=data, **EXPORT_SETTINGS)
-    return path, check_onnx(path)
+    meta = check_onnx(path)
+    seal(path, meta)  # the next command finds it by zoo.export.cachekey.sealed_export, without torch
+    return path, meta

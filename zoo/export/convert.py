@@ -13,22 +13,12 @@ import onnx
 import torch
 
 from zoo.core.errors import ZooError, has_flag
+from zoo.export.cachekey import EXPORT_REVISION, INT8_SETTINGS, onnx_name  # noqa: F401  (export's names)
 from zoo.export.qdq import pad_conv_input_channels
 from zoo.export.shortcut import shortcuts_as_convs
 
 PRECISIONS = ("fp32", "fp16", "int8")
-# Bump whenever export writes a different graph for the same weights (zoo bench's cache keys on it).
-# 2: int8 keeps the first conv and the last layer in float. 3: int8 tried QOperator, every layer int8, first.
-# 4: QDQ, every layer int8, first. 5: int8's first conv padded to 4 input channels (qdq.py). 6: option-A
-# shortcuts as 1x1 convolutions (shortcut.py). 7: the metadata names the ink polarity and the export revision
-# (a deployment recommendation's key).
-EXPORT_REVISION = 7
 EXPORTERS = ("dynamo", "torchscript")
-
-
-def onnx_name(arch: str, dataset: str, precision: str, image_input: bool = False) -> str:
-    suffix = ("" if precision == "fp32" else f"-{precision}") + ("-image" if image_input else "")
-    return f"{arch.replace('/', '_')}.{dataset}{suffix}.onnx"
 
 
 class ImageInput(torch.nn.Module):
@@ -122,7 +112,6 @@ def to_fp16(src: Path, dst: Path) -> None:
 # per-tensor weights, reduce_range, s8 activations, Percentile or Entropy calibration: no faster (s8/s8
 # 0.53-0.58x). QDQ, because OpenVINO 2026.4 cannot read the QOperator file (per-channel QLinearConv, QGemm)
 # and reads QDQ. Models whose every-layer int8 loses too much (lenet5.mnist: 1.71 pt) fall back to the second.
-INT8_SETTINGS = (("QDQ", False), ("QDQ", True))  # (format, keep the first and last layer in float)
 
 
 def int8_label(fmt: str, keep_ends: bool) -> str:

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.core.cards import tta_of  # noqa: F401  (zoo.models' name for it)
 from zoo.core.errors import ZooError
 
 TTAS = ("", "flip", "flip-shift")  # "": none; flip: the mean of the logits for the image and its left-right
@@ -57,6 +58,3 @@ def with_tta(model: nn.Module, tta: str | None) -> nn.Module:
     return FlipShiftAverage(model) if tta == "flip-shift" else FlipAverage(model)
 
 
-def tta_of(card) -> str:
-    """The test-time augmentation a weights card's (or run card's) recipe names; '' for none or no card."""
-    return (card.recipe.get("tta") or "") if card is not None else ""

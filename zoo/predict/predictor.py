@@ -42,12 +42,10 @@ def exported_file(source: str | Path, dataset: str | None = None, data=None, pre
         if not p.is_file():
             raise ZooError(f"{FILES[p.suffix]} file {p} not found")
         return p
-    from zoo.core.sources import Target, from_path
-    from zoo.data import DataOptions
-    from zoo.export import exported
+    from zoo.core.sources import Target, card_at
 
     if p.is_dir():
-        card = from_path(p).card
+        card = card_at(p)
         if card is None:
             raise ZooError(f"{p} has no card naming its model and dataset; point at a run folder written by zoo train")
         target = Target(card.arch, card.dataset, str(p))
@@ -56,6 +54,14 @@ def exported_file(source: str | Path, dataset: str | None = None, data=None, pre
     else:
         raise ZooError(f"{source} is not an .onnx file or a run folder; for shipped weights give MODEL DATASET "
                        f"(e.g. zoo predict resnet20 cifar10 photo.jpg)")
+    from zoo.export.cachekey import sealed_export
+
+    ready = sealed_export(target, precision)  # exported and checked before: no torch, no onnx needed
+    if ready is not None:
+        return ready
+    from zoo.data import DataOptions
+    from zoo.export import exported
+
     return exported(target, precision, data or DataOptions(), log=lambda *_: None)[0]
 
 
@@ -198,18 +204,25 @@ class Predictor:
         return self._top(self.probabilities(pixels), top_k)
 
     def predict(self, paths, top_k: int = 5, on_batch=None) -> list[Prediction | Problem]:
-        """Files -> a Prediction, or the Problem that kept it from being read, per file, in order."""
+        """Files -> a Prediction, or the Problem that kept it from being read, per file, in order. The next batch
+        is decoded while the model runs on this one (two batches of images in memory at most)."""
         results: list[Prediction | Problem] = []
+        chunks = [[Path(p) for p in paths[start:start + self.batch]] for start in range(0, len(paths), self.batch)]
         with ThreadPoolExecutor(self.workers) as pool:  # Pillow decodes without the GIL
-            for start in range(0, len(paths), self.batch):
-                chunk = [Path(p) for p in paths[start:start + self.batch]]
-                decoded = list(pool.map(lambda p: decode(p, self.spec), chunk))
-                good = [i for i, d in enumerate(decoded) if not isinstance(d, Problem)]
-                pixels, flipped = self._oriented([decoded[i] for i in good]) if good else (None, [])
-                tops = self._top(self.probabilities(pixels), top_k) if good else []
-                by_index = dict(zip(good, zip(tops, flipped)))
-                results += [Prediction(str(p), *by_index[i]) if i in by_index else decoded[i]
-                            for i, p in enumerate(chunk)]
+            def decoding(chunk):
+                return [pool.submit(decode, p, self.spec) for p in chunk]
+            ahead = decoding(chunks[0]) if chunks else []
+            for n, chunk in enumerate(chunks):
+                decoded = [f.result() for f in ahead]
+                ahead = decoding(chunks[n + 1]) if n + 1 < len(chunks) else []
+                results += self._classified(chunk, decoded, top_k)
                 if on_batch is not None:
                     on_batch(len(chunk))
         return results
+
+    def _classified(self, chunk: list[Path], decoded: list, top_k: int) -> list[Prediction | Problem]:
+        good = [i for i, d in enumerate(decoded) if not isinstance(d, Problem)]
+        pixels, flipped = self._oriented([decoded[i] for i in good]) if good else (None, [])
+        tops = self._top(self.probabilities(pixels), top_k) if good else []
+        by_index = dict(zip(good, zip(tops, flipped)))
+        return [Prediction(str(p), *by_index[i]) if i in by_index else decoded[i] for i, p in enumerate(chunk)]
