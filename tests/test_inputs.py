@@ -17,7 +17,7 @@ from PIL import Image
 from zoo.cli import main
 from zoo.core.errors import ZooError
 from zoo.data import get_dataset_spec
-from zoo.data.images import ImageSpec, Problem, decode
+from zoo.data.images import ImageSpec, Problem, decode, find_images
 from zoo.train.loop import Interrupted
 from zoo.train.recipes import get_recipe
 
@@ -67,6 +67,17 @@ found, problems = find_images([{str(tmp_path / 'd') + '/**/*.png'!r}, {str(tmp_p
 print(len(found), len(problems))
 """)
     assert out.split() == ["1", "0"]
+
+
+def test_a_file_named_twice_through_links_is_classified_once(tmp_path):
+    _png(tmp_path / "d" / "a.png")
+    _png(tmp_path / "outside" / "o.png")
+    (tmp_path / "d" / "b.png").symlink_to("a.png")  # the same file by another name
+    (tmp_path / "d" / "o.png").symlink_to(tmp_path / "outside" / "o.png")
+    (tmp_path / "d" / "gone.png").symlink_to("nowhere.png")  # a dangling link is no image
+    found, problems = find_images([str(tmp_path / "d"), str(tmp_path / "outside" / "o.png"),
+                                   str(tmp_path / "d" / "*.png")])
+    assert [p.name for p in found] == ["a.png", "o.png"] and problems == []
 
 
 def test_postscript_named_png_never_reaches_ghostscript(tmp_path):
