@@ -130,7 +130,7 @@ def data_note(ev: EvalSet) -> str | None:
     if ev.origin == "test split":
         return None
     if ev.origin == "kept sample":
-        return f"{ev.dataset}: accuracy measured on {ev.why.rpartition('; measured on ')[2]}: {ev.why.partition(';')[0]}"
+        return f"{ev.dataset}: accuracy measured on {ev.what}: {ev.why}"
     measured = "on zoo's shipped 1,000-image sample" if ev.images is not None else "not at all"
     return (f"{ev.dataset}: accuracy measured {measured}, not the test split: {ev.why}")
 

@@ -78,8 +78,8 @@ def gate_images(spec: DatasetSpec, data: DataOptions, need: int, want: int) -> t
         have = f"the {ev.origin} holds {len(ev)}" if ev.images is not None else "none are shipped"
         raise ZooError(f"the parity gate needs {need} real {spec.name} images and {have}"
                        + (f": {ev.why}" if ev.why else ""))
-    notes = [] if ev.full_split else [f"gate measured on {ev.why}: the folder holds fewer held-out images"] \
-        if ev.origin == "held-out and training images" else [f"gate measured on {ev.why}"] \
+    notes = [] if ev.full_split else [f"gate measured on {ev.what}: the folder holds fewer held-out images"] \
+        if ev.origin == "held-out and training images" else [f"gate measured on {ev.what}: {ev.why}"] \
         if ev.origin == "kept sample" else \
         [f"gate measured on zoo's shipped {spec.name} test sample ({plural(len(ev), 'image')}), not the test split ({ev.why})"]
     return ev.take(want), notes
@@ -92,7 +92,7 @@ def calibration_images(spec: DatasetSpec, data: DataOptions, n: int) -> tuple[np
         raise ZooError(f"int8 calibration needs real {spec.name} images and none are here: {cal.why}")
     cal = cal.take(n, seed=0)
     notes = [] if cal.full_split else [f"int8 calibrated on {plural(len(cal), 'image')} the run folder keeps: "
-                                                f"{cal.why.partition(';')[0]}"] \
+                                                f"{cal.why}"] \
         if cal.origin == "kept sample" else [f"int8 calibrated on {plural(len(cal), 'image')} of zoo's shipped "
                                              f"{spec.name} test sample: the training split is not here"]
     return cal.normalized(spec), notes
