@@ -439,6 +439,17 @@ def test_flip_tta_is_evaluated_exported_and_loaded_as_one_model(fake_root, tmp_p
         want = ((plain(x) + plain(x.flip(-1))) / 2).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     assert isinstance(flipped, FlipAverage) and flipped.zoo_name == "cnn"
+    # zoo export --tta none: one pass instead of the recipe's two, a file of its own, the card's accuracy not claimed
+    from zoo.cli import main
+    assert main(["export", "cnn", "cifar10", "--weights", str(tmp_path / "run"), "--tta", "none", "--out",
+                 str(tmp_path / "onnx"), "--data-dir", str(fake_root), "--no-verify"]) == 0
+    single = tmp_path / "onnx" / "cnn.cifar10-tta-none.onnx"
+    meta = read_metadata(single)
+    assert (meta["recipe"]["tta"], meta["recipe_tta"], meta["train_top1"]) == ("", "flip", None)
+    got = ort.InferenceSession(str(single), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(got, plain(x).numpy(), rtol=1e-4, atol=1e-4)
+    assert read_metadata(res.path)["recipe"]["tta"] == "flip"  # the recipe's export is still there, untouched
 
 
 def test_an_unknown_tta_is_one_line():

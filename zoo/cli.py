@@ -270,7 +270,8 @@ def cmd_export(args) -> int:
         r = export(t.arch, t.dataset, weights=t.weights, pretrained=t.pretrained, out=args.out, opset=args.opset,
                    precision=args.precision, calib_size=args.calib_size, exporter=args.exporter,
                    eval_images=args.eval_images, int8_max_drop=args.int8_max_drop, data=_data(args),
-                   image_input=args.image_input, formats=tuple(args.format.split(",")))
+                   image_input=args.image_input, formats=tuple(args.format.split(",")),
+                   tta=None if args.tta == "recipe" else args.tta.replace("none", ""))
         p = r.parity
         extra = f", int8 accuracy change {p['acc_change']:+.2f} pt" if "acc_change" in p else ""
         diff = f"max|diff| {p['max_abs_diff_rel']:.2e} (relative)  " if "max_abs_diff_rel" in p else ""
@@ -691,6 +692,10 @@ def _add_export(sub) -> None:
                         "(cast, scaling, normalization and layout inside; fp32)")
     p.add_argument("--int8-max-drop", type=_points, default=1.0,
                    help="int8 gate: most top-1 points int8 may lose against fp32")
+    p.add_argument("--tta", choices=("recipe", "none", "flip", "flip-shift"), default="recipe",
+                   help="test-time augmentation inside the graph: the recipe's (default), or another for fewer "
+                        "passes and lower latency at another accuracy (named in the file: NAME-tta-flip.onnx; "
+                        "zoo bench --onnx measures it)")
     _add_data_args(p, download=False)
     _add_folder_args(p)
     p.set_defaults(func=cmd_export)

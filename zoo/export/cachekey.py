@@ -30,8 +30,10 @@ INT8_SETTINGS = (("QDQ", False), ("QDQ", True))  # (format, keep the first and l
 EXPORT_SETTINGS = {"opset": 18, "exporter": "dynamo", "calib_size": 256, "eval_images": 1000, "int8_max_drop": 1.0}
 
 
-def onnx_name(arch: str, dataset: str, precision: str, image_input: bool = False) -> str:
-    suffix = ("" if precision == "fp32" else f"-{precision}") + ("-image" if image_input else "")
+def onnx_name(arch: str, dataset: str, precision: str, image_input: bool = False, tta: str | None = None) -> str:
+    """`tta`: a test-time augmentation other than the recipe's ('' for none), named in the file's name."""
+    suffix = ("" if precision == "fp32" else f"-{precision}") + ("-image" if image_input else "") + \
+        ("" if tta is None else f"-tta-{tta or 'none'}")
     return f"{arch.replace('/', '_')}.{dataset}{suffix}.onnx"
 
 

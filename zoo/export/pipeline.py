@@ -27,6 +27,7 @@ from zoo.export.convert import (EXPORT_REVISION, EXPORTERS, INT8_SETTINGS, PRECI
 from zoo.export.gate import GateFailed, parity, parity_image_input
 from zoo.export.onnxfile import add_metadata
 from zoo.models import check_supported, create_model, tta_of, with_tta
+from zoo.models.tta import check_tta
 
 MIN_GATE_IMAGES = 1000  # top-1 agreement on fewer images is too coarse to gate on
 INT8_GATE_IMAGES = 10_000  # int8 is gated on accuracy: one point on 1,000 images is only 10 images
@@ -43,13 +44,13 @@ class ExportResult:
     notes: list[str] = field(default_factory=list)  # what was measured on, when not the full split
 
 
-def build_model(arch: str, dataset: str, src: Source | None) -> torch.nn.Module:
+def build_model(arch: str, dataset: str, src: Source | None, tta: str | None = None) -> torch.nn.Module:
     """The model in eval mode with the source's tensors (random init when there are none), wrapped in the
-    test-time augmentation its card's recipe names, as it was evaluated."""
+    test-time augmentation its card's recipe names, as it was evaluated (or in `tta`: '' for none)."""
     model = create_model(arch, dataset)
     if src is not None and src.state is not None:
         load_state_dict_checked(model, src.state, source=src.origin)
-    return with_tta(model, tta_of(src.card if src else None)).eval()
+    return with_tta(model, tta_of(src.card if src else None) if tta is None else tta).eval()
 
 
 def _check_options(precision: str, exporter: str, opset: int, eval_images: int, calib_size: int) -> None:
@@ -105,12 +106,14 @@ FORMATS = ("onnx", "ort", "openvino")  # the .onnx file; beside it, onnxruntime'
 def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, out="exports", opset: int = 18,
            precision: str = "fp32", calib_size: int = 256, exporter: str = "dynamo", eval_images: int = 1000,
            int8_max_drop: float = 1.0, data: DataOptions | None = None, image_input: bool = False,
-           formats: tuple[str, ...] = ("onnx",)) -> ExportResult:
+           formats: tuple[str, ...] = ("onnx",), tta: str | None = None) -> ExportResult:
     """Export `arch` for `dataset` to `OUT/<arch>.<dataset>[-precision][-image].onnx`, after the parity gate.
 
     int8_max_drop: the most top-1 accuracy (points) int8 may lose against fp32 on the eval set.
     image_input: a self-contained graph, uint8 images [N, H, W, C] in, logits and probabilities out.
     formats: ("onnx", "ort") also writes onnxruntime's ORT format beside the .onnx file, gated against it.
+    tta: test-time augmentation inside the graph instead of the recipe's ('' for none, "flip", "flip-shift"):
+        fewer passes, lower latency, another accuracy (the card's does not apply; the file is named for it).
     """
     _check_options(precision, exporter, opset, eval_images, calib_size)
     unknown = set(formats) - set(FORMATS)
@@ -125,7 +128,9 @@ def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, o
     spec, data = spec_of(dataset, weights), data or DataOptions()
     check_supported(arch, spec)  # an unknown model is named as such, before any weights are looked for
     src = resolve(Target(arch, dataset, str(weights) if weights else None, pretrained))
-    model = build_model(arch, dataset, src)
+    recipe_tta = tta_of(src.card)
+    tta = recipe_tta if tta is None else check_tta(tta)
+    model = build_model(arch, dataset, src, tta)
     out = writable_dir(out)
     t0 = time.perf_counter()
     ev, notes = gate_images(spec, data, eval_images, INT8_GATE_IMAGES if precision == "int8" else eval_images)
@@ -141,8 +146,10 @@ def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, o
                                           calib_size, int8_max_drop, notes)
         fig["eval_set"] = f"{dataset} {ev.label}"
         meta = _metadata(arch, spec, src, precision, exporter, opset, fig, image_input)
+        if tta != recipe_tta:  # what runs is not what the card measured
+            meta.update(recipe={**meta["recipe"], "tta": tta}, train_top1=None, recipe_tta=recipe_tta)
         add_metadata(path, meta)
-        final = out / onnx_name(arch, dataset, precision, image_input)
+        final = out / onnx_name(arch, dataset, precision, image_input, None if tta == recipe_tta else tta)
         os.replace(path, final)
     if "ort" in formats:  # onnxruntime's ORT format beside it, gated against it
         from zoo.export.ortformat import write_ort
