@@ -450,6 +450,10 @@ def test_flip_tta_is_evaluated_exported_and_loaded_as_one_model(fake_root, tmp_p
     with torch.no_grad():
         np.testing.assert_allclose(got, plain(x).numpy(), rtol=1e-4, atol=1e-4)
     assert read_metadata(res.path)["recipe"]["tta"] == "flip"  # the recipe's export is still there, untouched
+    assert main(["bench", "--onnx", str(res.path), str(single), "--out", str(tmp_path / "b"), "--data-dir",
+                 str(fake_root), "--no-verify", "--warmup", "1", "--repeat", "5", "--batch", "8"]) == 0
+    rows = json.loads((tmp_path / "b" / "report.json").read_text())["rows"]
+    assert sorted(r["arch"] for r in rows) == ["cnn", "cnn (tta none)"]  # told apart in the report
 
 
 def test_an_unknown_tta_is_one_line():

@@ -23,7 +23,7 @@ from zoo.core.errors import ZooError, plural
 from zoo.core.memory import keep_freed_memory
 from zoo.core.sources import Target, resolve
 from zoo.data import DataOptions, DatasetSpec, EvalSet, load_eval_set, spec_of
-from zoo.export import GateFailed, build_model, exported, torch_logits
+from zoo.export import GateFailed, build_model, exported, read_metadata, torch_logits
 from zoo.models.stats import macs_per_image, num_params
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -149,7 +149,7 @@ def bench_target(target: Target, cfg: BenchConfig, providers: list[str], data: D
         log(f"zoo: warning: {note}")
     inputs = _Inputs(spec, ev, cfg.batch)
     model = build_model(target.arch, target.dataset, None if target.onnx else resolve(target))
-    base = {"arch": target.arch, "dataset": target.dataset, "params": num_params(model),
+    base = {"arch": _label(target), "dataset": target.dataset, "params": num_params(model),
             "macs": macs_per_image(model, spec.input_shape), "eval_set": ev.label, "threads": cfg.threads}
     # PyTorch fp32 eager's answers: what every row's accuracy is compared with (not for a bare .onnx file, whose
     # weights PyTorch does not have).
@@ -183,6 +183,17 @@ def bench_target(target: Target, cfg: BenchConfig, providers: list[str], data: D
         rows.append(BenchRow(**base, precision="-", provider="null", runtime="null", **null,
                              flags=flags({"iqr_rel": null["latency_iqr_rel"]}, null["load"])))
     return rows
+
+
+def _label(target: Target) -> str:
+    """The model's name in the rows: an .onnx file exported with another test-time augmentation than its
+    recipe's (zoo export --tta) is named for it, so its rows are told apart from the recipe's file."""
+    if not target.onnx:
+        return target.arch
+    meta = read_metadata(target.onnx)
+    if "recipe_tta" not in meta:
+        return target.arch
+    return f"{target.arch} (tta {(meta.get('recipe') or {}).get('tta') or 'none'})"
 
 
 def _runtimes(target: Target, cfg: BenchConfig, prov: str, model, data: DataOptions, log, notes, phase):
