@@ -4,7 +4,7 @@ of `zoo train zoonet DATASET --recipe speedrun` with one change, on this machine
     python benchmarks/tools/zoonet_ablation.py --data-dir DIR [--dataset cifar10] [--only NAME ...] [--out runs/abl]
 
 Each variant is a run folder under --out (resumable: an interrupted variant continues, a finished one is read
-back), so the whole table can be built over several sittings. Test-time augmentation needs no training: it is
+back), so the whole table can be built a variant at a time. Test-time augmentation needs no training: it is
 measured on the full recipe's weights. Prints one markdown row per variant.
 
 Reported in docs/models.md, "Ablations" under ZooNet.
