@@ -35,8 +35,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def exported_file(source: str | Path, dataset: str | None = None, data=None, precision: str = "fp32") -> Path:
-    """The .onnx file a source stands for: the file itself; or, exported once into zoo's cache (this needs
-    torch), a run folder's best weights or the shipped weights of MODEL on DATASET, at `precision`."""
+    """The .onnx file a source stands for: the file itself; or, exported once into zoo's cache (the first time
+    needs torch; later ones find the sealed file without it), a run folder's best weights or the shipped
+    weights of MODEL on DATASET, at `precision`."""
     p = Path(source)
     if p.suffix in FILES:  # .ort, .xml: onnxruntime's and OpenVINO's own formats (zoo export --format)
         if not p.is_file():
