@@ -116,15 +116,7 @@ def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, o
         fewer passes, lower latency, another accuracy (the card's does not apply; the file is named for it).
     """
     _check_options(precision, exporter, opset, eval_images, calib_size)
-    unknown = set(formats) - set(FORMATS)
-    if unknown or "onnx" not in formats:
-        raise ZooError(f"unknown format(s) {', '.join(sorted(unknown)) or '(none)'}; choose from {', '.join(FORMATS)} "
-                       f"(the .onnx file is always written)")
-    if image_input and len(formats) > 1:
-        raise ZooError(f"--format {','.join(f for f in formats if f != 'onnx')} is for the plain graph: export "
-                       f"without --image-input")
-    if image_input and precision != "fp32":
-        raise ZooError(f"--image-input graphs are fp32 (the cast and normalization run inside); got {precision}")
+    _check_formats(formats, image_input, precision)
     spec, data = spec_of(dataset, weights), data or DataOptions()
     check_supported(arch, spec)  # an unknown model is named as such, before any weights are looked for
     src = resolve(Target(arch, dataset, str(weights) if weights else None, pretrained))
@@ -167,6 +159,18 @@ def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, o
         notes.append(f"OpenVINO IR: {xml} + .bin ({size / 1e6:.3f} MB), top-1 agreement "
                      f"{ir_fig['openvino_agreement']:.2f}% with the .onnx file")
     return ExportResult(final, precision, final.stat().st_size, time.perf_counter() - t0, fig, meta, notes)
+
+
+def _check_formats(formats: tuple[str, ...], image_input: bool, precision: str) -> None:
+    unknown = set(formats) - set(FORMATS)
+    if unknown or "onnx" not in formats:
+        raise ZooError(f"unknown format(s) {', '.join(sorted(unknown)) or '(none)'}; choose from {', '.join(FORMATS)} "
+                       f"(the .onnx file is always written)")
+    if image_input and len(formats) > 1:
+        raise ZooError(f"--format {','.join(f for f in formats if f != 'onnx')} is for the plain graph: export "
+                       f"without --image-input")
+    if image_input and precision != "fp32":
+        raise ZooError(f"--image-input graphs are fp32 (the cast and normalization run inside); got {precision}")
 
 
 def _convert_and_gate(model, spec: DatasetSpec, src: Source, tmp: Path, precision: str, opset: int, exporter: str,
