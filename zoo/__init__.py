@@ -8,11 +8,10 @@
 
 from __future__ import annotations
 
-import importlib
-
 from zoo.core.version import __version__  # noqa: E402,F401
 
 from zoo.core.errors import ZooError  # noqa: E402  (stdlib only)
+from zoo.core.lazy import lazy_names
 
 # public name -> the module that defines it
 _LAZY = {
@@ -33,16 +32,7 @@ def load(name: str, dataset: str, pretrained: bool = True, **overrides):
     return create_model(name, dataset, pretrained=pretrained, **overrides).eval()
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value  # later lookups skip __getattr__
-        return value
-    raise AttributeError(f"module 'zoo' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_names(globals(), _LAZY)
 
 
 __all__ = ["ZooError", "load", "__version__", *_LAZY]

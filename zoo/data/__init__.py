@@ -4,7 +4,7 @@ Pillow and numpy only, so `zoo predict` on an .onnx file never imports torch."""
 
 from __future__ import annotations
 
-import importlib
+from zoo.core.lazy import lazy_names
 
 _LAZY = {
     "DataOptions": "options", "dataset_available": "datasets", "default_data_root": "datasets",
@@ -19,13 +19,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"zoo.data.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'zoo.data' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_names(globals(), {name: f"zoo.data.{module}" for name, module in _LAZY.items()})

@@ -3,7 +3,7 @@ module on first use (PEP 562), as in zoo.data: `zoo.export.cachekey` finds a cac
 
 from __future__ import annotations
 
-import importlib
+from zoo.core.lazy import lazy_names
 
 _LAZY = {
     "EXPORT_REVISION": "cachekey", "PRECISIONS": "convert", "onnx_name": "cachekey",
@@ -16,13 +16,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"zoo.export.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'zoo.export' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_names(globals(), {name: f"zoo.export.{module}" for name, module in _LAZY.items()})
