@@ -185,12 +185,12 @@ def _walk(folder: Path):
         seen.add(real)
         with os.scandir(root) as it:  # an unreadable folder is the caller's OSError, as os.walk's onerror
             entries = sorted(it, key=lambda e: e.name)
+        dirs = [e for e in entries if _entry_is(e, "dir")]
+        folders = {e.name for e in dirs}
         for e in entries:
-            if _entry_is(e, "dir"):
-                continue
-            if _entry_is(e, "file"):  # regular files only (is_file follows a link to one)
+            if e.name not in folders and _entry_is(e, "file"):  # regular files only (is_file follows a link to one)
                 yield Path(e.path), (os.path.realpath(e.path) if e.is_symlink() else os.path.join(real, e.name))
-        stack += reversed([e.path for e in entries if _entry_is(e, "dir")])
+        stack += reversed([e.path for e in dirs])
 
 
 def _entry_is(e: os.DirEntry, kind: str) -> bool:
