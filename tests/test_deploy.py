@@ -62,6 +62,16 @@ def test_the_cache_key_holds_only_on_its_machine_and_versions(monkeypatch):
     assert deploy.recall("ef" * 32, 7, 2) == (None, "no recommendation for these weights on this machine yet")
 
 
+def test_the_cache_key_names_the_test_time_augmentation_in_the_graph():
+    """One set of weights exported with six passes per image and with one (zoo export --tta) is two files whose
+    fastest runtime is measured apart: a recommendation for one is not the other's."""
+    sha = "ab" * 32
+    deploy.remember(deploy.deploy_key(sha, 7, 2, "flip-shift"), {"model": "m", "latency": {}, "throughput": {}})
+    assert deploy.recall(sha, 7, 2, "flip-shift")[0] is not None
+    for other in ("", "flip"):
+        assert deploy.recall(sha, 7, 2, other) == (None, "no recommendation for these weights on this machine yet")
+
+
 def test_predict_auto_uses_the_recommendation_and_says_how_to_get_one(capsys, tmp_path):
     from zoo.cli import main
     from zoo.predict.predictor import Predictor

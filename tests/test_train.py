@@ -457,6 +457,9 @@ def test_flip_tta_is_evaluated_exported_and_loaded_as_one_model(fake_root, tmp_p
                  str(fake_root), "--no-verify", "--warmup", "1", "--repeat", "5", "--batch", "8"]) == 0
     rows = json.loads((tmp_path / "b" / "report.json").read_text())["rows"]
     assert sorted(r["arch"] for r in rows) == ["cnn", "cnn (tta none)"]  # told apart in the report
+    two, one = (next(r for r in rows if r["arch"] == a) for a in ("cnn", "cnn (tta none)"))
+    assert (two["tta"], one["tta"]) == ("flip", "") and two["params"] == one["params"]
+    assert two["macs"] == 2 * one["macs"]  # MACs count the passes the file runs per image
 
 
 def test_an_unknown_tta_is_one_line():

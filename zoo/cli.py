@@ -338,7 +338,8 @@ def _remember(recs: dict, threads: int | None) -> None:
 
     for name, rec in recs.items():
         if rec.get("weights_sha256") and not rec.get("none"):
-            remember(deploy_key(rec["weights_sha256"], rec["export_revision"], threads), {"model": name, **rec})
+            key = deploy_key(rec["weights_sha256"], rec["export_revision"], threads, rec.get("tta") or "")
+            remember(key, {"model": name, **rec})
 
 
 class _Bar:

@@ -17,7 +17,7 @@ import torch
 from zoo.bench.backends import (NullBackend, OpenCvBackend, OpenVinoBackend, OrtBackend, TorchBackend,
                                  TorchCompileBackend, missing_runtime)
 from zoo.bench.measure import BUSY, ROUNDS, flags, latency_rounds, predictions, throughput_rounds
-from zoo.core.cards import BenchRow
+from zoo.core.cards import BenchRow, graph_tta
 from zoo.core.env import OthersWatch, PeakMemory, environment as env_record, other_load
 from zoo.core.errors import ZooError, plural
 from zoo.core.memory import keep_freed_memory
@@ -148,8 +148,12 @@ def bench_target(target: Target, cfg: BenchConfig, providers: list[str], data: D
         notes.insert(0, note)
         log(f"zoo: warning: {note}")
     inputs = _Inputs(spec, ev, cfg.batch)
-    model = build_model(target.arch, target.dataset, None if target.onnx else resolve(target))
-    base = {"arch": _label(target), "dataset": target.dataset, "params": num_params(model),
+    # an .onnx target's graph holds its own test-time augmentation: the model is built with it, so params and
+    # MACs count what the file runs per image (a card-built model is wrapped as its recipe says)
+    meta = read_metadata(target.onnx) if target.onnx else {}
+    model = build_model(target.arch, target.dataset, None if target.onnx else resolve(target),
+                        graph_tta(meta) if target.onnx else None)
+    base = {"arch": _label(target, meta), "dataset": target.dataset, "params": num_params(model),
             "macs": macs_per_image(model, spec.input_shape), "eval_set": ev.label, "threads": cfg.threads}
     # PyTorch fp32 eager's answers: what every row's accuracy is compared with (not for a bare .onnx file, whose
     # weights PyTorch does not have).
@@ -185,15 +189,12 @@ def bench_target(target: Target, cfg: BenchConfig, providers: list[str], data: D
     return rows
 
 
-def _label(target: Target) -> str:
+def _label(target: Target, meta: dict) -> str:
     """The model's name in the rows: an .onnx file exported with another test-time augmentation than its
     recipe's (zoo export --tta) is named for it, so its rows are told apart from the recipe's file."""
-    if not target.onnx:
-        return target.arch
-    meta = read_metadata(target.onnx)
     if "recipe_tta" not in meta:
         return target.arch
-    return f"{target.arch} (tta {(meta.get('recipe') or {}).get('tta') or 'none'})"
+    return f"{target.arch} (tta {graph_tta(meta) or 'none'})"
 
 
 def _runtimes(target: Target, cfg: BenchConfig, prov: str, model, data: DataOptions, log, notes, phase):
@@ -274,7 +275,7 @@ def _row(base: dict, prov: str, m: _Loaded, timed: dict, inputs: _Inputs, earlie
     label = getattr(m.backend, "name", m.runtime) if m.runtime == "openvino" else m.runtime
     return BenchRow(**base, precision=m.prec, provider=prov, runtime=label, weights=m.meta.get("weights", ""),
                     weights_sha256=m.meta.get("weights_sha256") or None, export_revision=m.meta.get("export_revision"),
-                    onnx_mb=m.size_mb, top1=acc,
+                    tta=graph_tta(m.meta), onnx_mb=m.size_mb, top1=acc,
                     top1_change=acc - ref if (acc is not None and ref is not None and m.prec != "fp32") else None,
                     load_s=m.load_s, peak_mb=m.peak_mb, **timed, **extra)
 

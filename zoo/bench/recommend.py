@@ -87,7 +87,7 @@ def recommend(rows: list[BenchRow]) -> dict[str, dict]:
         rec = {"latency": _describe(latency, base, True), "throughput": _describe(many or fast, base, False),
                "passed_over": list(dict.fromkeys(passed_l + passed_t)),
                "weights_sha256": base.weights_sha256 if base else None,
-               "export_revision": base.export_revision if base else None}
+               "export_revision": base.export_revision if base else None, "tta": base.tta if base else None}
         if fast is None:
             rec["passed_over"].append("batch 1: every row's calls were noisy; its choice is the throughput one")
         if many is None:

@@ -158,9 +158,17 @@ class BenchRow(_Card):
     error: str | None = None  # why this target was not measured (the other fields stay None)
     weights_sha256: str | None = None  # of the weights the file was exported from (a recommendation's key)
     export_revision: int | None = None  # of the exporter that wrote the file
+    tta: str | None = None  # test-time augmentation inside the graph that ran ('' none; a recommendation's key)
     schema: int = BENCH_ROW_SCHEMA
 
 
 def tta_of(card) -> str:
     """The test-time augmentation a weights card's (or run card's) recipe names; '' for none or no card."""
     return (card.recipe.get("tta") or "") if card is not None else ""
+
+
+def graph_tta(meta: dict) -> str:
+    """The test-time augmentation inside an exported file's graph, from its metadata: its recipe's, or the one
+    `zoo export --tta` chose; '' for none."""
+    recipe = meta.get("recipe")
+    return (recipe.get("tta") or "") if isinstance(recipe, dict) else ""

@@ -1,11 +1,12 @@
 """The deployment recommendation, remembered per weights and machine: `zoo bench` writes it (zoo.bench.recommend),
 `zoo predict --runtime auto` reads it.
 
-    key = deploy_key(weights_sha256, export_revision, threads)
+    key = deploy_key(weights_sha256, export_revision, threads, tta)
     remember(key, {"model": "resnet20.cifar10", "latency": {...}, "throughput": {...}})
-    entry, note = recall(weights_sha256, export_revision, threads)   # note: why there is none, or a stale one
+    entry, note = recall(weights_sha256, export_revision, threads, tta)   # note: why there is none, or a stale one
 
-A recommendation holds only where it was measured: the key names the weights (their sha256), the exporter's
+A recommendation holds only where it was measured: the key names the weights (their sha256) and the test-time
+augmentation inside the graph (one file of the weights may run six passes per image, another one), the exporter's
 revision, the CPU (model, cores, widest extension, and a hash of all its flags), the runtimes' versions and
 the threads. An entry for the same weights under another key is stale: ignored, and said.
 """
@@ -57,8 +58,12 @@ def versions() -> str:
     return ", ".join(f"{k} {_version(v)}" for k, v in RUNTIME_DISTRIBUTIONS.items())
 
 
-def deploy_key(weights_sha256: str, export_revision, threads: int | None) -> str:
-    return " | ".join([weights_sha256[:16], f"export r{export_revision}", machine_id(), versions(),
+def _weights_id(weights_sha256: str, tta: str) -> str:
+    return f"{weights_sha256[:16]} tta {tta or 'none'}"
+
+
+def deploy_key(weights_sha256: str, export_revision, threads: int | None, tta: str = "") -> str:
+    return " | ".join([_weights_id(weights_sha256, tta), f"export r{export_revision}", machine_id(), versions(),
                        f"{threads or os.cpu_count()} threads"])
 
 
@@ -76,17 +81,18 @@ def remember(key: str, entry: dict) -> None:
     atomic_write_json(cache_file(), data)
 
 
-def recall(weights_sha256: str | None, export_revision, threads: int | None) -> tuple[dict | None, str]:
-    """(the recommendation for these weights on this machine, or None and why: none yet, or one measured
-    elsewhere, named)."""
+def recall(weights_sha256: str | None, export_revision, threads: int | None,
+           tta: str = "") -> tuple[dict | None, str]:
+    """(the recommendation for these weights and test-time augmentation on this machine, or None and why: none
+    yet, or one measured elsewhere, named)."""
     if not weights_sha256:
         return None, "the file names no weights sha256"
     data = _read()
-    key = deploy_key(weights_sha256, export_revision, threads)
+    key = deploy_key(weights_sha256, export_revision, threads, tta)
     entry = data.get(key)
     if isinstance(entry, dict):
         return entry, ""
-    stale = [k for k in data if k.startswith(weights_sha256[:16] + " |")]
+    stale = [k for k in data if k.startswith(_weights_id(weights_sha256, tta) + " |")]
     if stale:
         return None, (f"the recommendation for these weights was measured elsewhere ({stale[0].split(' | ', 1)[1]}; "
                       f"here: {key.split(' | ', 1)[1]}), so it is ignored")

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.core.errors import ZooError
+from zoo.core.cards import graph_tta
 from zoo.core.deploy import openvino_hint, recall, runtime_name
+from zoo.core.errors import ZooError
 from zoo.core.runtimes import file_runtime, missing_runtime
 from zoo.core.sessions import IrSession, ort_session, session_metadata
 from zoo.data.images import INVERT, ImageSpec, Problem, decode, normalize_pixels, orient, to_pixels
@@ -169,7 +170,8 @@ class Predictor:
         """(runtime, OpenVINO hint, precision) `zoo bench` recommended for these weights on this machine: its
         batch-1 choice for a handful of images, its throughput choice for many; else onnxruntime at the file's
         precision, with one line (on stderr from the CLI) saying how to get a recommendation."""
-        rec, why = recall(self.meta.get("weights_sha256"), self.meta.get("export_revision"), threads)
+        rec, why = recall(self.meta.get("weights_sha256"), self.meta.get("export_revision"), threads,
+                          graph_tta(self.meta))
         if rec is None:
             name = f"{self.meta.get('model', 'MODEL')} {self.meta.get('dataset', 'DATASET')}"
             log(f"zoo: running onnxruntime {self.precision}: {why}; get one with `zoo bench {name} --runtime all "
