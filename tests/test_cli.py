@@ -179,3 +179,16 @@ def test_skip_reasons_name_a_variable_not_a_path_outside_the_repository():
     reasons = [m for s in sources for m in re.findall(r"pytest\.skip\((.*?)\)", s)]
     assert reasons and not [r for r in reasons if "../" in r or "shared" in r]
     assert any("ZOO_REAL_DATA" in r for r in reasons)
+
+
+def test_output_piped_into_a_reader_that_stops_ends_quietly():
+    """`zoo list | head`: when the reader closes the pipe, zoo ends as cat does (SIGPIPE's status, no message),
+    not with an error about a full disk."""
+    spew = ("import sys, zoo.cli as cli\n"
+            "cli._list_deploy = lambda args: [print('x' * 1000) for _ in iter(int, 1)]\n"
+            "sys.exit(cli.main(['list', '--deploy']))")
+    proc = subprocess.Popen([sys.executable, "-c", spew], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.read(4096)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and err == ""

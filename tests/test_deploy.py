@@ -52,13 +52,17 @@ def test_no_row_fit_to_deploy_is_said():
 def test_the_cache_key_holds_only_on_its_machine_and_versions(monkeypatch):
     sha = "cd" * 32
     deploy.remember(deploy.deploy_key(sha, 7, 2), {"model": "m", "latency": {}, "throughput": {}})
-    assert deploy.recall(sha, 7, 2)[0] is not None
+    assert deploy.recall(sha, 7, 2)[0] is not None and deploy.unused_here(deploy.deploy_key(sha, 7, 2)) == ""
+    older = deploy.deploy_key(sha, 7, 2).replace(" tta none", "")  # keys before they named the TTA
+    assert deploy.unused_here(older) == "written by an older zoo: bench again"
     assert deploy.recall(sha, 6, 2)[0] is None  # another export revision
     entry, note = deploy.recall(sha, 7, 1)
     assert entry is None and "measured elsewhere" in note and "1 threads" in note
+    here = deploy.deploy_key(sha, 7, 2)
     monkeypatch.setattr(deploy, "machine_id", lambda: "another CPU")
     entry, note = deploy.recall(sha, 7, 2)
     assert entry is None and "measured elsewhere" in note
+    assert deploy.unused_here(here) == "another machine: not used here"
     assert deploy.recall("ef" * 32, 7, 2) == (None, "no recommendation for these weights on this machine yet")
 
 

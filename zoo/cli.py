@@ -128,7 +128,7 @@ def cmd_list(args) -> int:
 def _list_deploy(args) -> int:
     """The remembered deployment recommendations (zoo bench over several runtimes), per weights and machine."""
     from zoo.bench.recommend import line
-    from zoo.core.deploy import cache_file, entries, machine_id
+    from zoo.core.deploy import cache_file, entries, machine_id, unused_here
 
     rows = entries()
     if args.json:
@@ -137,8 +137,9 @@ def _list_deploy(args) -> int:
     here = machine_id()
     print(f"deployment recommendations ({len(rows)}) in {cache_file()}; this machine: {here}")
     for key, rec in rows:
-        where = "" if here in key else "  [another machine or other versions: not used here]"
-        print(f"- {line(rec.get('model', '?'), rec)}  ({rec.get('measured', '')[:16]}){where}")
+        why = unused_here(key)
+        name = rec.get("model", "?") + (f" (tta {rec['tta']})" if rec.get("tta") else "")
+        print(f"- {line(name, rec)}  ({rec.get('measured', '')[:16]}){f'  [{why}]' if why else ''}")
     return 0
 
 
@@ -823,6 +824,9 @@ def _run(args, flags: dict[str, set[str]]) -> int:
         return args.func(args) or 0
     except ZooError as e:
         return _fail(str(e), flags, args.command)
+    except BrokenPipeError:  # `zoo list | head`: the reader has what it wanted; end quietly, as cat and ls do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 128 + 13  # what a shell reports for a command ended by SIGPIPE
     except OSError as e:  # a full disk, a read-only or vanished folder: the system's words, the file, what to do
         where = f" ({e.filename})" if e.filename else ""
         out = {"publish": " or choose another --dest"}.get(

@@ -99,6 +99,16 @@ def recall(weights_sha256: str | None, export_revision, threads: int | None,
     return None, "no recommendation for these weights on this machine yet"
 
 
+def unused_here(key: str) -> str:
+    """Why a remembered key is not used on this machine ('' when it is: threads aside, which a call names)."""
+    parts = key.split(" | ")
+    if len(parts) != 5 or " tta " not in parts[0]:
+        return "written by an older zoo: bench again"
+    if parts[2] != machine_id():
+        return "another machine: not used here"
+    return "other runtime versions: not used here" if parts[3] != versions() else ""
+
+
 def entries() -> list[tuple[str, dict]]:
     """Every remembered recommendation, for `zoo list --deploy`."""
     return sorted((k, v) for k, v in _read().items() if isinstance(v, dict))
