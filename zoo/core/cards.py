@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from zoo.core.errors import ZooError
 
 RUN_CARD_SCHEMA = 2  # 1: dict cards with `model` and the environment at the top level
-BENCH_ROW_SCHEMA = 5  # 2: noise, load and flags; 3: runtime, agreement with PyTorch, load time; 4: batch sweep;
-# 5: how many calls the latency percentiles rest on
+BENCH_ROW_SCHEMA = 6  # 2: noise, load and flags; 3: runtime, agreement with PyTorch, load time; 4: batch sweep;
+# 5: how many calls the latency percentiles rest on; 6: the test-time augmentation inside the graph
 
 
 SEAL = "card_sha256"  # a card's own checksum: the card is what names the other files' hashes
