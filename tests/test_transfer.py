@@ -157,9 +157,29 @@ def test_fine_tuning_at_the_defaults_maps_the_head_evaluates_epoch_0_and_skips_t
     # 8x8 scans upscaled are not MNIST, yet the mapped rows read them well above chance (10%: rows kept in
     # order give about that), and one epoch of finetune makes a useful model
     assert lines[0]["test_acc"] > 30 and lines[1]["test_acc"] > 85, lines
+    assert json.loads((out / "summary.json").read_text())["init_test_acc"] == lines[0]["test_acc"]
+    assert "no epoch improved" not in said
     config = json.loads((out / "config.json").read_text())
     assert config["recipe"]["recipe"] == "finetune" and config["init"]["head"] == "map"
     assert len(config["init"]["mapped"]) == 10 and config["init"]["fresh"] == []
+
+
+def test_a_run_that_never_beats_its_init_weights_says_so(monkeypatch, capsys, tmp_path):
+    """Fine-tuning data the pretrained weights already fit (their own dataset's images under its class names):
+    the final line's best is an epoch's, and a note says the start was as good, and what to try."""
+    import zoo.train
+    from zoo.cli import main
+
+    summary = {"arch": "zoonet", "dataset": "five", "best_test_acc": 93.8, "init_test_acc": 94.6, "out": "r"}
+    monkeypatch.setattr(zoo.train, "train", lambda *a, **k: summary)
+    root = write_digits(tmp_path / "digits", size=28)
+    assert main(["train", "cnn", str(root), "--init", "pretrained:mnist", "--out", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err
+    assert "the --init weights scored 94.60% before training and no epoch improved on them" in err
+    assert "--freeze-backbone" in err
+    monkeypatch.setitem(summary, "init_test_acc", 90.0)
+    assert main(["train", "cnn", str(root), "--init", "pretrained:mnist", "--out", str(tmp_path / "r")]) == 0
+    assert "no epoch improved" not in capsys.readouterr().err
 
 
 def test_a_short_run_is_not_probed(monkeypatch):

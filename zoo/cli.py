@@ -225,6 +225,11 @@ def _train_one(args, arch: str, dataset: str, cfg, out, resume: bool) -> int:
         return e.exit_code
     done = f"already finished its {plural(s['epochs'], 'epoch')}; " if s.get("already_finished") else ""
     print(f"{s['arch']}.{s['dataset']}: {done}best test accuracy {s['best_test_acc']:.2f}% -> {s['out']}")
+    start = s.get("init_test_acc")
+    if start is not None and start >= s["best_test_acc"]:
+        print(f"zoo: note: the --init weights scored {start:.2f}% before training and no epoch improved on them "
+              f"on these held-out images (they may already fit this data): try --freeze-backbone, which trains the "
+              f"classifier alone, or a lower --lr", file=sys.stderr)
     return 0
 
 

@@ -338,7 +338,8 @@ class Run:
 
     def summary(self, wall_s: float) -> dict:
         summary = {"arch": self.arch, "dataset": self.spec.name, "out": str(self.out), "epochs": self.cfg.epochs,
-                   "best_test_acc": self.best, "final": self.last_metrics, "rank": self.dist.rank,
+                   "best_test_acc": self.best, "init_test_acc": rundir.start_accuracy(self.out),
+                   "final": self.last_metrics, "rank": self.dist.rank,
                    "world_size": self.dist.world_size, "runtime": self.rt.to_dict(), "wall_s_this_process": wall_s,
                    # every rank: DDP keeps the weights identical
                    "weights_sha256": sha256_bytes(save(state_dict_of(self.evaluated_model)))}

@@ -237,6 +237,13 @@ def append_metrics(out: Path, metrics: dict) -> None:
         os.fsync(f.fileno())
 
 
+def start_accuracy(out: Path) -> float | None:
+    """The test accuracy of the --init weights before training (metrics.jsonl's epoch 0), or None."""
+    path = Path(out) / "metrics.jsonl"
+    rows = read_jsonl(path, []) if path.is_file() else []
+    return next((m.get("test_acc") for m in rows if m.get("epoch") == 0), None)
+
+
 def truncate_metrics(out: Path, epochs_done: int, log=print) -> None:
     """Keep the lines of the epochs the newest checkpoint closes: a kill between the metrics line and the
     checkpoint leaves a line for an epoch that will run again. Damaged lines are dropped, and said."""
