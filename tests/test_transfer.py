@@ -187,3 +187,30 @@ def test_a_short_run_is_not_probed(monkeypatch):
     said = []
     path = fastpath.choose("cnn", "mnist", "cpu", 32, total_images=32 * 100, log=said.append)
     assert path.images_per_s == 0 and not path.provisional and "too few to repay measuring" in said[-1]
+
+
+def test_which_networks_adapt_their_weights_to_other_channels():
+    """The classic networks: only the first convolution follows the channels (adapted as timm does). ZooNet:
+    its whitening layer's width, and so the next convolution's input, follow them too."""
+    from zoo.models import adapts_channels
+
+    assert adapts_channels("resnet20", get_dataset_spec("cifar10"), 1)
+    assert adapts_channels("cnn", get_dataset_spec("mnist"), 3)
+    assert not adapts_channels("zoonet", get_dataset_spec("cifar10"), 1)
+
+
+@pytest.mark.parametrize("arch, channels", [("zoonet", 3), ("resnet20", 1)])
+def test_grey_images_are_read_as_rgb_when_the_network_cannot_adapt_rgb_weights(tmp_path, capsys, arch, channels):
+    """zoo train zoonet GREY_FOLDER --init pretrained:cifar10 reads the images as RGB, and says so, instead of
+    starting the whitening and the first group fresh; ResNet-20 adapts its first convolution and keeps 1."""
+    from zoo.cli import main
+
+    root = write_digits(tmp_path / "digits", limit=60, size=32)
+    out = tmp_path / "run"
+    assert main(["train", arch, str(root), "--init", "pretrained:cifar10", "--epochs", "1", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    config = json.loads((out / "config.json").read_text())
+    assert config["dataset_spec"]["channels"] == channels
+    assert all(k.startswith("fc.") for k in config["init"]["reinitialized"]), config["init"]  # digits: a new head
+    assert ("reading the images as 3 channels" in said) == (arch == "zoonet")
+    assert said.count(f"zoo: {root.name}: ") == 1  # the folder's line once, with the channels it was read with

@@ -665,7 +665,8 @@ def open_folder(path: str | os.PathLike, opts: FolderOptions | None = None, log=
 def _say(spec: DatasetSpec, meta: dict, log) -> None:
     how = f" ({meta.get('channels_why', 'from the images')}; --channels to change)" if meta["channels_inferred"] \
         else ""
-    channels = "1 channel: grey" if spec.channels == 1 else f"{spec.channels} channels: colour"
+    channels = "1 channel: grey" if spec.channels == 1 else \
+        f"{spec.channels} channels: {'colour' if meta['channels_inferred'] else 'read as RGB'}"
     log(f"zoo: {spec.name}: {meta['n_train']:,} training and {meta['n_held_out']:,} held-out images "
         f"({spec.source.layout}), {spec.num_classes} classes, {channels}{how}, {spec.size}x{spec.size}")
     for note in meta["notes"]:

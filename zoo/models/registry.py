@@ -146,6 +146,18 @@ def create_model(name: str, dataset: str | DatasetSpec, *, pretrained: bool = Fa
     return model
 
 
+def adapts_channels(name: str, spec: DatasetSpec, channels: int) -> bool:
+    """Whether weights of `name` trained on `channels` input channels fit it built for `spec` once the first
+    convolution is adapted (zoo.models.transfer): every other tensor's shape the same. True for the classic
+    networks; False for ZooNet, whose whitening layer's width follows the channels."""
+    def shapes(s: DatasetSpec) -> dict:
+        return {k: tuple(v.shape) for k, v in get_model_entry(name).builder(s).state_dict().items()}
+
+    own, other = shapes(spec), shapes(replace(spec, channels=channels))
+    first = next((k for k, v in own.items() if len(v) == 4), None)  # the first convolution's weight
+    return own.keys() == other.keys() and all(own[k] == other[k] for k in own if k != first)
+
+
 def classifier(model: nn.Module) -> nn.Module:
     """The layer that maps features to classes: timm's get_classifier(), else the model's last Linear."""
     if hasattr(model, "get_classifier"):
