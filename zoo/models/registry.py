@@ -147,15 +147,13 @@ def create_model(name: str, dataset: str | DatasetSpec, *, pretrained: bool = Fa
 
 
 def adapts_channels(name: str, spec: DatasetSpec, channels: int) -> bool:
-    """Whether weights of `name` trained on `channels` input channels fit it built for `spec` once the first
-    convolution is adapted (zoo.models.transfer): every other tensor's shape the same. True for the classic
-    networks; False for ZooNet, whose whitening layer's width follows the channels."""
-    def shapes(s: DatasetSpec) -> dict:
-        return {k: tuple(v.shape) for k, v in get_model_entry(name).builder(s).state_dict().items()}
-
-    own, other = shapes(spec), shapes(replace(spec, channels=channels))
-    first = next((k for k, v in own.items() if len(v) == 4), None)  # the first convolution's weight
-    return own.keys() == other.keys() and all(own[k] == other[k] for k in own if k != first)
+    """Whether weights of `name` trained on `channels` input channels fit it built for `spec` after the adaptation
+    fine-tuning applies (transfer_state: the first convolution follows the channels): every tensor's shape the
+    same. True for the classic networks; False for ZooNet, whose whitening layer's width follows the channels."""
+    build = get_model_entry(name).builder
+    model = build(spec)
+    state, _ = transfer_state(model, build(replace(spec, channels=channels)).state_dict(), head="keep")
+    return all(k in state and state[k].shape == t.shape for k, t in model.state_dict().items())
 
 
 def classifier(model: nn.Module) -> nn.Module:
