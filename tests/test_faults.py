@@ -92,3 +92,84 @@ def test_read_only_destinations_are_one_line(command, read_only, fake_root, tmp_
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Read-only file system" in err and str(read_only) in err, err
     assert list(read_only.iterdir()) == []
+
+
+# ---------------------------------------------------------------- zoo deletes only what it wrote
+USER_FILES = ["holiday.png", "notes.txt", "previous/holiday.png", "previous/notes.txt", ".report-mine/keep.txt",
+              ".report-1/keep.txt", ".export-99999999999999999999/keep.txt", ".export-x/keep.txt", ".ir-1-a/keep.txt",
+              ".tmp-1/keep.txt"]
+
+
+def _user_files(root: Path) -> dict:
+    for i, name in enumerate(USER_FILES):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(f"the user's own {i}")
+    return {name: (root / name).read_text() for name in USER_FILES}
+
+
+def test_bench_and_export_leave_a_users_files_of_every_colliding_name(fake_root, tmp_path, capsys):
+    out = tmp_path / "out"
+    mine = _user_files(out)
+    bench = ["bench", "mlp", "mnist", "--random", "--no-eager", "--repeat", "2", "--warmup", "0", "--batch", "8",
+             "--data-dir", str(fake_root), "--no-verify", "--out", str(out)]
+    for _ in range(3):  # the second moves the first set to previous/, the third replaces that one
+        assert main(bench) == 0
+    assert main(["export", "mlp", "mnist", "--random", "--data-dir", str(fake_root), "--no-verify", "--out",
+                 str(out)]) == 0
+    assert {name: (out / name).read_text() for name in USER_FILES} == mine
+    assert (out / "report.json").is_file() and (out / "previous" / "report.json").is_file()
+    assert (out / "mlp.mnist.onnx").is_file()
+
+
+def test_a_report_is_not_written_over_a_users_file_of_its_name(fake_root, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.md").write_text("my notes")
+    capsys.readouterr()
+    assert main(["bench", "mlp", "mnist", "--random", "--no-eager", "--data-dir", str(fake_root), "--no-verify",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "report.md, which zoo did not write" in err and err.count("\n") == 1
+    assert (out / "report.md").read_text() == "my notes" and not (out / "report.json").exists()
+
+
+def test_a_report_file_changed_by_its_user_is_theirs(tmp_path):
+    from zoo.bench.report import replace_set
+
+    out, new = tmp_path / "out", tmp_path / "new"
+    out.mkdir(), new.mkdir()
+    for name in ("report.json", "plot.png"):
+        (new / name).write_text("zoo's")
+    replace_set(new, out, keep=False)
+    (out / "plot.png").write_text("edited by its user")
+    (new / "report.json").write_text("zoo's, again")
+    replace_set(new, out, keep=True)  # the new set lacks plot.png: zoo's would go; the edited one stays
+    assert (out / "plot.png").read_text() == "edited by its user"
+    assert (out / "report.json").read_text() == "zoo's, again" and (out / "previous" / "report.json").is_file()
+
+
+def test_a_sweep_takes_only_marked_folders_whose_writer_is_gone(tmp_path):
+    """The owner's lock, not its PID: a live writer in another process (another PID namespace or host alike)
+    keeps its folder; a killed one's is swept; an unmarked folder of the same name is never touched."""
+    from zoo.core.owned import OWNER, sweep
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\nfrom zoo.core.owned import owned_tempdir\n"
+        f"with owned_tempdir({str(tmp_path)!r}, '.export') as d:\n    print(d, flush=True)\n    time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    live = Path(holder.stdout.readline().strip())
+    dead = subprocess.run([sys.executable, "-c", (
+        "import os\nfrom zoo.core.owned import owned_tempdir\n"
+        f"with owned_tempdir({str(tmp_path)!r}, '.export') as d:\n    print(d, flush=True)\n    os._exit(9)")],
+        capture_output=True, text=True).stdout.strip()
+    (tmp_path / ".export-99999999999999999999").mkdir()
+    (tmp_path / ".export-fake").mkdir()
+    (tmp_path / ".export-fake" / OWNER).write_text("not zoo's marker")
+    try:
+        assert Path(dead).is_dir() and sweep(tmp_path, ".export") == [Path(dead)]
+        assert live.is_dir() and (tmp_path / ".export-99999999999999999999").is_dir()
+        assert (tmp_path / ".export-fake").is_dir()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sweep(tmp_path, ".export") == [live]  # its writer is gone now

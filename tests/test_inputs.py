@@ -270,11 +270,13 @@ def test_a_full_disk_while_decoding_a_folder_is_one_line_and_leaves_nothing(tmp_
 def test_a_killed_exports_temporary_folder_is_swept_by_the_next(tmp_path):
     from zoo.core.io import sweep_stale
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (tmp_path / f".export-{dead.stdout.strip()}-abc").mkdir()  # a process that is gone
-    (tmp_path / f".export-{os.getpid()}-live").mkdir()  # this one, alive
+    code = ("import os\nfrom zoo.core.owned import owned_tempdir\n"
+            f"with owned_tempdir({str(tmp_path)!r}, '.export') as d:\n    os._exit(9)")  # killed inside its export
+    subprocess.run([sys.executable, "-c", code], check=False)
+    (tmp_path / f".export-{os.getpid()}-mine").mkdir()  # a user's folder of that name: not zoo's, never swept
+    assert len(list(tmp_path.glob(".export-*"))) == 2
     sweep_stale(tmp_path, ".export")
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f".export-{os.getpid()}-live"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".export-{os.getpid()}-mine"]
 
 
 def test_publishing_a_run_that_is_training_is_refused(fake_root, tmp_path):
@@ -477,9 +479,11 @@ def test_a_killed_publishs_scratch_folder_is_swept_by_the_next(tmp_path, monkeyp
     from zoo.core.io import scratch_dir
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    left = tmp_path / "cache" / "zoo" / "tmp" / f".publish-{dead.stdout.strip()}-abc"
-    left.mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os\nfrom zoo.core.io import scratch_dir\n"
+                           "with scratch_dir('publish') as d:\n    print(d, flush=True)\n    os._exit(9)"],
+                          capture_output=True, text=True)
+    left = Path(dead.stdout.strip())
+    assert left.is_dir()
     with scratch_dir("publish") as tmp:
         assert not left.exists() and Path(tmp).parent == left.parent
     # every temporary folder zoo makes is one that a later command sweeps: none in the system's temp folder

@@ -18,6 +18,7 @@ from zoo.bench.measure import LATENCY_BUDGET_S, MIN_RUNS, TAIL_RUNS
 from zoo.core.cards import BenchRow
 from zoo.core.errors import ZooError
 from zoo.core.io import atomic_write_bytes, read_json
+from zoo.core.owned import OWNER, owned_files, write_manifest
 from zoo.core.ui import console
 
 # (key, header with units, format)
@@ -186,34 +187,51 @@ REPORT_FILES = ("report.json", "report.md", "report.csv", "report.html", "*.png"
 
 
 def keep_previous(out: Path) -> Path | None:
-    """A report already in `out` moves to out/previous/ (an older one there goes) before a new one is written;
-    returns that folder, or None when there was no report."""
+    """The report zoo wrote in `out` moves to out/previous/ (the one zoo wrote there goes) before a new one is
+    written; returns that folder, or None when there was no report. Only files zoo can prove it wrote move or go
+    (zoo.core.owned): a user's files in either folder stay as they are."""
     out = Path(out)
-    old = [p for pattern in REPORT_FILES for p in out.glob(pattern) if p.is_file()]
-    if not (out / "report.json").is_file() or not old:
+    old = owned_files(out)
+    if not old:
         return None
     prev = out / "previous"
-    if prev.is_dir():
-        for p in prev.iterdir():
-            if p.is_file():
-                p.unlink()
+    if prev.is_symlink() or (prev.exists() and not prev.is_dir()):
+        return None  # not a folder zoo made: the old set is replaced instead of kept
+    for p in owned_files(prev):
+        p.unlink()
     prev.mkdir(exist_ok=True)
-    for p in old:
-        os.replace(p, prev / p.name)
+    moved = [p.name for p in old if not (prev / p.name).exists()]  # a user's file of that name stays in place
+    for name in moved:
+        os.replace(out / name, prev / name)
+    write_manifest(prev, moved, "zoo bench report")
     return prev
 
 
-def replace_set(new: Path, out: Path, keep: bool) -> tuple[list[Path], Path | None]:
+def foreign_files(out: Path, names: list[str]) -> list[str]:
+    """The names a report would write in `out` that are already there and are not zoo's (a user's files)."""
+    mine = {p.name for p in owned_files(out)}
+    return [n for n in names if (Path(out) / n).exists() and n not in mine]
+
+
+def replace_set(new: Path, out: Path, keep: bool, adopt: tuple[str, ...] = ()) -> tuple[list[Path], Path | None]:
     """Move a report set written whole in the folder `new` into `out`, in one quick step after it is complete:
-    the set already there moves to out/previous/ (`keep`) or goes, so that `out` never mixes two sets and an
-    interrupted render leaves the old set as it was. Returns the new paths and the previous set's folder."""
+    the set zoo wrote there before moves to out/previous/ (`keep`) or goes, so that `out` never mixes two sets and
+    an interrupted render leaves the old set as it was. A file of `out` that zoo did not write is never replaced:
+    such a name is refused before anything moves; `adopt` names files taken as zoo's all the same (the report
+    zoo report re-renders in place). Returns the new paths and the previous set's folder."""
     out = Path(out)
+    names = sorted(p.name for p in Path(new).iterdir() if p.name != OWNER)
+    clash = [n for n in foreign_files(out, names) if n not in adopt]
+    if clash:
+        raise ZooError(f"{out} holds {', '.join(clash[:3])}{' ...' if len(clash) > 3 else ''}, which zoo did not "
+                       f"write; a report would replace it: move it, or choose another --out")
     prev = keep_previous(out) if keep else None
-    names = sorted(p.name for p in Path(new).iterdir())
-    for p in [p for pattern in REPORT_FILES for p in out.glob(pattern) if p.is_file() and p.name not in names]:
-        p.unlink()  # a file of the old set that the new one does not have (a plot of a model no longer benched)
+    for p in owned_files(out):
+        if p.name not in names:
+            p.unlink()  # a file of zoo's old set that the new one does not have (a plot of a model no longer benched)
     for name in names:
         os.replace(Path(new) / name, out / name)
+    write_manifest(out, names, "zoo bench report")
     return [out / n for n in names], prev
 
 

@@ -6,7 +6,6 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -116,22 +115,16 @@ def waiting_lock(path: str | os.PathLike):
 
 
 def sweep_stale(folder: str | os.PathLike, prefix: str) -> None:
-    """Remove `folder`'s temporary folders named PREFIX-PID-... whose process is gone (killed mid-write): they
-    are never committed, and nothing else would remove them."""
-    folder = Path(folder)
-    for d in folder.glob(f"{prefix}-*") if folder.is_dir() else ():
-        try:
-            os.kill(int(d.name[len(prefix) + 1:].split("-")[0]), 0)
-        except (ProcessLookupError, ValueError):
-            shutil.rmtree(d, ignore_errors=True)
-        except PermissionError:  # another user's live process
-            pass
+    """Remove `folder`'s temporary folders named PREFIX-... that a killed zoo left (zoo.core.owned: only folders
+    carrying zoo's marker whose writer is provably gone; a user's folder of the same name is never touched)."""
+    from zoo.core.owned import sweep
+
+    sweep(folder, prefix)
 
 
-def scratch_dir(kind: str) -> tempfile.TemporaryDirectory:
-    """A temporary folder in zoo's cache (cache_dir("tmp")/.KIND-PID-...), removed when done; those that killed
+def scratch_dir(kind: str):
+    """A temporary folder in zoo's cache (cache_dir("tmp")/.KIND-...), removed when done; those that killed
     processes left behind are swept first, so that a kill -9 never leaves files that nothing removes."""
-    parent = cache_dir("tmp")
-    parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale(parent, f".{kind}")
-    return tempfile.TemporaryDirectory(dir=parent, prefix=f".{kind}-{os.getpid()}-")
+    from zoo.core.owned import owned_tempdir
+
+    return owned_tempdir(cache_dir("tmp"), f".{kind}")

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from PIL import Image
 
 from zoo.core.errors import ZooError, plural
 from zoo.core.io import atomic_write_json, cache_dir, read_json, sweep_stale
+from zoo.core.owned import OWNER, owned_tempdir
 from zoo.data.images import EXTENSIONS, ImageSpec, Problem, decode, infer_polarity, open_image
 from zoo.data.specs import DatasetSpec, FolderSource, find_dataset, get_dataset_spec, register_dataset
 
@@ -553,8 +553,7 @@ def _build(listing: Listing, channels: int, size: int, dest: Path, log) -> None:
     files = [f for f, _ in listing.train + listing.held_out]
     labels = np.array([lab for _, lab in listing.train + listing.held_out], dtype=np.int64)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".tmp-{os.getpid()}-"))
-    try:
+    with owned_tempdir(dest.parent, ".tmp") as tmp:
         t0 = time.perf_counter()
         log(f"zoo: decoding {plural(len(files), 'image')} of {listing.root} into zoo's cache (once; later runs map it)")
         images = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.uint8, (len(files), channels, size, size))
@@ -582,13 +581,12 @@ def _build(listing: Listing, channels: int, size: int, dest: Path, log) -> None:
             "mean": mean, "std": std, "decode_s": round(wall, 2), "images_per_s": round(len(files) / wall),
             "skipped": [{"path": p.path, "reason": p.reason} for p in listing.skipped + [b for _, b in bad]]})
         del images
+        (tmp / OWNER).unlink()  # the folder becomes the cache entry: no longer a temporary one to sweep
         try:
             os.replace(tmp, dest)
         except OSError:
             if not (dest / "meta.json").is_file():
                 raise  # not another process that decoded the same files first
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _clean_stale(folder: Path) -> None:
