@@ -124,3 +124,16 @@ def test_timm_models_forward_backward(name, dataset):
 def test_unknown_timm_model():
     with pytest.raises(ZooError, match="unknown timm model 'resnet1'"):
         create_model("timm/resnet1", "cifar10")
+
+
+def test_the_shipped_catalog_is_what_the_registry_builds_today():
+    """zoo list reads weights/catalog.json instead of building 36 models: a model changed without writing the
+    catalog again (zoo.models.catalog.write_catalog) fails here. In a fresh interpreter: other tests register
+    models of their own in this one."""
+    import subprocess
+    import sys
+
+    code = ("import json; from zoo.models.catalog import catalog_file; from zoo.core.shipped import weights_dir\n"
+            "assert json.loads((weights_dir() / 'catalog.json').read_text()) == json.loads(json.dumps(catalog_file()))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-1500:]

@@ -19,8 +19,8 @@ from zoo.bench.measure import top1
 from zoo.core.cards import SEAL, RunCard, WeightsCard, sealed
 from zoo.core.errors import ZooError
 from zoo.core.io import atomic_write_bytes, atomic_write_json, read_json, read_jsonl, scratch_dir
-from zoo.core.shipped import manifest, read_manifest, sha256_bytes, weights_dir, write_manifest
-from zoo.core.sources import from_path
+from zoo.core.shipped import eval_sample, manifest, read_manifest, sha256_bytes, weights_dir, write_manifest
+from zoo.core.sources import Target, from_path
 from zoo.data import DataOptions, EvalSet, get_dataset_spec, load_eval_set, load_split
 from zoo.export import export
 from zoo.train.rundir import run_lock
@@ -135,4 +135,61 @@ def write_eval_samples(dest: Path, per_class: dict[str, int], data: DataOptions 
         atomic_write_bytes(Path(dest) / f"eval_{name}.npz", buf.getvalue())
         paths.append(Path(dest) / f"eval_{name}.npz")
         log(f"eval sample {name}: {len(idx)} images, {len(buf.getvalue()) / 1e6:.2f} MB")
+    return paths
+
+
+SAMPLES = {"mnist": (10, 2), "cifar10": (10, 2), "cifar100": (20, 1)}  # dataset: (classes, images per class)
+
+
+def write_sample_images(dest: Path, log=print) -> list[Path]:
+    """The images `zoo predict MODEL DATASET` classifies when it is given none: real test images from the shipped
+    evaluation samples, as PNG files named for their class (dest/samples/DATASET/CLASS_K.png). Digits come both
+    ways round: the first of each class as the dataset has it (light ink on dark), the second drawn dark on light,
+    which zoo predict inverts first."""
+    from PIL import Image
+
+    paths = []
+    for name, (classes, k) in SAMPLES.items():
+        x, y = eval_sample(name)
+        spec, folder = get_dataset_spec(name), Path(dest) / "samples" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        step = spec.num_classes // classes
+        for c in range(0, spec.num_classes, step):
+            for i, idx in enumerate(torch.nonzero(y == c).flatten()[:k].tolist()):
+                pixels = x[idx].permute(1, 2, 0).numpy().squeeze()
+                drawn = "_dark-on-light" if name == "mnist" and i == 1 else ""
+                path = folder / f"{spec.class_names[c]}_{i}{drawn}.png"
+                buf = io.BytesIO()
+                Image.fromarray(255 - pixels if drawn else pixels).save(buf, "PNG", optimize=True)
+                atomic_write_bytes(path, buf.getvalue())
+                paths.append(path)
+        log(f"sample images {name}: {len(list(folder.glob('*.png')))} in {folder}")
+    return paths
+
+
+SHIPPED_EXPORTS = (("resnet20", "cifar10"), ("cnn", "mnist"))  # the README's first commands
+
+
+def write_shipped_exports(dest: Path, data: DataOptions | None = None, log=print) -> list[Path]:
+    """The fp32 exports of the README's pairs, sealed, in dest/exports/ laid out as zoo's export cache: a fresh
+    install predicts on them without torch and without exporting (zoo.export.cachekey.sealed_export). An
+    entry of an older export revision is removed (it would never be read again)."""
+    from zoo.export.cache import exported
+
+    root, paths = Path(dest) / "exports", []
+    keep = set()
+    for arch, dataset in SHIPPED_EXPORTS:
+        path, _ = exported(Target(arch, dataset, pretrained=True), "fp32", data or DataOptions(), log=log)
+        folder = root / path.parent.name
+        folder.mkdir(parents=True, exist_ok=True)
+        for f in (path, path.with_name(path.name + ".seal")):
+            atomic_write_bytes(folder / f.name, f.read_bytes())
+        keep.add(folder.name)
+        paths.append(folder / path.name)
+        log(f"shipped export {folder.name}/{path.name}: {path.stat().st_size / 1e6:.2f} MB")
+    for old in root.iterdir():
+        if old.is_dir() and old.name not in keep:
+            for f in old.iterdir():
+                f.unlink()
+            old.rmdir()
     return paths

@@ -90,6 +90,13 @@ def pretrained_path(arch: str, dataset: str) -> tuple[Path, WeightsCard]:
     return path, card
 
 
+def sample_images(dataset: str | None) -> Path | None:
+    """The folder of real test images shipped for `dataset` (what zoo predict classifies when given none), or
+    None when there is none."""
+    folder = weights_dir() / "samples" / str(dataset)
+    return folder if dataset and folder.is_dir() else None
+
+
 def eval_sample(dataset: str):
     """The shipped evaluation sample of a test split as (uint8 [N, C, H, W], int64 [N]), or None."""
     import numpy as np

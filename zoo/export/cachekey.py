@@ -5,7 +5,8 @@ or onnx (about 4 s of CPU time at start-up; zoo.export.cache makes and checks th
 An entry is `exports/<weights sha256[:16]>[-<tta>]-<settings>-r<revision>/<arch>.<dataset>[-<precision>].onnx`,
 sealed once it has passed `check_onnx` by `<file>.seal`: the file's own sha256 and what it was made from. A
 sealed file whose bytes still hash to its seal is used without the check; anything else goes the long way
-(checked, or rebuilt)."""
+(checked, or rebuilt). A few sealed entries ship in the package (weights/exports/, same layout), so that the
+headline pairs predict at once on a fresh install."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 from zoo.core.cards import tta_of
 from zoo.core.errors import ZooError
 from zoo.core.io import atomic_write_json, cache_dir
-from zoo.core.shipped import sha256_file
+from zoo.core.shipped import sha256_file, weights_dir
 from zoo.core.sources import Target, card_at, pretrained_path, weights_file
 
 # Bump whenever export writes a different graph for the same weights (zoo bench's cache keys on it).
@@ -84,4 +85,11 @@ def sealed_export(target: Target, precision: str) -> Path | None:
     except (ZooError, OSError):  # the long way says what is wrong
         return None
     path = entry_folder(sha, tta_of(card)) / onnx_name(target.arch, target.dataset, precision)
-    return path if is_sealed(path, sha, precision, tta_of(card)) else None
+    shipped = shipped_exports() / path.parent.name / path.name  # made at publish time for the headline pairs
+    return next((p for p in (path, shipped) if is_sealed(p, sha, precision, tta_of(card))), None)
+
+
+def shipped_exports() -> Path:
+    """Sealed exports that ship inside the package (weights/exports/, laid out as the cache is): the README's
+    first commands answer without torch and without exporting on a fresh install."""
+    return weights_dir() / "exports"
