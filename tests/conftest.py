@@ -8,8 +8,11 @@ import torch
 # error it is: the rule is checked wherever the suite reaches, not only in the tests written for it.
 os.environ["ZOO_CHECK_ADVICE"] = "1"
 
-# Real datasets live beside the checkout in our workplace; the project never requires them.
-SHARED_DATA = Path(os.environ.get("ZOO_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+# The real datasets: $ZOO_DATA when it holds them (the folder users point zoo at, in the layout zoo train
+# --download leaves), else the packed copy beside the checkout in our workplace, unpacked once per run. The
+# project never requires either: the tests that need them skip, saying so.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+REAL_LAYOUT = ("MNIST", "cifar-10-batches-py", "cifar-100-python")
 
 
 @pytest.fixture(autouse=True)
@@ -40,16 +43,17 @@ def fake_root(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def real_root(tmp_path_factory):
-    """The real datasets unpacked into a temp folder; skips when ../shared/datasets is absent."""
+    """A folder holding the real datasets (see REAL_LAYOUT); skips when there is none."""
     import subprocess
     import sys
 
+    given = os.environ.get("ZOO_DATA")
+    if given and all((Path(given) / d).is_dir() for d in REAL_LAYOUT):
+        return Path(given)
     script = SHARED_DATA / "unpack.sh"
     if not script.is_file():
-        pytest.skip("real datasets not found: set ZOO_REAL_DATA to a folder holding unpack.sh and the data files")
-    target = os.environ.get("ZOO_REAL_UNPACKED")  # reuse an unpacked copy when given
-    if target and (Path(target) / "MNIST").is_dir():
-        return Path(target)
+        pytest.skip(f"real datasets not found: set ZOO_DATA to a folder holding {', '.join(REAL_LAYOUT)} (as zoo "
+                    f"train --download leaves them)")
     root = tmp_path_factory.mktemp("real")
     subprocess.run(["bash", str(script), str(root)], check=True, capture_output=True,
                    env={**os.environ, "PYTHON": sys.executable})

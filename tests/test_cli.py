@@ -178,7 +178,7 @@ def test_skip_reasons_name_a_variable_not_a_path_outside_the_repository():
     sources = [p.read_text() for p in (REPO / "tests").glob("*.py")]
     reasons = [m for s in sources for m in re.findall(r"pytest\.skip\((.*?)\)", s)]
     assert reasons and not [r for r in reasons if "../" in r or "shared" in r]
-    assert any("ZOO_REAL_DATA" in r for r in reasons)
+    assert any("ZOO_DATA" in r for r in reasons)
 
 
 def test_output_piped_into_a_reader_that_stops_ends_quietly():

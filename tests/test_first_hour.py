@@ -155,12 +155,121 @@ def test_plain_words():
 
 
 # ---------------------------------------------------------------- the README's Python
-def test_the_readme_python_runs_as_written(tmp_path):
-    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+# Placeholders a Python block in the docs may hold, each marked as such beside it, and what the test fills in.
+PLACEHOLDERS = {'"path/to/zoo"': lambda root: repr(str(REPO)), '"data"': lambda root: repr(str(root))}
+
+
+@pytest.mark.parametrize("page", ["README.md", *sorted(p.name for p in (REPO / "docs").glob("*.md")
+                                                       if "```python" in p.read_text())])
+def test_every_python_block_in_the_docs_runs_as_written(page, tmp_path, fake_root):
+    text = (REPO / page if page == "README.md" else REPO / "docs" / page).read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
     assert blocks
-    images, _ = _sample("cifar10", 1)
-    Image.fromarray(images[0].transpose(1, 2, 0)).save(tmp_path / "cat.png")
     for code in blocks:
+        for placeholder, fill in PLACEHOLDERS.items():
+            if placeholder in code:
+                assert re.search(re.escape(placeholder.strip('"')) + r"[^\n]*#[^\n]*", text), \
+                    f"{page}: {placeholder} is not marked as a placeholder"
+                code = code.replace(placeholder, fill(fake_root))
         r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                            env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
-        assert r.returncode == 0, r.stderr[-2000:]
+        assert r.returncode == 0, (page, r.stderr[-2000:])
+
+
+# ---------------------------------------------------------------- a fresh clone: the README's first commands
+def _zoo(argv, **env):
+    """zoo in a fresh interpreter: (exit code, whether torch was imported, stdout, stderr)."""
+    code = ("import sys, contextlib, io\nimport zoo.cli as c\nout, err = io.StringIO(), io.StringIO()\n"
+            "with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):\n    rc = c.main(sys.argv[1:])\n"
+            "sys.__stdout__.write(repr((rc, 'torch' in sys.modules, out.getvalue(), err.getvalue())))")
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                          env={**__import__("os").environ, "COLUMNS": "200", **env})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return eval(done.stdout)
+
+
+@pytest.mark.parametrize("model, dataset, n", [("resnet20", "cifar10", 20), ("cnn", "mnist", 20)])
+def test_predict_with_no_images_reads_the_shipped_samples_without_torch(model, dataset, n):
+    """The README's first command on a fresh install: the shipped export is used as it is (no torch), the
+    sample images are real test images named for their class, and the model reads most of them right."""
+    rc, torch_loaded, out, err = _zoo(["predict", model, dataset, "--json", "--top-k", "1"])
+    assert rc == 0 and not torch_loaded, err
+    assert "no images given: classifying the sample" in err and f"predicting with {model}.{dataset}: the weights " \
+        "shipped with zoo" in err
+    rows = json.loads(out)
+    assert len(rows) == n
+    right = [Path(r["file"]).name.split("_")[0] == r["top"][0]["class"] for r in rows]
+    assert sum(right) >= 0.8 * n, rows
+    if dataset == "mnist":  # digits drawn both ways round, both read
+        dark = [ok for r, ok in zip(rows, right) if "dark-on-light" in r["file"]]
+        assert len(dark) == 10 and sum(dark) >= 8
+
+
+@pytest.mark.parametrize("argv", [["predict", "resnet20", "cifar10", "photos/"],
+                                  ["predict", "resnet20", "cifar10", "no/*.png", "gone.jpg"],
+                                  ["bench", "resnet20", "cifar10", "--weights", "no/such/run"],
+                                  ["export", "resnet20", "cifar10", "--weights", "no/such/run"]])
+def test_a_path_that_is_not_there_is_refused_before_any_model(argv):
+    rc, torch_loaded, out, err = _zoo(argv)
+    assert rc == 2 and not torch_loaded and err.count("\n") == 1, (rc, err)
+    assert "no such" in err or "not found" in err or "no file matches" in err, err
+
+
+def test_zoo_list_reads_its_figures_without_building_a_model():
+    rc, torch_loaded, out, err = _zoo(["list", "--json"])
+    assert rc == 0 and not torch_loaded
+    rows = json.loads(out)
+    assert len(rows) >= 30 and {"params", "size_mb", "macs", "top1"} <= set(rows[0])
+    rc, _, out, _ = _zoo(["list", "resnet*", "--paper", "--json"])
+    assert [(r["model"], r["dataset"]) for r in json.loads(out)] == [("resnet20", "cifar10"), ("resnet18", "cifar10"),
+                                                                     ("resnet20", "cifar100"), ("resnet18", "cifar100")]
+
+
+def test_the_python_api_raises_for_an_image_it_cannot_read(tmp_path):
+    import zoo
+    from zoo.core.errors import ZooError
+
+    p = zoo.Predictor("cnn", "mnist")
+    samples = zoo.sample_images("mnist")
+    assert len(samples) == 20 and all(s.suffix == ".png" for s in samples)
+    with pytest.raises(ZooError, match=r"1 of 2 images could not be read: .*cat.png: cannot read it \(No such file"):
+        p.predict([samples[0], tmp_path / "cat.png"])
+    results = p.predict([samples[0], tmp_path / "cat.png"], errors="return")
+    assert results[0].top[0][0] == "0" and results[1].reason
+    with pytest.raises(ZooError, match="no sample images for 'kmnist'"):
+        zoo.sample_images("kmnist")
+
+
+# ---------------------------------------------------------------- a busy machine still gets a recommendation
+def _busy(runtime, precision, p50, img_s, load=60):
+    return _row(runtime=runtime, precision=precision, latency_ms_p50=p50, throughput_img_s=img_s, throughput_batch=256,
+                weights_sha256="ab" * 32, export_revision=7, torch_top1_change=0.0, torch_agreement=100.0,
+                flags=[f"busy (others used {load}% of the CPU)"])
+
+
+def test_busy_rows_give_a_provisional_recommendation_that_a_quiet_bench_replaces(tmp_path, monkeypatch):
+    import zoo.core.deploy as deploy
+    from zoo.bench.recommend import line, recommend
+
+    monkeypatch.setattr(deploy, "cache_file", lambda: tmp_path / "deploy.json")
+    rows = [_busy("onnxruntime", "fp32", 1.0, 631.0), _busy("openvino (f32)", "int8", 0.4, 2817.0, load=72)]
+    rec = recommend(rows)["cnn.mnist"]
+    assert rec["throughput"]["runtime"] == "openvino (f32)" and rec["throughput"]["precision"] == "int8"
+    assert "72%" in rec["provisional"] and "provisional" in line("cnn.mnist", rec)
+    taken = recommend(rows, accept_busy=True)["cnn.mnist"]
+    assert taken["throughput"]["runtime"] == "openvino (f32)" and "provisional" not in taken
+    key = deploy.deploy_key("ab" * 32, 7, 2)
+    assert deploy.remember(key, rec)  # nothing there yet: the provisional one is kept
+    assert deploy.remember(key, taken) and not deploy.remember(key, rec)  # clean replaces it; busy never a clean one
+    assert "provisional" not in deploy.recall("ab" * 32, 7, 2)[0]
+
+
+def test_a_damaged_deploy_entry_is_ignored_not_a_traceback(tmp_path, monkeypatch):
+    import zoo.core.deploy as deploy
+
+    monkeypatch.setattr(deploy, "cache_file", lambda: tmp_path / "deploy.json")
+    key = deploy.deploy_key("ab" * 32, 7, 2)
+    for bad in ({}, "x", None, 3, {"latency": {"runtime": "onnxruntime"}, "throughput": 1},
+                {"latency": {"runtime": "o", "precision": "fp32", "p50_ms": None, "img_s": 1, "batch": 1}}):
+        (tmp_path / "deploy.json").write_text(json.dumps({key: bad}))
+        assert deploy.recall("ab" * 32, 7, 2)[0] is None and deploy.entries() == []

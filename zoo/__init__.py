@@ -32,7 +32,19 @@ def load(name: str, dataset: str, pretrained: bool = True, **overrides):
     return create_model(name, dataset, pretrained=pretrained, **overrides).eval()
 
 
+def sample_images(dataset: str) -> list:
+    """The real test images zoo ships for `dataset` (mnist, cifar10, cifar100: 20 PNG files each, named for their
+    class; digits drawn both ways round), e.g. to try a model: zoo.Predictor("resnet20", "cifar10").predict(
+    zoo.sample_images("cifar10"))."""
+    from zoo.core.shipped import sample_images as folder
+
+    found = folder(dataset)
+    if found is None:
+        raise ZooError(f"zoo ships no sample images for {dataset!r}; it has them for mnist, cifar10 and cifar100")
+    return sorted(found.glob("*.png"))
+
+
 __getattr__, __dir__ = lazy_names(globals(), _LAZY)
 
 
-__all__ = ["ZooError", "load", "__version__", *_LAZY]
+__all__ = ["ZooError", "load", "sample_images", "__version__", *_LAZY]

@@ -101,9 +101,13 @@ def cmd_list(args) -> int:
         check_model(args.pattern)
     if args.dataset:
         check_dataset(args.dataset)
-    from zoo.models.catalog import list_rows
+    from zoo.core.catalog import listed_rows
 
-    rows = list_rows(args.pattern, args.dataset, args.paper)
+    rows = listed_rows(args.pattern, args.dataset, args.paper)  # shipped figures: no torch, no model built
+    if not rows:  # a folder's pairs, or an error to word as the registry does
+        from zoo.models.catalog import list_rows
+
+        rows = list_rows(args.pattern, args.dataset, args.paper)
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -260,12 +264,13 @@ def _train_one(args, arch: str, dataset: str, cfg, out, resume: bool) -> int:
         print(f"zoo: {e}", file=sys.stderr)
         return e.exit_code
     done = f"already finished its {plural(s['epochs'], 'epoch')}; " if s.get("already_finished") else ""
-    print(f"{s['arch']}.{s['dataset']}: {done}best test accuracy {s['best_test_acc']:.2f}% -> {s['out']}")
     start = s.get("init_test_acc")
+    versus = f" ({s['best_test_acc'] - start:+.2f} pt on the --init weights' {start:.2f}%)" if start is not None else ""
+    print(f"{s['arch']}.{s['dataset']}: {done}best test accuracy {s['best_test_acc']:.2f}%{versus} -> {s['out']}")
     if start is not None and start >= s["best_test_acc"]:
-        print(f"zoo: note: the --init weights scored {start:.2f}% before training and no epoch improved on them "
-              f"on these held-out images (they may already fit this data): try --freeze-backbone, which trains the "
-              f"classifier alone, or a lower --lr", file=sys.stderr)
+        print(f"zoo: note: no epoch improved on the --init weights on these held-out images, so the run keeps them "
+              f"as its best (they may already fit this data): try --freeze-backbone, which trains the classifier "
+              f"alone, or a lower --lr", file=sys.stderr)
     return 0
 
 
@@ -309,6 +314,7 @@ def cmd_export(args) -> int:
         raise ZooError("zoo export needs MODEL DATASET (e.g. zoo export resnet20 cifar10 --pretrained) "
                        "or --matrix paper")
     for t in targets:
+        print(f"zoo: exporting {t.describe()}", flush=True)
         r = export(t.arch, t.dataset, weights=t.weights, pretrained=t.pretrained, out=args.out, opset=args.opset,
                    precision=args.precision, calib_size=args.calib_size, exporter=args.exporter,
                    eval_images=args.eval_images, int8_max_drop=args.int8_max_drop, data=_data(args),
@@ -336,6 +342,7 @@ def cmd_bench(args) -> int:
 
     load_before = other_load()
     out = writable_dir(args.out)
+    _check_report_folder(out)
     cfg = BenchConfig(precisions=_split(args.precision) or ("fp32",), providers=_split(args.provider),
                       threads=args.threads or BenchConfig.threads, warmup=args.warmup, runs=args.repeat,
                       batch=max(args.batch), sweep=tuple(args.batch) if len(args.batch) > 1 else (),
@@ -343,6 +350,8 @@ def cmd_bench(args) -> int:
                       runtimes=_runtimes(args.runtime)).validate()
     targets = bench_targets(args.model, _dataset(args, args.weights), weights=args.weights, random=args.random,
                             onnx=args.onnx, matrix=args.matrix, runs_dir=args.runs)
+    for t in targets[:1] if len(targets) == 1 else ():
+        print(f"zoo: benching {t.describe()}", flush=True)
     providers, notes = resolve_providers(cfg)
     if "fp16" in cfg.precisions and "cuda" not in providers:
         notes.append("fp16 not measured: it is a GPU precision and no CUDA provider runs here")
@@ -358,10 +367,20 @@ def cmd_bench(args) -> int:
                 bar.print(f"zoo: error: {t.name}: {e}", err=True)
             bar.done()
     report = {"environment": environment(cfg, providers, load_before), "rows": rows, "notes": notes,
-              "recommendation": recommend(rows)}
+              "recommendation": recommend(rows, accept_busy=args.accept_busy)}
     _remember(report["recommendation"], cfg.threads)
     _render(report, out, args.runs, keep=True)
     return 1 if any(r.error for r in rows) else 0
+
+
+def _check_report_folder(out) -> None:
+    """Before minutes of measuring: a report's fixed names in `out` that zoo did not write are refused now."""
+    from zoo.bench.report import foreign_files
+
+    clash = foreign_files(out, ["report.json", "report.md", "report.csv", "report.html"])
+    if clash:
+        raise ZooError(f"{out} holds {', '.join(clash)}, which zoo did not write; a report would replace it: move "
+                       f"it, or choose another --out")
 
 
 def _runtimes(arg: str | None) -> tuple[str, ...]:
@@ -381,7 +400,9 @@ def _remember(recs: dict, threads: int | None) -> None:
     for name, rec in recs.items():
         if rec.get("weights_sha256") and not rec.get("none"):
             key = deploy_key(rec["weights_sha256"], rec["export_revision"], threads, rec.get("tta") or "")
-            remember(key, {"model": name, **rec})
+            if not remember(key, {"model": name, **rec}):
+                print(f"zoo: {name}: kept the recommendation measured on a quieter machine; this one was timed "
+                      f"busy (--accept-busy to take it)")
 
 
 class _Bar:
@@ -420,25 +441,24 @@ class _Bar:
             self.progress.stop()
 
 
-def _render(report: dict, out, runs: str, keep: bool = False) -> None:
+def _render(report: dict, out, runs: str, keep: bool = False, adopt: tuple[str, ...] = ()) -> None:
     """report.md/json/csv, the plots and report.html into `out`, all at once, then the table: zoo bench and zoo
     report alike. The set is rendered in a temporary folder inside `out` and moved in whole (an interrupted or
-    out-of-space render leaves the old set as it was); with `keep`, the old set moves to out/previous/."""
-    import tempfile
+    out-of-space render leaves the old set as it was); with `keep`, the old set moves to out/previous/. Only
+    files zoo wrote are moved or replaced (zoo.bench.report.replace_set)."""
     from pathlib import Path
 
     from zoo.bench.html import write_html
     from zoo.bench.plots import render_plots
     from zoo.bench.report import print_table, replace_set, write_reports
-    from zoo.core.io import sweep_stale
+    from zoo.core.owned import owned_tempdir
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    sweep_stale(out, ".report")  # a killed render's folder
-    with tempfile.TemporaryDirectory(dir=out, prefix=f".report-{os.getpid()}-") as tmp:
-        plots = render_plots(report, Path(tmp), Path(runs))
-        write_reports(report, Path(tmp)), write_html(report, Path(tmp), plots)
-        paths, prev = replace_set(Path(tmp), out, keep)
+    with owned_tempdir(out, ".report") as tmp:  # a killed render's folder is swept first
+        plots = render_plots(report, tmp, Path(runs))
+        write_reports(report, tmp), write_html(report, tmp, plots)
+        paths, prev = replace_set(tmp, out, keep, adopt)
     if prev is not None:
         print(f"zoo: the previous report in {out} moved to {prev}")
     print_table(report)
@@ -451,8 +471,10 @@ def cmd_report(args) -> int:
     from zoo.bench.report import load_report
 
     report = load_report(Path(args.report))
-    out = Path(args.out or (args.report if Path(args.report).is_dir() else Path(args.report).parent))
-    _render(report, out, args.runs)
+    source = Path(args.report) / "report.json" if Path(args.report).is_dir() else Path(args.report)
+    out = Path(args.out or source.parent)
+    in_place = source.name == "report.json" and out.resolve() == source.parent.resolve()
+    _render(report, out, args.runs, adopt=("report.json",) if in_place else ())  # the file it read is rewritten
     return 0
 
 
@@ -473,20 +495,22 @@ def _predict_source(items: list[str]) -> tuple[str, str | None, list[str]]:
 
 
 def cmd_predict(args) -> int:
-    from zoo.data.images import EXTENSIONS, find_images
+    source, dataset, image_args = _predict_source(args.items)
+    from zoo.data.images import EXTENSIONS, find_images  # numpy and Pillow: the paths are checked before any model
+
+    image_args = image_args or _samples(source, dataset)
+    paths, problems = find_images(image_args)
+    if not paths:
+        raise ZooError("; ".join(f"{_printable(p.path)}: {p.reason}" for p in problems) if problems else
+                       f"no images in {', '.join(image_args)} ({', '.join(sorted(EXTENSIONS))})")
     from zoo.predict.predictor import Predictor
 
-    source, dataset, image_args = _predict_source(args.items)
-    if not image_args:
-        raise ZooError("no images given: name files, folders or globs after the model")
-    paths, problems = find_images(image_args)
+    print(f"zoo: predicting with {_predict_weights(source, dataset)}", file=sys.stderr, flush=True)
     predictor = Predictor(source, dataset, threads=args.threads, batch=args.batch, runtime=args.runtime,
-                          data=_data(args) if dataset or not source.endswith((".onnx", ".ort", ".xml")) else None, invert=args.invert,
-                          images=len(paths), log=lambda line: print(line, file=sys.stderr))
+                          data=_data(args) if dataset or not source.endswith((".onnx", ".ort", ".xml")) else None,
+                          invert=args.invert, images=len(paths), log=lambda line: print(line, file=sys.stderr))
     if hasattr(sys.stdout, "reconfigure"):  # a name that is not UTF-8 is written as its own bytes in CSV
         sys.stdout.reconfigure(errors="surrogateescape")
-    if not paths and not problems:
-        raise ZooError(f"no images in {', '.join(image_args)} ({', '.join(sorted(EXTENSIONS))})")
     args.top_k = min(args.top_k, len(predictor.classes))  # a model has no more answers than classes
     results = _run_with_progress(predictor, paths, args.top_k)
     problems += [r for r in results if not hasattr(r, "top")]
@@ -495,6 +519,35 @@ def cmd_predict(args) -> int:
     for p in problems:
         print(f"zoo: error: {_printable(p.path)}: {p.reason}", file=sys.stderr)
     return 1 if problems else 0
+
+
+def _samples(source: str, dataset: str | None) -> list[str]:
+    """No images named: the real test images shipped for the model's dataset (zoo.core.shipped.sample_images)."""
+    from pathlib import Path
+
+    from zoo.core.shipped import sample_images
+
+    if dataset is None and Path(source).is_dir():
+        from zoo.core.sources import card_at
+
+        card = card_at(Path(source))
+        dataset = card.dataset if card else None
+    folder = sample_images(dataset)
+    if folder is None:
+        raise ZooError("no images given: name files, folders or globs after the model (zoo ships sample images "
+                       "for mnist, cifar10 and cifar100 only: e.g. zoo predict resnet20 cifar10)")
+    print(f"zoo: no images given: classifying the sample {dataset} test images shipped with zoo ({folder})",
+          file=sys.stderr)
+    return [str(folder)]
+
+
+def _predict_weights(source: str, dataset: str | None) -> str:
+    """The weights zoo predict uses, in words."""
+    from zoo.core.sources import Target
+
+    if dataset:
+        return Target(source, dataset, pretrained=True).describe()
+    return f"the {'run folder' if not source.endswith(('.onnx', '.ort', '.xml')) else 'exported file'} {source}"
 
 
 def _printable(name: str) -> str:
@@ -507,12 +560,12 @@ def _printable(name: str) -> str:
 
 def _run_with_progress(predictor, paths, top_k: int):
     if len(paths) <= PROGRESS_FROM or not sys.stderr.isatty():
-        return predictor.predict(paths, top_k)
+        return predictor.predict(paths, top_k, errors="return")
     from rich.progress import Progress
 
     with Progress(transient=True) as bar:
         task = bar.add_task("classifying", total=len(paths))
-        return predictor.predict(paths, top_k, on_batch=lambda n: bar.advance(task, n))
+        return predictor.predict(paths, top_k, on_batch=lambda n: bar.advance(task, n), errors="return")
 
 
 PROGRESS_FROM = 200  # images: fewer finish before a bar would help
@@ -564,13 +617,15 @@ def cmd_publish(args) -> int:
     from pathlib import Path
 
     from zoo.core.shipped import weights_dir
-    from zoo.publish import publish, write_eval_samples
+    from zoo.publish import publish, write_eval_samples, write_sample_images, write_shipped_exports
 
     if not (args.runs or args.eval_samples):
         raise ZooError("zoo publish needs run folders (e.g. runs/resnet20.cifar10.paper) or --eval-samples")
     dest = Path(args.dest) if args.dest else None
     if args.eval_samples:
         write_eval_samples(dest or weights_dir(), {"mnist": 100, "cifar10": 100, "cifar100": 10}, data=_data(args))
+        write_sample_images(dest or weights_dir())
+        write_shipped_exports(dest or weights_dir(), data=_data(args))
     for run in args.runs:
         publish(run, dest, data=_data(args), storage=args.storage, force=args.force)
     return 0
@@ -763,6 +818,9 @@ def _add_bench(sub) -> None:
                         "p99 rests on >= 10 calls)")
     p.add_argument("--batch", type=_batches, default=[256],
                    help="batch size(s) for throughput: 256 (the default) or a sweep such as 1,16,64,256 (each >= 1)")
+    p.add_argument("--accept-busy", action="store_true",
+                   help="recommend from figures timed while other processes used the CPU as if clean (by default "
+                        "they give a provisional recommendation, replaced by the next bench on a quieter machine)")
     p.add_argument("--no-eager", action="store_true", help="skip the PyTorch eager comparison")
     p.add_argument("--null", action="store_true", help="add the null backend (harness overhead)")
     p.add_argument("--out", default="bench", help="report folder")
@@ -860,8 +918,22 @@ def main(argv: list[str] | None = None) -> int:
         set_command_flags(())  # back to Python's advice for whatever runs next in this process
 
 
+def _check_paths(args) -> None:
+    """Every path an option names is there, before any model, export or heavy import: one line, at once."""
+    from pathlib import Path
+
+    init = getattr(args, "init", None)
+    named = [("--weights", getattr(args, "weights", None)), ("--config", getattr(args, "config", None)),
+             ("--init", init if init and init.split(":")[0] != "pretrained" else None),
+             *(("--onnx", f) for f in getattr(args, "onnx", None) or ())]
+    for flag, path in named:
+        if path and not Path(path).expanduser().exists():
+            raise ZooError(f"{flag} {path}: no such file or folder")
+
+
 def _run(args, flags: dict[str, set[str]]) -> int:
     try:
+        _check_paths(args)
         return args.func(args) or 0
     except ZooError as e:
         return _fail(str(e), flags, args.command)

@@ -45,6 +45,20 @@ class Target:
     def name(self) -> str:
         return f"{self.arch}.{self.dataset}"
 
+    def describe(self) -> str:
+        """Which weights, in words, for the first line a command prints: the user sees what is measured."""
+        if self.onnx:
+            return f"{self.name}: the exported file {self.onnx}"
+        if self.weights:
+            return f"{self.name}: the weights in {self.weights}"
+        if self.pretrained:
+            from zoo.core.shipped import get_card
+
+            card = get_card(self.arch, self.dataset)
+            acc = f", top-1 {card.top1:.2f}% on its card" if card and card.top1 is not None else ""
+            return f"{self.name}: the weights shipped with zoo{acc}"
+        return f"{self.name}: random weights (latency and size only)"
+
 
 RANDOM = Source(None)
 

@@ -115,7 +115,7 @@ class Predictor:
                  invert: str = "auto", images: int | None = None, log=None):
         if runtime != "auto":
             file_runtime(runtime, threads)  # an unknown or missing runtime: said before any work
-        self.path = exported_file(source, dataset, data)
+        self.source, self.path = str(source), exported_file(source, dataset, data)
         own = {".ort": "onnxruntime", ".xml": "openvino"}.get(self.path.suffix)
         if own:  # a runtime's own format: no other runtime reads it
             if runtime not in ("auto", own):
@@ -173,16 +173,24 @@ class Predictor:
         rec, why = recall(self.meta.get("weights_sha256"), self.meta.get("export_revision"), threads,
                           graph_tta(self.meta))
         if rec is None:
-            name = f"{self.meta.get('model', 'MODEL')} {self.meta.get('dataset', 'DATASET')}"
-            log(f"zoo: running onnxruntime {self.precision}: {why}; get one with `zoo bench {name} --runtime all "
-                f"--precision fp32,int8`")
+            log(f"zoo: running onnxruntime {self.precision}: {why}; get one with `{self.bench_command()}`")
             return "onnxruntime", None, self.precision
         choice = rec["latency"] if images is not None and images <= FEW_IMAGES else rec["throughput"]
         runtime = runtime_name(choice["runtime"])
-        log(f"zoo: running {choice['runtime']} {choice['precision']}, zoo bench's choice for "
+        log(f"zoo: running {choice['runtime']} {choice['precision']}, zoo bench's "
+            f"{'provisional ' if rec.get('provisional') else ''}choice for "
             f"{'a few images' if choice is rec['latency'] else 'many images'} on this machine "
             f"({rec.get('measured', '')[:10]}; --runtime to choose another)")
         return runtime, openvino_hint(choice["runtime"]), choice["precision"]
+
+    def bench_command(self) -> str:
+        """The zoo bench command that measures these very weights (a run folder's, a file's, or the shipped ones)
+        over every runtime, for a recommendation zoo predict then follows."""
+        if Path(self.source).suffix in FILES:
+            return f"zoo bench --onnx {self.source} --runtime all"
+        name = f"{self.meta.get('model', 'MODEL')} {self.meta.get('dataset', 'DATASET')}"
+        weights = f" --weights {self.source}" if Path(self.source).is_dir() else ""
+        return f"zoo bench {name}{weights} --runtime all --precision fp32,int8"
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 [N, H, W, C] at the model's size -> probabilities [N, classes]."""
@@ -206,9 +214,22 @@ class Predictor:
         pixels, _ = self._oriented([to_pixels(img, self.spec) for img in images])
         return self._top(self.probabilities(pixels), top_k)
 
-    def predict(self, paths, top_k: int = 5, on_batch=None) -> list[Prediction | Problem]:
-        """Files -> a Prediction, or the Problem that kept it from being read, per file, in order. The next batch
-        is decoded while the model runs on this one (two batches of images in memory at most)."""
+    def predict(self, paths, top_k: int = 5, on_batch=None, errors: str = "raise") -> list[Prediction | Problem]:
+        """Files -> a Prediction per file, in order. A file that cannot be read (missing, not an image, too large)
+        raises ZooError naming every such file (errors="raise"), or stands in the list as the Problem that kept it
+        from being read (errors="return", what zoo predict uses). The next batch is decoded while the model runs
+        on this one (two batches of images in memory at most)."""
+        if errors not in ("raise", "return"):
+            raise ZooError(f"errors must be 'raise' or 'return', got {errors!r}")
+        results = self._predict(paths, top_k, on_batch)
+        bad = [r for r in results if isinstance(r, Problem)]
+        if bad and errors == "raise":
+            raise ZooError(f"{len(bad)} of {len(results)} images could not be read: "
+                           + "; ".join(f"{b.path}: {b.reason}" for b in bad[:3]) + (" ..." if len(bad) > 3 else "")
+                           + " (errors='return' gives the others' predictions and these as Problem entries)")
+        return results
+
+    def _predict(self, paths, top_k: int, on_batch) -> list[Prediction | Problem]:
         results: list[Prediction | Problem] = []
         chunks = [[Path(p) for p in paths[start:start + self.batch]] for start in range(0, len(paths), self.batch)]
         with ThreadPoolExecutor(self.workers) as pool:  # Pillow decodes without the GIL
