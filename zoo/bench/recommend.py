@@ -21,9 +21,9 @@ MIN_AGREEMENT = 99.0  # % of images whose top-1 must equal PyTorch fp32's
 DEPLOYABLE = ("onnxruntime", "openvino", "opencv")  # what zoo predict runs (torch-compile is PyTorch itself)
 
 
-def why_not(row: BenchRow, latency: bool = True) -> str | None:
+def why_not(row: BenchRow, latency: bool = True, busy_ok: bool = False) -> str | None:
     """Why a row may not be deployed, or None when it may. `noisy` is a verdict on the row's batch-1 calls, so
-    it bars the row from the batch-1 (latency) choice only; `busy` bars it from both."""
+    it bars the row from the batch-1 (latency) choice only; `busy` bars it from both, unless `busy_ok`."""
     if row.error or row.latency_ms_p50 is None:
         return "not measured"
     if runtime_name(row.runtime) not in DEPLOYABLE:
@@ -33,8 +33,9 @@ def why_not(row: BenchRow, latency: bool = True) -> str | None:
         return f"loses {-loss:.2f} pt of top-1 (at most {MAX_LOSS})"
     if row.torch_agreement is not None and round(row.torch_agreement, 6) < MIN_AGREEMENT:
         return f"agrees with PyTorch on {row.torch_agreement:.2f}% of images (at least {MIN_AGREEMENT:g}%)"
+    barred = (("noisy",) if latency else ()) + (() if busy_ok else ("busy",))
     for flag in row.flags:
-        if flag.split(" ")[0] in (("busy", "noisy") if latency else ("busy",)):
+        if flag.split(" ")[0] in barred:
             return f"timed {flag.split(' (')[0]} ({flag.partition('(')[2].rstrip(')')})"
     return None
 
@@ -43,18 +44,19 @@ def _label(r: BenchRow) -> str:
     return f"{r.runtime} {r.precision}"
 
 
-def _choice(rows: list[BenchRow], base: BenchRow | None, latency: bool) -> tuple[BenchRow | None, list[str]]:
+def _choice(rows: list[BenchRow], base: BenchRow | None, latency: bool,
+            busy_ok: bool = False) -> tuple[BenchRow | None, list[str]]:
     """The fastest eligible row (by p50 at batch 1, or by img/s at the largest batch) and why each faster
     row was passed over."""
     def score(r: BenchRow) -> tuple:  # faster first; on a tie, the default (onnxruntime fp32) first
         return (-r.latency_ms_p50 if latency else r.throughput_img_s or 0.0, r is base)
 
     measured = sorted((r for r in rows if r.latency_ms_p50 is not None), key=score, reverse=True)
-    best = next((r for r in measured if why_not(r, latency) is None), None)
+    best = next((r for r in measured if why_not(r, latency, busy_ok) is None), None)
     if best is None:
         return None, []
-    return best, [f"{_label(r)} ({'batch 1' if latency else f'batch {r.throughput_batch}'}): {why_not(r, latency)}"
-                  for r in measured[:measured.index(best)]]
+    return best, [f"{_label(r)} ({'batch 1' if latency else f'batch {r.throughput_batch}'}): "
+                  f"{why_not(r, latency, busy_ok)}" for r in measured[:measured.index(best)]]
 
 
 def _describe(best: BenchRow | None, base: BenchRow | None, latency: bool) -> dict | None:
@@ -73,28 +75,54 @@ def _describe(best: BenchRow | None, base: BenchRow | None, latency: bool) -> di
             "speedup_vs_eager": over_eager}
 
 
-def recommend(rows: list[BenchRow]) -> dict[str, dict]:
-    """{"arch.dataset": recommendation} for every model benched in more than one runtime or precision."""
+def recommend(rows: list[BenchRow], accept_busy: bool = False) -> dict[str, dict]:
+    """{"arch.dataset": recommendation} for every model benched in more than one runtime or precision.
+
+    Rows timed while other processes used the CPU (`busy`) are not taken at their word, but the runtimes were
+    timed in interleaved rounds (zoo.bench.measure), so a slower machine slowed them alike and their order
+    holds: when no clean row is left, the choice is made from the busy rows and marked `provisional` (a bench on
+    a quieter machine replaces it; zoo.core.deploy.remember). `accept_busy` takes busy rows as clean."""
     out = {}
     for name in dict.fromkeys(r.name for r in rows if r.provider == "cpu"):
         mine = [r for r in rows if r.name == name and r.provider == "cpu" and r.runtime != "null"]
         if len({(r.runtime, r.precision) for r in mine}) < 2:
             continue  # one row: nothing to choose between
-        base = next((r for r in mine if r.runtime == "onnxruntime" and r.precision == "fp32"), None)
-        fast, passed_l = _choice(mine, base, latency=True)
-        many, passed_t = _choice(mine, base, latency=False)
-        latency = fast or many  # every batch-1 figure noisy: the throughput choice serves a few images too
-        rec = {"latency": _describe(latency, base, True), "throughput": _describe(many or fast, base, False),
-               "passed_over": list(dict.fromkeys(passed_l + passed_t)),
-               "weights_sha256": base.weights_sha256 if base else None,
-               "export_revision": base.export_revision if base else None, "tta": base.tta if base else None}
-        if fast is None:
-            rec["passed_over"].append("batch 1: every row's calls were noisy; its choice is the throughput one")
-        if many is None:
-            rec["none"] = "no row keeps accuracy and was timed cleanly: " + "; ".join(
-                f"{_label(r)}: {why_not(r, False)}" for r in mine)
+        rec = _recommend_one(mine, accept_busy)
+        if rec.get("none") and not accept_busy and _recommend_one(mine, True).get("none") is None:
+            load = max((_busy_share(r) for r in mine), default=0.0)
+            rec = {**_recommend_one(mine, True), "provisional":
+                   f"timed while other processes used up to {load:.0%} of the CPU; chosen by the runtimes' ratios "
+                   f"in interleaved rounds, and replaced by the next bench on a quieter machine"}
         out[name] = rec
     return out
+
+
+def _busy_share(row: BenchRow) -> float:
+    """The share of the CPU others used while a busy row was timed, from its flag ("busy (others used 62% ...")."""
+    for flag in row.flags:
+        if flag.startswith("busy") and "used " in flag:
+            try:
+                return float(flag.split("used ")[1].split("%")[0]) / 100
+            except ValueError:
+                return 0.0
+    return 0.0
+
+
+def _recommend_one(mine: list[BenchRow], busy_ok: bool) -> dict:
+    base = next((r for r in mine if r.runtime == "onnxruntime" and r.precision == "fp32"), None)
+    fast, passed_l = _choice(mine, base, latency=True, busy_ok=busy_ok)
+    many, passed_t = _choice(mine, base, latency=False, busy_ok=busy_ok)
+    latency = fast or many  # every batch-1 figure noisy: the throughput choice serves a few images too
+    rec = {"latency": _describe(latency, base, True), "throughput": _describe(many or fast, base, False),
+           "passed_over": list(dict.fromkeys(passed_l + passed_t)),
+           "weights_sha256": base.weights_sha256 if base else None,
+           "export_revision": base.export_revision if base else None, "tta": base.tta if base else None}
+    if fast is None:
+        rec["passed_over"].append("batch 1: every row's calls were noisy; its choice is the throughput one")
+    if many is None:
+        rec["none"] = "no row keeps accuracy and was timed cleanly: " + "; ".join(
+            f"{_label(r)}: {why_not(r, False, busy_ok)}" for r in mine)
+    return rec
 
 
 def line(name: str, rec: dict) -> str:
@@ -109,4 +137,6 @@ def line(name: str, rec: dict) -> str:
 
     said = f"{name}: batch 1 {part(rec['latency'], True)}; batch {rec['throughput']['batch']} " \
            f"{part(rec['throughput'], False)}"
+    if rec.get("provisional"):
+        said += f" (provisional: {rec['provisional']})"
     return said + (f"; passed over: {'; '.join(rec['passed_over'])}" if rec["passed_over"] else "")

@@ -19,7 +19,7 @@ import os
 from importlib import metadata
 
 from zoo.core.env import cpu_info, machine, now
-from zoo.core.io import atomic_write_json, cache_dir
+from zoo.core.io import atomic_write_json, cache_dir, waiting_lock
 
 RUNTIME_DISTRIBUTIONS = {"onnxruntime": ("onnxruntime-gpu", "onnxruntime"), "openvino": ("openvino",),
                          "opencv": ("opencv-python-headless", "opencv-python")}
@@ -67,18 +67,43 @@ def deploy_key(weights_sha256: str, export_revision, threads: int | None, tta: s
                        f"{threads or os.cpu_count()} threads"])
 
 
+def _valid(entry) -> bool:
+    """An entry as zoo.bench.recommend makes it: each choice a runtime, a precision and finite figures."""
+    def choice(c) -> bool:
+        return isinstance(c, dict) and isinstance(c.get("runtime"), str) and isinstance(c.get("precision"), str) \
+            and all(isinstance(c.get(k), (int, float)) and not isinstance(c.get(k), bool) and c[k] == c[k]
+                    for k in ("p50_ms", "img_s", "batch"))
+    return isinstance(entry, dict) and choice(entry.get("latency")) and choice(entry.get("throughput"))
+
+
 def _read() -> dict:
+    """The cache's entries that have the shape zoo writes; a damaged file or entry is measured afresh, never
+    trusted (and never a traceback)."""
     try:
-        data = json.loads(cache_file().read_text()) if cache_file().is_file() else {}
+        path = cache_file()
+        if not path.is_file() or path.stat().st_size > MAX_CACHE_BYTES:
+            return {}
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
-        return {}  # a damaged cache is measured afresh, never trusted
-    return data if isinstance(data, dict) else {}
+        return {}
+    return {k: v for k, v in data.items() if _valid(v)} if isinstance(data, dict) else {}
 
 
-def remember(key: str, entry: dict) -> None:
-    data = _read()
-    data[key] = {**entry, "measured": now()}
-    atomic_write_json(cache_file(), data)
+MAX_CACHE_BYTES = 16 << 20  # ~10,000 entries; a larger file is not zoo's
+
+
+def remember(key: str, entry: dict) -> bool:
+    """Store a recommendation (read, change, write under a lock: concurrent benches keep each other's). A
+    provisional one (timed on a busy machine) does not replace one measured cleanly; a clean one replaces
+    either. Returns whether it was stored."""
+    with waiting_lock(cache_file().with_name("deploy.lock")):
+        data = _read()
+        old = data.get(key)
+        if entry.get("provisional") and old is not None and not old.get("provisional"):
+            return False
+        data[key] = {**entry, "measured": now()}
+        atomic_write_json(cache_file(), data)
+    return True
 
 
 def recall(weights_sha256: str | None, export_revision, threads: int | None,
