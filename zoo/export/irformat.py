@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from zoo.core.errors import ZooError
-from zoo.core.io import sweep_stale
+from zoo.core.owned import owned_tempdir
 from zoo.core.runtimes import missing_runtime
 from zoo.core.sessions import ort_session
 from zoo.export.ortformat import same_answers
@@ -24,7 +23,8 @@ from zoo.export.ortformat import same_answers
 RT_INFO = "zoo"  # the rt_info section zoo's metadata goes in
 
 
-def write_ir(onnx_path: Path, images: np.ndarray, meta: dict) -> tuple[Path, dict]:
+def write_ir(onnx_path: Path, images: np.ndarray, meta: dict, labels: np.ndarray | None = None,
+             int8_max_drop: float = 1.0) -> tuple[Path, dict]:
     """onnx_path as NAME.xml + NAME.bin beside it, `meta` in its rt_info, after the gate on `images` (normalized
     float [N, C, H, W]): (the .xml path, {"openvino_agreement": %, "openvino_max_abs_diff_rel": ...}). The pair
     is written in a temporary folder and moved in .bin first, .xml last: a reader never finds an .xml whose
@@ -34,30 +34,42 @@ def write_ir(onnx_path: Path, images: np.ndarray, meta: dict) -> tuple[Path, dic
     import openvino as ov
 
     final = onnx_path.with_suffix(".xml")
-    sweep_stale(onnx_path.parent, ".ir")  # a killed export's pair
-    tmp = onnx_path.parent / f".ir-{os.getpid()}-{final.stem}"
-    tmp.mkdir(exist_ok=True)
-    try:
+    with owned_tempdir(onnx_path.parent, ".ir") as tmp:  # a killed export's pair is swept first
         model = ov.convert_model(str(onnx_path))
         ov.save_model(model, str(tmp / final.name), compress_to_fp16=False)  # the weights as exported
-        fig = _gate(onnx_path, tmp / final.name, images)  # the file as saved, not the model in memory
+        fig = _gate(onnx_path, tmp / final.name, images, meta, labels, int8_max_drop)  # the file as saved
         for key, value in {**meta, "parity": {**meta.get("parity", {}), **fig}}.items():
             model.set_rt_info(json.dumps(value), [RT_INFO, key])
         ov.save_model(model, str(tmp / final.name), compress_to_fp16=False)  # again, with its gate's figures
         os.replace(tmp / final.with_suffix(".bin").name, final.with_suffix(".bin"))
         os.replace(tmp / final.name, final)
         return final, fig
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _gate(onnx_path: Path, xml: Path, images: np.ndarray) -> dict:
+def _gate(onnx_path: Path, xml: Path, images: np.ndarray, meta: dict, labels: np.ndarray | None,
+          int8_max_drop: float) -> dict:
+    """An fp32 IR must answer as the .onnx file does. An int8 IR runs OpenVINO's own int8 kernels, which round
+    otherwise than onnxruntime's: it is judged as the int8 .onnx file was, by its accuracy on the labelled
+    images against the fp32 file's (at most `int8_max_drop` points lost) and its agreement (>= the int8 gate's)."""
     import openvino as ov
+
+    from zoo.export.gate import GATES
 
     sess = ort_session(onnx_path)
     want = sess.run(["logits"], {sess.get_inputs()[0].name: images})[0]
     compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     got = compiled(images)[compiled.output("logits")]
-    agree, diff = same_answers(got, want, f"{xml.name}: OpenVINO's IR disagrees with {onnx_path.name}",
-                               "keep the .onnx file")
-    return {"openvino_agreement": agree, "openvino_max_abs_diff_rel": diff}
+    parity = meta.get("parity") or {}
+    if meta.get("precision") != "int8" or labels is None or "fp32_onnx_top1" not in parity:
+        agree, diff = same_answers(got, want, f"{xml.name}: OpenVINO's IR disagrees with {onnx_path.name}",
+                                   "keep the .onnx file")
+        return {"openvino_agreement": agree, "openvino_max_abs_diff_rel": diff}
+    agree = 100.0 * float((got.argmax(1) == want.argmax(1)).mean()) if np.isfinite(got).all() else 0.0
+    top1 = 100.0 * float((got.argmax(1) == labels).mean())
+    change = top1 - parity["fp32_onnx_top1"]
+    least = GATES["int8"]["min_agree"]
+    if not (agree >= least and -change <= int8_max_drop):
+        raise ZooError(f"{xml.name}: OpenVINO's int8 IR fails the int8 gate (top-1 {top1:.2f}%, {change:+.2f} pt "
+                       f"against the fp32 file, at most -{int8_max_drop:g}; agreement {agree:.2f}% with "
+                       f"{onnx_path.name}, at least {least:g}%); keep the .onnx file")
+    return {"openvino_agreement": agree, "openvino_top1": top1, "openvino_acc_change": change}

@@ -6,7 +6,6 @@ nothing behind.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,8 @@ import onnxruntime as ort
 import torch
 
 from zoo.core.errors import ZooError, plural
-from zoo.core.io import sweep_stale, writable_dir
+from zoo.core.io import writable_dir
+from zoo.core.owned import owned_tempdir
 from zoo.core.sources import Source, Target, resolve
 from zoo.core.state import load_state_dict_checked
 from zoo.core.version import __version__
@@ -126,8 +126,7 @@ def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, o
     out = writable_dir(out)
     t0 = time.perf_counter()
     ev, notes = gate_images(spec, data, eval_images, INT8_GATE_IMAGES if precision == "int8" else eval_images)
-    sweep_stale(out, ".export")  # a killed export's half-written folder
-    with tempfile.TemporaryDirectory(dir=out, prefix=f".export-{os.getpid()}-") as tmp:
+    with owned_tempdir(out, ".export") as tmp:  # a killed export's half-written folder is swept first
         if image_input:
             path = Path(tmp) / "image.onnx"
             torch_to_onnx(ImageInput(model, spec.mean, spec.std).eval(), (spec.size, spec.size, spec.channels),
@@ -153,11 +152,13 @@ def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, o
     if "openvino" in formats:  # OpenVINO's IR beside it, zoo's metadata in its rt_info, gated against it
         from zoo.export.irformat import write_ir
 
-        xml, ir_fig = write_ir(final, ev.normalized(spec), meta)
+        xml, ir_fig = write_ir(final, ev.normalized(spec), meta, ev.labels.numpy(), int8_max_drop)
         fig = {**fig, **ir_fig}
         size = xml.stat().st_size + xml.with_suffix(".bin").stat().st_size
+        change = f", {ir_fig['openvino_acc_change']:+.2f} pt of top-1 against fp32" if "openvino_acc_change" in ir_fig \
+            else ""
         notes.append(f"OpenVINO IR: {xml} + .bin ({size / 1e6:.3f} MB), top-1 agreement "
-                     f"{ir_fig['openvino_agreement']:.2f}% with the .onnx file")
+                     f"{ir_fig['openvino_agreement']:.2f}% with the .onnx file{change}")
     return ExportResult(final, precision, final.stat().st_size, time.perf_counter() - t0, fig, meta, notes)
 
 

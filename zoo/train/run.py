@@ -278,10 +278,12 @@ class Run:
         if not (self.init and self.init.get("sha256")) or self.epoch or self.sums.step:
             return
         metrics = self.evaluate_start()
+        self.best = metrics["test_acc"]  # the start is a candidate: a run never keeps weights worse than it began
         if self.dist.main:
             rundir.truncate_metrics(self.out, -1)  # nothing is committed yet: an interrupted start's line goes
             rundir.append_metrics(self.out, metrics)
             self._log_tensorboard(metrics)
+            self.save("epoch-0000", metrics, best=True)
             print(f"epoch 0 (the --init weights, before training): test accuracy {metrics['test_acc']:.2f}%",
                   flush=True)
 
