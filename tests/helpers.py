@@ -52,5 +52,6 @@ def same(a: dict, b: dict) -> bool:
 
 
 def error_lines(err: str) -> list[str]:
-    """stderr's lines without zoo predict's note of the runtime it chose (`zoo: running ...`)."""
-    return [ln for ln in err.splitlines() if not ln.startswith("zoo: running ")]
+    """stderr's lines without zoo predict's notes of the weights and the runtime it uses (`zoo: predicting with
+    ...`, `zoo: running ...`)."""
+    return [ln for ln in err.splitlines() if not ln.startswith(("zoo: running ", "zoo: predicting with "))]

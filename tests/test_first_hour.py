@@ -270,6 +270,39 @@ def test_a_damaged_deploy_entry_is_ignored_not_a_traceback(tmp_path, monkeypatch
     monkeypatch.setattr(deploy, "cache_file", lambda: tmp_path / "deploy.json")
     key = deploy.deploy_key("ab" * 32, 7, 2)
     for bad in ({}, "x", None, 3, {"latency": {"runtime": "onnxruntime"}, "throughput": 1},
-                {"latency": {"runtime": "o", "precision": "fp32", "p50_ms": None, "img_s": 1, "batch": 1}}):
+                {"latency": {"runtime": "o", "precision": "fp32", "p50_ms": "1", "img_s": 1, "batch": 1}}):
         (tmp_path / "deploy.json").write_text(json.dumps({key: bad}))
         assert deploy.recall("ab" * 32, 7, 2)[0] is None and deploy.entries() == []
+
+
+# ---------------------------------------------------------------- the README's tour, as written
+def _tour() -> list[list[str]]:
+    import shlex
+
+    text = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+    return [shlex.split(ln, comments=True)[1:] for b in blocks for ln in b.splitlines() if ln.startswith("zoo ")]
+
+
+def test_the_readme_commands_run_as_written(tmp_path, fake_root, monkeypatch, capsys):
+    """Every zoo command of the README, in order, in an empty folder: my_photos/ and new_photos/ (the reader's
+    own folders, as the text says) are filled with the shipped sample images; the dataset the tour downloads is
+    the generated one (--data-dir, as --download would leave it)."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    for folder in ("my_photos", "new_photos"):
+        for f in sorted((WEIGHTS / "samples" / "cifar10").glob("*.png"))[:12]:
+            (tmp_path / folder / f.name.split("_")[0]).mkdir(parents=True, exist_ok=True)
+            shutil.copy(f, tmp_path / folder / f.name.split("_")[0] / f.name)
+    commands = _tour()
+    assert commands[0] == ["predict", "resnet20", "cifar10"] and len(commands) >= 8
+    for argv in commands:
+        if argv[0] in ("train", "export", "bench"):
+            argv = [*argv, "--data-dir", str(fake_root), "--no-verify"]
+        if argv[0] == "bench":
+            argv = [*argv, "--repeat", "5", "--warmup", "2", "--batch", "8"]
+        assert main(argv) == 0, (argv, capsys.readouterr().err[-1500:])
+        said = capsys.readouterr()
+        if argv[0] == "bench":
+            assert said.out.startswith("zoo: benching cnn.mnist: the weights in runs/cnn.mnist.fast")

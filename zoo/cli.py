@@ -505,10 +505,12 @@ def cmd_predict(args) -> int:
                        f"no images in {', '.join(image_args)} ({', '.join(sorted(EXTENSIONS))})")
     from zoo.predict.predictor import Predictor
 
-    print(f"zoo: predicting with {_predict_weights(source, dataset)}", file=sys.stderr, flush=True)
+    # which weights and which runtime: said once the model is open, so that an error stays one line
+    said = [f"zoo: predicting with {_predict_weights(source, dataset)}"]
     predictor = Predictor(source, dataset, threads=args.threads, batch=args.batch, runtime=args.runtime,
                           data=_data(args) if dataset or not source.endswith((".onnx", ".ort", ".xml")) else None,
-                          invert=args.invert, images=len(paths), log=lambda line: print(line, file=sys.stderr))
+                          invert=args.invert, images=len(paths), log=said.append)
+    print("\n".join(said), file=sys.stderr, flush=True)
     if hasattr(sys.stdout, "reconfigure"):  # a name that is not UTF-8 is written as its own bytes in CSV
         sys.stdout.reconfigure(errors="surrogateescape")
     args.top_k = min(args.top_k, len(predictor.classes))  # a model has no more answers than classes

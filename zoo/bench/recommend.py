@@ -131,11 +131,12 @@ def line(name: str, rec: dict) -> str:
         return f"{name}: no recommendation ({rec['none']})"
 
     def part(c: dict, latency: bool) -> str:
-        fig = f"{c['p50_ms']:.3f} ms" if latency else f"{c['img_s']:,.0f} img/s"
+        value = c.get("p50_ms" if latency else "img_s")
+        fig = "-" if value is None else f"{value:.3f} ms" if latency else f"{value:,.0f} img/s"
         vs = f", {c['speedup']:.2f}x onnxruntime fp32" if c.get("speedup") else ""
         return f"{c['runtime']} {c['precision']} ({fig}{vs})"
 
-    said = f"{name}: batch 1 {part(rec['latency'], True)}; batch {rec['throughput']['batch']} " \
+    said = f"{name}: batch 1 {part(rec['latency'], True)}; batch {rec['throughput'].get('batch', '?')} " \
            f"{part(rec['throughput'], False)}"
     if rec.get("provisional"):
         said += f" (provisional: {rec['provisional']})"

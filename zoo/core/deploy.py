@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from math import inf
 from importlib import metadata
 
 from zoo.core.env import cpu_info, machine, now
@@ -68,11 +69,14 @@ def deploy_key(weights_sha256: str, export_revision, threads: int | None, tta: s
 
 
 def _valid(entry) -> bool:
-    """An entry as zoo.bench.recommend makes it: each choice a runtime, a precision and finite figures."""
+    """An entry as zoo.bench.recommend makes it: each choice names a runtime and a precision, and its figures,
+    where it has them, are finite numbers."""
+    def number(v) -> bool:
+        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != inf)
+
     def choice(c) -> bool:
         return isinstance(c, dict) and isinstance(c.get("runtime"), str) and isinstance(c.get("precision"), str) \
-            and all(isinstance(c.get(k), (int, float)) and not isinstance(c.get(k), bool) and c[k] == c[k]
-                    for k in ("p50_ms", "img_s", "batch"))
+            and all(number(c.get(k)) for k in ("p50_ms", "img_s", "batch", "speedup", "speedup_vs_eager"))
     return isinstance(entry, dict) and choice(entry.get("latency")) and choice(entry.get("throughput"))
 
 
