@@ -315,3 +315,77 @@ def test_any_truncation_of_run_weights_is_refused(run, fake_root, tmp_path_facto
     damage(r / "best.safetensors", "truncate", offset)
     with pytest.raises(ZooError, match="best.safetensors"):
         from_path(r)
+
+
+# ---------------------------------------------------------------- reads bounded before they happen, pairs bound
+def test_a_kept_sample_claiming_gigabytes_is_refused_from_its_header(tmp_path):
+    """1,500,000 zero images compress to a few MB; their size is read from the .npy header, not by loading."""
+    import io as _io
+    import zipfile
+
+    from zoo.core.bounded import npz_arrays
+    from zoo.core.errors import ZooError
+
+    header = _io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False,
+                                                  "shape": (1_500_000, 3, 32, 32)})
+    with zipfile.ZipFile(tmp_path / "heldout.npz", "w") as z:
+        z.writestr("images.npy", header.getvalue())  # the header alone: what a reader looks at first
+    with pytest.raises(ZooError, match="over zoo's limit"):
+        npz_arrays(tmp_path / "heldout.npz", {"images": 16 << 20}, "kept sample")
+
+
+@pytest.fixture(scope="module")
+def ir_pair(tmp_path_factory):
+    pytest.importorskip("openvino", reason="OpenVINO (an optional runtime) is not installed")
+    out = tmp_path_factory.mktemp("ir")
+    for weights, folder in (("--pretrained", out), ("--random", out / "other")):
+        assert main(["export", "cnn", "mnist", weights, "--format", "onnx,openvino", "--out", str(folder),
+                     "--data-dir", str(out / "none")]) == 0
+    return out
+
+
+def _ir_copy(ir_pair, tmp_path) -> Path:
+    for f in ("cnn.mnist.xml", "cnn.mnist.bin", "cnn.mnist.onnx"):
+        shutil.copy(ir_pair / f, tmp_path / f)
+    return tmp_path / "cnn.mnist.xml"
+
+
+def _digit(tmp_path) -> str:
+    from PIL import Image
+
+    images = np.load(Path(__file__).resolve().parents[1] / "weights" / "eval_mnist.npz")["images"][:1]
+    Image.fromarray(images[0, 0]).save(tmp_path / "d.png")
+    return str(tmp_path / "d.png")
+
+
+def test_an_ir_whose_bin_is_not_its_own_is_refused(ir_pair, tmp_path, capsys):
+    xml = _ir_copy(ir_pair, tmp_path)
+    shutil.copy(ir_pair / "other" / "cnn.mnist.bin", xml.with_suffix(".bin"))  # another export's: OpenVINO runs it
+    capsys.readouterr()
+    assert main(["predict", str(xml), _digit(tmp_path)]) == 2
+    one_line_error(capsys, "is not the weights file exported with cnn.mnist.xml")
+
+
+def test_an_ir_nested_too_deep_or_with_a_fifo_for_weights_is_refused(ir_pair, tmp_path, capsys):
+    xml = _ir_copy(ir_pair, tmp_path)
+    text = xml.read_text()
+    deep = "<a>" * 10_000 + "</a>" * 10_000
+    xml.write_text(text.replace("<rt_info>", "<rt_info><zoo>" + deep + "</zoo>", 1))
+    capsys.readouterr()
+    assert main(["predict", str(xml), _digit(tmp_path)]) == 2  # OpenVINO's parser would overflow its stack
+    one_line_error(capsys, "nests elements more than")
+    xml.write_text(text)
+    xml.with_suffix(".bin").unlink()
+    os.mkfifo(xml.with_suffix(".bin"))
+    assert main(["predict", str(xml), _digit(tmp_path)]) == 2  # a FIFO would block forever
+    one_line_error(capsys, "is not a regular file")
+
+
+def test_a_re_export_without_openvino_removes_the_earlier_ir_of_its_name(ir_pair, tmp_path, capsys):
+    _ir_copy(ir_pair, tmp_path)
+    (tmp_path / "cnn.mnist-int8.xml").write_text("<user>mine</user>")  # not zoo's: left alone
+    assert main(["export", "cnn", "mnist", "--pretrained", "--out", str(tmp_path), "--data-dir",
+                 str(tmp_path / "none")]) == 0
+    assert "removed cnn.mnist.xml and cnn.mnist.bin" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["cnn.mnist-int8.xml", "cnn.mnist.onnx"]

@@ -56,10 +56,28 @@ class IrSession:
     def __init__(self, path: str | Path):
         import openvino as ov
 
+        from zoo.core.bounded import MAX_BIN_BYTES, check_xml, regular_file
+
+        check_xml(path)  # size and depth before OpenVINO's parser, which recurses on depth
+        weights = regular_file(Path(path).with_suffix(".bin"), "OpenVINO IR weights")  # a FIFO would block
+        if weights.stat().st_size > MAX_BIN_BYTES:
+            raise ZooError(f"{weights} is over zoo's limit of {MAX_BIN_BYTES:,} bytes")
         try:
             self.model = ov.Core().read_model(str(path))
         except Exception as e:  # a damaged .xml, a missing .bin: OpenVINO's page of log, in one line
             raise ZooError(f"OpenVINO cannot read {path}: {str(e).strip().splitlines()[0][:160]}") from None
+        self._check_pair(Path(path), weights)
+
+    def _check_pair(self, xml: Path, weights: Path) -> None:
+        """The .bin is the one exported with this .xml: zoo records its sha256 in the .xml's metadata."""
+        want = self.metadata().get("bin_sha256")
+        if want is None:
+            return  # an IR written before zoo bound the pair
+        from zoo.core.shipped import sha256_file
+
+        if sha256_file(weights) != want:
+            raise ZooError(f"{weights} is not the weights file exported with {xml.name} (its sha256 differs from "
+                           f"the one the .xml records); copy the pair together, or export it again")
 
     def get_inputs(self) -> list:
         return [self._Port(p) for p in self.model.inputs]

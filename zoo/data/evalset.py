@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from zoo.core.bounded import KEPT_BYTES, npz_arrays
+from zoo.core.errors import ZooError
 from zoo.core.io import atomic_write_bytes
 from zoo.core.shipped import eval_sample
 from zoo.data.datasets import DatasetMissing, load_split
@@ -24,7 +26,7 @@ from zoo.data.specs import DatasetSpec
 
 ORIGINS = ("test split", "train split", "shipped sample", "held-out and training images", "kept sample", "none")
 KEPT_SAMPLE = "heldout.npz"  # in a run folder trained on a folder of images: real images to gate its exports on
-KEPT_IMAGES, KEPT_BYTES = 1000, 16 * 2**20  # at most, before compression
+KEPT_IMAGES = 1000  # at most, and at most KEPT_BYTES (zoo.core.bounded) before compression
 
 
 @dataclass(frozen=True)
@@ -131,11 +133,12 @@ def kept_sample(spec: DatasetSpec) -> tuple[torch.Tensor, torch.Tensor, int] | N
     when it matches the spec; else None."""
     if not spec.source.kept:
         return None
-    try:
-        with np.load(spec.source.kept, allow_pickle=False) as z:
-            x, y, held = z["images"], z["labels"], int(z["held_out"])
-    except Exception:  # damaged (a bad zip, a missing array): measured on nothing rather than something wrong
-        return None
+    try:  # its arrays' sizes read from their headers first (a small file can claim gigabytes of zeros)
+        z = npz_arrays(spec.source.kept, {"images": KEPT_BYTES, "labels": 8 * KEPT_IMAGES, "held_out": 8},
+                       "kept sample")
+        x, y, held = z["images"], z["labels"], int(z["held_out"])
+    except (ZooError, TypeError, ValueError):  # damaged or over the limits: measured on nothing, not on something
+        return None  # wrong
     if x.ndim != 4 or x.shape[1:] != (spec.channels, spec.size, spec.size) or len(x) != len(y) or \
             not ((0 <= y) & (y < spec.num_classes)).all():
         return None

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.core.bounded import check_xml
 from zoo.core.errors import ZooError
 from zoo.core.owned import owned_tempdir
 from zoo.core.runtimes import missing_runtime
 from zoo.core.sessions import ort_session
+from zoo.core.shipped import sha256_file
 from zoo.export.ortformat import same_answers
 
 RT_INFO = "zoo"  # the rt_info section zoo's metadata goes in
@@ -38,9 +40,12 @@ def write_ir(onnx_path: Path, images: np.ndarray, meta: dict, labels: np.ndarray
         model = ov.convert_model(str(onnx_path))
         ov.save_model(model, str(tmp / final.name), compress_to_fp16=False)  # the weights as exported
         fig = _gate(onnx_path, tmp / final.name, images, meta, labels, int8_max_drop)  # the file as saved
-        for key, value in {**meta, "parity": {**meta.get("parity", {}), **fig}}.items():
+        weights = sha256_file(tmp / final.with_suffix(".bin").name)  # the pair is bound: the .xml names its .bin
+        for key, value in {**meta, "parity": {**meta.get("parity", {}), **fig}, "bin_sha256": weights}.items():
             model.set_rt_info(json.dumps(value), [RT_INFO, key])
         ov.save_model(model, str(tmp / final.name), compress_to_fp16=False)  # again, with its gate's figures
+        if sha256_file(tmp / final.with_suffix(".bin").name) != weights:
+            raise ZooError("OpenVINO wrote other weights the second time it saved the IR; keep the .onnx file")
         os.replace(tmp / final.with_suffix(".bin").name, final.with_suffix(".bin"))
         os.replace(tmp / final.name, final)
         return final, fig
@@ -73,3 +78,20 @@ def _gate(onnx_path: Path, xml: Path, images: np.ndarray, meta: dict, labels: np
                        f"against the fp32 file, at most -{int8_max_drop:g}; agreement {agree:.2f}% with "
                        f"{onnx_path.name}, at least {least:g}%); keep the .onnx file")
     return {"openvino_agreement": agree, "openvino_top1": top1, "openvino_acc_change": change}
+
+
+def remove_stale_ir(onnx_path: Path) -> list[str]:
+    """An IR pair beside `onnx_path` under its name that an earlier export wrote (its .xml carries zoo's rt_info)
+    would now describe other weights: it goes, and a note says so. Any other file of that name is left."""
+    xml, weights = onnx_path.with_suffix(".xml"), onnx_path.with_suffix(".bin")
+    try:
+        check_xml(xml)
+        ours = f"<{RT_INFO}>".encode() in xml.read_bytes()
+    except ZooError:
+        return []
+    if not ours:
+        return []
+    weights.unlink(missing_ok=True)  # the .bin first: an .xml never names a missing .bin for long
+    xml.unlink()
+    return [f"removed {xml.name} and {weights.name}, the OpenVINO IR of an earlier export of this name (add "
+            f"--format openvino to write it again)"]

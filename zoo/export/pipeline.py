@@ -25,6 +25,7 @@ from zoo.data import DataOptions, DatasetSpec, EvalSet, load_eval_set, spec_of, 
 from zoo.export.convert import (EXPORT_REVISION, EXPORTERS, INT8_SETTINGS, PRECISIONS, ImageInput, int8_label,
                                 onnx_name, to_fp16, to_int8, torch_to_onnx)
 from zoo.export.gate import GateFailed, parity, parity_image_input
+from zoo.export.irformat import remove_stale_ir
 from zoo.export.onnxfile import add_metadata
 from zoo.models import check_supported, create_model, tta_of, with_tta
 from zoo.models.tta import check_tta
@@ -142,6 +143,8 @@ def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, o
         add_metadata(path, meta)
         final = out / onnx_name(arch, dataset, precision, image_input, None if tta == recipe_tta else tta)
         os.replace(path, final)
+    if "openvino" not in formats:  # a previous export's IR of this name would be read for the new file's
+        notes += remove_stale_ir(final)
     if "ort" in formats:  # onnxruntime's ORT format beside it, gated against it
         from zoo.export.ortformat import write_ort
 
@@ -172,6 +175,11 @@ def _check_formats(formats: tuple[str, ...], image_input: bool, precision: str) 
                        f"without --image-input")
     if image_input and precision != "fp32":
         raise ZooError(f"--image-input graphs are fp32 (the cast and normalization run inside); got {precision}")
+    if "openvino" in formats:  # said before anything is written, not after the .onnx file
+        from zoo.core.runtimes import missing_runtime
+
+        if missing_runtime("openvino"):
+            raise ZooError(f"--format openvino: {missing_runtime('openvino')}")
 
 
 def _convert_and_gate(model, spec: DatasetSpec, src: Source, tmp: Path, precision: str, opset: int, exporter: str,
