@@ -227,3 +227,18 @@ def test_an_int8_ir_is_gated_as_the_int8_file_is(tmp_path, capsys):
     assert "pt of top-1 against fp32" in out
     parity = IrSession(tmp_path / "cnn.mnist-int8.xml").metadata()["parity"]
     assert parity["openvino_acc_change"] >= -1.0 and parity["openvino_agreement"] >= 90.0
+
+
+def test_a_file_runs_at_its_own_precision_and_says_so_whatever_bench_chose():
+    from zoo.export.cachekey import shipped_exports
+    from zoo.predict.predictor import Predictor
+
+    f = next(shipped_exports().rglob("cnn.mnist.onnx"))  # an fp32 file
+    p = Predictor(f)
+    rec = {"model": "cnn.mnist", "latency": {"runtime": "onnxruntime", "precision": "int8"},
+           "throughput": {"runtime": "onnxruntime", "precision": "int8"}}
+    deploy.remember(deploy.deploy_key(p.meta["weights_sha256"], p.meta["export_revision"], None), rec)
+    said = []
+    q = Predictor(f, images=500, log=said.append)
+    assert (q.runtime, q.precision) == ("onnxruntime", "fp32") and q.path == f
+    assert "running onnxruntime fp32: zoo bench's choice is onnxruntime int8, and cnn.mnist.onnx is fp32" in said[0]

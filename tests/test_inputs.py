@@ -542,3 +542,58 @@ def test_a_missing_dataset_in_bench_says_how_to_get_it_with_what_bench_has(tmp_p
     said = capsys.readouterr()
     assert "get it with zoo train MODEL DATASET --download (needs internet), or point --data-dir / ZOO_DATA" in \
         said.out + said.err
+
+
+def test_a_held_lock_is_said_within_seconds_and_ends_in_one_line(tmp_path, monkeypatch):
+    """Another zoo stopped with Ctrl-Z while it holds the export cache's lock: the wait names it, then ends."""
+    from zoo.core.io import waiting_lock
+
+    lock = tmp_path / ".lock"
+    holder = subprocess.Popen([sys.executable, "-c", "import time\nfrom zoo.core.io import waiting_lock\n"
+                               f"with waiting_lock({str(lock)!r}):\n    print('held', flush=True)\n    time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    monkeypatch.setenv("ZOO_LOCK_WAIT", "2.5")
+    said = []
+    try:
+        with pytest.raises(ZooError, match=rf"another zoo \(.*pid {holder.pid}\) has held .* ZOO_LOCK_WAIT"):
+            with waiting_lock(lock, log=said.append):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    assert len(said) == 1 and f"pid {holder.pid}" in said[0]
+    with waiting_lock(lock, log=said.append):  # its holder gone: taken at once
+        pass
+
+
+def test_concurrent_benches_keep_each_others_recommendations(tmp_path):
+    code = ("import sys, zoo.core.deploy as d\nfrom pathlib import Path\n"
+            f"d.cache_file = lambda: Path({str(tmp_path)!r}) / 'deploy.json'\n"
+            "c = {'runtime': 'onnxruntime', 'precision': 'fp32'}\n"
+            "for i in range(20):\n    d.remember(f'{sys.argv[1]}-{i}', {'latency': c, 'throughput': c})")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(n)]) for n in range(4)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    assert len(json.loads((tmp_path / "deploy.json").read_text())) == 80
+
+
+def test_a_float_tiff_holding_nan_is_refused_not_classified(tmp_path):
+    a = np.full((28, 28), 0.5, np.float32)
+    a[3, 3] = np.nan
+    Image.fromarray(a, mode="F").save(tmp_path / "nan.tif")
+    got = decode(tmp_path / "nan.tif", SPEC)
+    assert isinstance(got, Problem) and "1 of its pixels are NaN or infinite" in got.reason
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["train", "mlp", "mnist", "--seed", "9223372036854775807", "--epochs", "1"], "seed must be a whole number"),
+    (["bench", "mlp", "mnist", "--weights", "{onnx}"], "zoo bench --onnx"),
+    (["export", "mlp", "mnist", "--weights", "{onnx}"], "it is exported already")])
+def test_numbers_and_files_of_the_wrong_kind_are_one_line(argv, said, tmp_path, fake_root, capsys):
+    from zoo.cli import main
+
+    (tmp_path / "m.onnx").write_bytes(b"onnx")
+    argv = [a.replace("{onnx}", str(tmp_path / "m.onnx")) for a in argv]
+    assert main([*argv, "--data-dir", str(fake_root), "--no-verify"]) == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1, err

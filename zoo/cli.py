@@ -517,7 +517,8 @@ def cmd_predict(args) -> int:
     results = _run_with_progress(predictor, paths, args.top_k)
     problems += [r for r in results if not hasattr(r, "top")]
     found = [r for r in results if hasattr(r, "top")]
-    _print_predictions(found, args, (predictor.runtime_label, predictor.precision))
+    if found or args.json or args.csv:  # no empty table above the errors
+        _print_predictions(found, args, (predictor.runtime_label, predictor.precision))
     for p in problems:
         print(f"zoo: error: {_printable(p.path)}: {p.reason}", file=sys.stderr)
     return 1 if problems else 0
@@ -931,6 +932,10 @@ def _check_paths(args) -> None:
     for flag, path in named:
         if path and not Path(path).expanduser().exists():
             raise ZooError(f"{flag} {path}: no such file or folder")
+        if flag == "--weights" and path and Path(path).suffix in (".onnx", ".ort", ".xml"):
+            todo = f"zoo bench --onnx {path} measures it as it is" if args.command == "bench" else \
+                f"it is exported already: `zoo bench --onnx {path}` measures it, and zoo predict reads it"
+            raise ZooError(f"--weights takes a run folder or a .safetensors file, not an exported file; {todo}")
 
 
 def _run(args, flags: dict[str, set[str]]) -> int:

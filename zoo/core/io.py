@@ -100,18 +100,59 @@ def check_can_create(path: str | os.PathLike, what: str = "--out") -> Path:
     return path
 
 
+LOCK_WAIT_S = 600.0  # how long a command waits for another zoo's lock before it gives up; ZOO_LOCK_WAIT to change
+SAY_WAITING_S = 2.0  # a wait longer than this is said, naming who holds the lock
+
+
 @contextlib.contextmanager
-def waiting_lock(path: str | os.PathLike):
+def waiting_lock(path: str | os.PathLike, log=None):
     """Hold an exclusive lock on the file `path` (created if needed), waiting for another process's: two commands
-    that would make the same file take turns. Released by the OS even on kill -9."""
+    that would make the same file take turns. Released by the OS even on kill -9. A wait is said within
+    SAY_WAITING_S (who holds the lock: the holder writes its host and PID into the file) and ends in a one-line
+    error after $ZOO_LOCK_WAIT seconds (default LOCK_WAIT_S): a holder stopped with Ctrl-Z never blocks forever."""
+    import socket
+    import sys
+    import time
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        bound = float(os.environ.get("ZOO_LOCK_WAIT", LOCK_WAIT_S))
+    except ValueError:
+        bound = LOCK_WAIT_S
+    say = log or (lambda line: print(line, file=sys.stderr, flush=True))
     with open(path, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        start, said = time.monotonic(), False
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited = time.monotonic() - start
+                holder = _holder(path)
+                if waited >= bound:
+                    raise ZooError(f"another zoo ({holder}) has held {path} for {waited:.0f} s; let it finish, or "
+                                   f"stop it, then run this again (ZOO_LOCK_WAIT=SECONDS waits longer)") from None
+                if waited >= SAY_WAITING_S and not said:
+                    say(f"zoo: waiting for another zoo ({holder}) that is making the same file ({path}); up to "
+                        f"{bound:.0f} s")
+                    said = True
+                time.sleep(0.1)
         try:
+            f.seek(0), f.truncate()
+            f.write(f"{socket.gethostname()} pid {os.getpid()}\n")
+            f.flush()
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _holder(path: Path) -> str:
+    try:
+        with open(path) as f:
+            return f.read(200).strip() or "unknown"
+    except OSError:
+        return "unknown"
 
 
 def sweep_stale(folder: str | os.PathLike, prefix: str) -> None:

@@ -51,6 +51,9 @@ def _flatten_mode(img: Image.Image) -> Image.Image:
     """Any Pillow mode -> L, RGB, LA or RGBA, 8 bits per channel."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit or 32-bit grey: scale to 8 bits
         a = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(a).all():
+            raise Refused(f"{int((~np.isfinite(a)).sum()):,} of its pixels are NaN or infinite (a float image); zoo "
+                          f"reads finite pixel values only")
         top = 65535.0 if img.mode.startswith("I;16") or a.max() > 255 else 255.0
         if img.mode == "F" and np.isfinite(a).all() and 0 <= a.min() and a.max() <= 1.0:
             top = 1.0  # a float image on [0, 1] (scientific TIFFs): read as 0..255, not as nearly black

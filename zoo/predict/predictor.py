@@ -176,6 +176,11 @@ class Predictor:
             log(f"zoo: running onnxruntime {self.precision}: {why}; get one with `{self.bench_command()}`")
             return "onnxruntime", None, self.precision
         choice = rec["latency"] if images is not None and images <= FEW_IMAGES else rec["throughput"]
+        if choice["precision"] != self.precision and Path(self.source).suffix in FILES:  # a file is what it is
+            log(f"zoo: running onnxruntime {self.precision}: zoo bench's choice is {choice['runtime']} "
+                f"{choice['precision']}, and {self.path.name} is {self.precision} (predict from the weights, or "
+                f"export them at {choice['precision']}, to use it)")
+            return "onnxruntime", None, self.precision
         runtime = runtime_name(choice["runtime"])
         log(f"zoo: running {choice['runtime']} {choice['precision']}, zoo bench's "
             f"{'provisional ' if rec.get('provisional') else ''}choice for "

@@ -50,6 +50,8 @@ class TrainConfig:
             raise ZooError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
             raise ZooError(f"batch size must be >= 1, got {self.batch_size}")
+        if not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):  # the loader derives 64-bit seeds from it
+            raise ZooError(f"seed must be a whole number in [0, 2**32), e.g. 0; got {self.seed}")
         if not 0 < self.lr <= MAX_LR:  # also NaN; beyond MAX_LR an SGD step overflows float32 or diverges at once
             raise ZooError(f"learning rate must be a positive number up to {MAX_LR:g}, got {self.lr}")
         if self.schedule not in SCHEDULES:
