@@ -232,7 +232,7 @@ def test_one_bad_shipped_weight_does_not_sink_the_report(tmp_path, fake_root, mo
 
 def test_missing_onnx_file_is_not_called_invalid(tmp_path, capsys):
     assert main(["bench", "--onnx", str(tmp_path / "nope.onnx"), "--out", str(tmp_path / "o")]) == 2
-    assert capsys.readouterr().err == f"zoo: error: ONNX file {tmp_path / 'nope.onnx'} not found\n"
+    assert capsys.readouterr().err == f"zoo: error: --onnx {tmp_path / 'nope.onnx'}: no such file or folder\n"
 
 
 def test_a_missing_dataset_is_said_loudly(tmp_path, capsys):
@@ -241,7 +241,8 @@ def test_a_missing_dataset_is_said_loudly(tmp_path, capsys):
     out = capsys.readouterr().out
     note = (f"mnist: accuracy measured on zoo's shipped 1,000-image sample, not the test split: mnist not found "
             f"in {tmp_path / 'nodata' / 'MNIST'}")
-    assert out.startswith(f"zoo: warning: {note}")  # before anything is measured
+    first, second = out.splitlines()[:2]  # before anything is measured: which weights, then where the images are
+    assert first == "zoo: benching mlp.mnist: random weights" and second.startswith(f"zoo: warning: {note}")
     md = (tmp_path / "r" / "report.md").read_text().splitlines()
     assert md[4].startswith(f"**{note}") and md[6].startswith("| model |")  # the header, above the table
 

@@ -40,8 +40,9 @@ def test_card_matches_file_and_architecture(card):
 
 @pytest.mark.parametrize("card", CARDS, ids=[c.name for c in CARDS])
 def test_pretrained_accuracy_on_shipped_sample(card):
-    """The shipped sample is part of the test split: accuracy on it is close to the card's."""
-    x, y = eval_sample(card.dataset)
+    """The shipped sample is part of the test split: accuracy on every other image of it (500, every class) is
+    close to the card's."""
+    x, y = (t[::2] for t in eval_sample(card.dataset))
     spec = zoo.get_dataset_spec(card.dataset)
     from zoo.data import normalize
     model = zoo.load(card.arch, card.dataset)

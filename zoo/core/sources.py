@@ -57,7 +57,7 @@ class Target:
             card = get_card(self.arch, self.dataset)
             acc = f", top-1 {card.top1:.2f}% on its card" if card and card.top1 is not None else ""
             return f"{self.name}: the weights shipped with zoo{acc}"
-        return f"{self.name}: random weights (latency and size only)"
+        return f"{self.name}: random weights"
 
 
 RANDOM = Source(None)
