@@ -19,11 +19,12 @@ def _entry(arch: str):
     return load
 
 
-mlp = _entry("mlp")
-cnn = _entry("cnn")
-lenet5 = _entry("lenet5")
-alexnet = _entry("alexnet")
-resnet20 = _entry("resnet20")
-resnet18 = _entry("resnet18")
-timm_resnet18 = _entry("timm/resnet18")
-timm_mobilenetv3_small_100 = _entry("timm/mobilenetv3_small_100")
+def _entries() -> dict:
+    """One entry per architecture of zoo's registry, named as torch.hub names allow (timm/x -> timm_x): from the
+    registry's own list (zoo.core.names.MODELS, kept equal to it by the tests), never a second list kept here."""
+    from zoo.core.names import MODELS
+
+    return {name.replace("/", "_"): _entry(name) for name in MODELS}
+
+
+globals().update(_entries())

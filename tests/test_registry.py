@@ -137,3 +137,21 @@ def test_the_shipped_catalog_is_what_the_registry_builds_today():
             "assert json.loads((weights_dir() / 'catalog.json').read_text()) == json.loads(json.dumps(catalog_file()))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-1500:]
+
+
+def test_every_registered_model_is_a_torch_hub_entry():
+    """hubconf.py's entries come from the registry: a model added to zoo (zoonet, say) is a hub entry at once,
+    and every one with shipped weights loads them."""
+    import subprocess
+    import sys
+
+    code = ("import torch, zoo\nfrom pathlib import Path\nrepo = Path(zoo.__file__).resolve().parents[1]\n"
+            "import importlib.util as u\nspec = u.spec_from_file_location('hubconf', repo / 'hubconf.py')\n"
+            "hub = u.module_from_spec(spec)\nspec.loader.exec_module(hub)\n"
+            "names = {n for n in dir(hub) if callable(getattr(hub, n)) and not n.startswith('_')}\n"
+            "want = {m.replace('/', '_') for m in zoo.list_models()}\n"
+            "assert want <= names, (want - names)\n"
+            "m = torch.hub.load(str(repo), 'zoonet', dataset='cifar10', pretrained=True, source='local')\n"
+            "assert not m.training")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-1500:]
