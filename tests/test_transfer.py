@@ -2,6 +2,7 @@
 channels inferred from the pixels, the recipe that fits the data, epoch 0, and no probe for a short run."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -214,3 +215,18 @@ def test_grey_images_are_read_as_rgb_when_the_network_cannot_adapt_rgb_weights(t
     assert all(k.startswith("fc.") for k in config["init"]["reinitialized"]), config["init"]  # digits: a new head
     assert ("reading the images as 3 channels" in said) == (arch == "zoonet")
     assert said.count(f"zoo: {root.name}: ") == 1  # the folder's line once, with the channels it was read with
+
+
+def test_the_python_api_resolves_a_folder_as_zoo_train_does(tmp_path):
+    """zoo.train.train on a folder with init="pretrained:cifar10" normalizes it with CIFAR-10's statistics, as
+    the CLI does (it used to record the folder's own): the two paths resolve through one function."""
+    from zoo.train import training_spec
+
+    root = tmp_path / "photos"
+    for i, f in enumerate(sorted((Path(__file__).resolve().parents[1] / "weights" / "samples" / "cifar10")
+                              .glob("*.png"))):
+        (root / f.name.split("_")[0]).mkdir(parents=True, exist_ok=True)
+        Image.open(f).save(root / f.name.split("_")[0] / f"{i}.png")
+    spec = training_spec("resnet20", str(root), "pretrained:cifar10", log=quiet)
+    assert (spec.mean, spec.std, spec.channels, spec.size) == (get_dataset_spec("cifar10").mean,
+                                                               get_dataset_spec("cifar10").std, 3, 32)

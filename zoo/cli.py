@@ -178,8 +178,7 @@ def _recipe_and_pair(args):
     named recipe; --epochs/--batch-size/--lr/--seed and every --set override it."""
     from pathlib import Path
 
-    from zoo.data import spec_of
-    from zoo.train import default_recipe, get_recipe, parse_overrides, read_config, recipe_from
+    from zoo.train import default_recipe, get_recipe, parse_overrides, read_config, recipe_from, training_spec
 
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                  "freeze_backbone": args.freeze_backbone or None, **parse_overrides(args.set or [])}
@@ -196,49 +195,13 @@ def _recipe_and_pair(args):
     if not (args.model and args.dataset):
         raise ZooError("zoo train needs MODEL DATASET (e.g. zoo train resnet20 cifar10), --config FILE, "
                        "--resume --out RUN_FOLDER, or --matrix paper")
-    said: list[str] = []  # the folder's lines wait until its channels are settled
-    spec = _channels_of_init(args, spec_of(args.dataset, opts=_folder(args), init=args.init, log=said.append), said)
+    spec = training_spec(args.model, args.dataset, args.init, _folder(args), log=lambda line: print(line, flush=True))
     name = args.recipe
     if name is None:
         name, why = default_recipe(spec, args.init)
         if spec.source is not None:  # a folder: say which recipe and why (the study's datasets take `paper`)
             print(f"zoo: recipe {name} ({why}; --recipe to choose another)", flush=True)
     return args.model, spec.name, get_recipe(name, spec, args.model, **overrides)
-
-
-def _channels_of_init(args, spec, said: list[str]):
-    """The folder's spec, its lines printed; read again with the --init weights' channels when the network cannot
-    adapt to the images' (zoo.models.adapts_channels: ZooNet's whitening), instead of starting the layers that
-    follow the channels fresh. Grey images read as RGB start where timm's adaptation of a first convolution would;
-    --channels decides otherwise."""
-    base = _init_spec(args, spec)
-    if base is None or base.channels == spec.channels or _adapts(args.model, spec, base.channels):
-        for line in said:
-            print(line, flush=True)
-        return spec
-    from dataclasses import replace
-
-    from zoo.data import spec_of
-
-    print(f"zoo: {args.model} cannot adapt {base.name}'s {base.channels}-channel weights to "
-          f"{spec.channels}-channel images past its first layer: reading the images as {base.channels} channels, as "
-          f"the weights were trained (--channels {spec.channels} to start those layers fresh instead)", flush=True)
-    return spec_of(args.dataset, opts=replace(_folder(args), channels=base.channels), init=args.init)
-
-
-def _init_spec(args, spec):
-    """The spec of --init pretrained:DATASET's dataset when the images' channels were inferred from a folder."""
-    if spec.source is None or args.channels or not (args.init or "").startswith("pretrained:"):
-        return None
-    from zoo.data import get_dataset_spec
-
-    return get_dataset_spec(args.init.partition(":")[2])
-
-
-def _adapts(arch: str, spec, channels: int) -> bool:
-    from zoo.models import adapts_channels
-
-    return adapts_channels(arch, spec, channels)
 
 
 def cmd_train(args) -> int:

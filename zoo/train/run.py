@@ -38,6 +38,7 @@ from zoo.models.transfer import HEAD_MODES, transfer_state
 from zoo.train import rundir
 from zoo.train.loop import EpochSums, Interrupted, build_optimizer, evaluate, pct, train_one_epoch
 from zoo.train.progress import EpochProgress
+from zoo.train.dataset import training_spec
 from zoo.train.recipes import TrainConfig, default_recipe, get_recipe, lr_at
 from zoo.train.fastpath import BUSY, FastPath, choose
 from zoo.train.runtime import Dist, Runtime, RuntimeRequest, StopFlag, init_dist, resolve_runtime, stop_on_signals
@@ -421,7 +422,7 @@ def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: R
     evaluates once before training (epoch 0 in metrics.jsonl). The source, its sha256 and what was mapped go
     into config.json and every checkpoint's card.
     """
-    spec = get_dataset_spec(dataset)  # a path: a folder of images, opened with default options
+    spec = training_spec(arch, dataset, init)  # as zoo train resolves it: a folder normalized as its --init
     dataset = spec.name
     cfg = (recipe or _default_recipe(arch, spec, init)).validate()
     req = (runtime or RuntimeRequest()).validate()

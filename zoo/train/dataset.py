@@ -1,0 +1,46 @@
+"""The dataset as training reads it: one resolution for `zoo train` and `zoo.train.train` alike.
+
+    spec = training_spec("resnet20", "photos/", init="pretrained:cifar10")
+
+A folder fine-tuned from `--init pretrained:DATASET` is normalized with DATASET's statistics (the pretrained
+features expect the inputs they were trained on) at its image size; and when the network cannot adapt those
+weights to the folder's channels past its first layer (ZooNet's whitening), the folder is read with the
+weights' channels instead of starting those layers fresh. Grey images read as RGB start where timm's
+adaptation of a first convolution would. An explicit channel count (FolderOptions.channels) decides otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from zoo.data import DatasetSpec, FolderOptions, find_dataset, get_dataset_spec, spec_of
+from zoo.models import adapts_channels
+
+
+def training_spec(arch: str, dataset: str | DatasetSpec, init: str | None = None, opts: FolderOptions | None = None,
+                  log=print) -> DatasetSpec:
+    """The spec `dataset` stands for when `arch` trains on it from `init` (see the module docstring); the
+    folder's lines (what was found in it) go to `log` once its channels are settled."""
+    if isinstance(dataset, DatasetSpec):
+        return dataset
+    if find_dataset(dataset) is not None:  # a built-in dataset, or a folder opened already (by zoo train)
+        return find_dataset(dataset)
+    opts = opts or FolderOptions()
+    said: list[str] = []
+    spec = spec_of(dataset, opts=opts, init=init, log=said.append)
+    base = _init_base(spec, init, opts)
+    if base is None or base.channels == spec.channels or adapts_channels(arch, spec, base.channels):
+        for line in said:
+            log(line)
+        return spec
+    log(f"zoo: {arch} cannot adapt {base.name}'s {base.channels}-channel weights to {spec.channels}-channel images "
+        f"past its first layer: reading the images as {base.channels} channels, as the weights were trained "
+        f"(--channels {spec.channels} to start those layers fresh instead)")
+    return spec_of(dataset, opts=replace(opts, channels=base.channels), init=init, log=log)
+
+
+def _init_base(spec: DatasetSpec, init: str | None, opts: FolderOptions) -> DatasetSpec | None:
+    """The spec of --init pretrained:DATASET's dataset when the images' channels were inferred from a folder."""
+    if spec.source is None or opts.channels or not (init or "").startswith("pretrained:"):
+        return None
+    return get_dataset_spec(init.partition(":")[2])
