@@ -142,7 +142,8 @@ def _list_deploy(args) -> int:
     print(f"deployment recommendations ({len(rows)}) in {cache_file()}; this machine: {here}")
     for key, rec in rows:
         why = unused_here(key)
-        name = rec.get("model", "?") + (f" (tta {rec['tta']})" if rec.get("tta") else "")
+        name = rec.get("model", "?") + (f" (tta {rec['tta']})" if rec.get("tta") else "") + \
+            (f" [{rec['weights']}]" if isinstance(rec.get("weights"), str) and rec["weights"] else "")
         print(f"- {line(name, rec)}  ({rec.get('measured', '')[:16]}){f'  [{why}]' if why else ''}")
     return 0
 
@@ -468,6 +469,7 @@ def cmd_predict(args) -> int:
                        f"no images in {', '.join(image_args)} ({', '.join(sorted(EXTENSIONS))})")
     from zoo.predict.predictor import Predictor
 
+    _say_first_export(source, dataset)
     # which weights and which runtime: said once the model is open, so that an error stays one line
     said = [f"zoo: predicting with {_predict_weights(source, dataset)}"]
     predictor = Predictor(source, dataset, threads=args.threads, batch=args.batch, runtime=args.runtime,
@@ -505,6 +507,22 @@ def _samples(source: str, dataset: str | None) -> list[str]:
     print(f"zoo: no images given: classifying the sample {dataset} test images shipped with zoo ({folder})",
           file=sys.stderr)
     return [str(folder)]
+
+
+def _say_first_export(source: str, dataset: str | None) -> None:
+    """On a terminal: the weights are exported once before the first prediction (seconds); say so before."""
+    from pathlib import Path
+
+    if not sys.stderr.isatty() or Path(source).suffix in (".onnx", ".ort", ".xml"):
+        return
+    from zoo.core.sources import Target, card_at
+    from zoo.export.cachekey import sealed_export
+
+    card = card_at(Path(source)) if Path(source).is_dir() else None
+    target = Target(card.arch, card.dataset, source) if card else Target(source, dataset or "", pretrained=True)
+    if (card or dataset) and sealed_export(target, "fp32") is None:
+        print(f"zoo: exporting {target.name} once into zoo's cache (later predictions start at once)",
+              file=sys.stderr, flush=True)
 
 
 def _predict_weights(source: str, dataset: str | None) -> str:

@@ -55,6 +55,10 @@ def _choice(rows: list[BenchRow], base: BenchRow | None, latency: bool,
     best = next((r for r in measured if why_not(r, latency, busy_ok) is None), None)
     if best is None:
         return None, []
+    if base in measured and measured.index(best) > measured.index(base) and why_not(base, False, True) is None:
+        # the default was barred only for its timing (noisy, busy) and every row left was slower than it in the
+        # same interleaved rounds: never recommend a slower runtime than zoo predict's default
+        best = base
     return best, [f"{_label(r)} ({'batch 1' if latency else f'batch {r.throughput_batch}'}): "
                   f"{why_not(r, latency, busy_ok)}" for r in measured[:measured.index(best)]]
 
@@ -114,7 +118,7 @@ def _recommend_one(mine: list[BenchRow], busy_ok: bool) -> dict:
     many, passed_t = _choice(mine, base, latency=False, busy_ok=busy_ok)
     latency = fast or many  # every batch-1 figure noisy: the throughput choice serves a few images too
     rec = {"latency": _describe(latency, base, True), "throughput": _describe(many or fast, base, False),
-           "passed_over": list(dict.fromkeys(passed_l + passed_t)),
+           "passed_over": list(dict.fromkeys(passed_l + passed_t)), "weights": base.weights if base else None,
            "weights_sha256": base.weights_sha256 if base else None,
            "export_revision": base.export_revision if base else None, "tta": base.tta if base else None}
     if fast is None:

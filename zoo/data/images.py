@@ -13,6 +13,7 @@ An image becomes the model's input in three steps:
 from __future__ import annotations
 
 import contextlib
+import io
 import fnmatch
 import glob
 import os
@@ -243,10 +244,14 @@ def check_regular(path: str | os.PathLike) -> None:
 
 
 @contextlib.contextmanager
-def open_image(path: str | os.PathLike):
-    """Pillow's Image.open for zoo: a regular file, one of FORMATS, within Pillow's pixel limit (a refusal here,
-    not a warning) and MAX_ASPECT; its first frame. Raises Refused, or Pillow's errors on damaged data."""
-    check_regular(path)
+def open_image(path: str | os.PathLike | bytes):
+    """Pillow's Image.open for zoo: a regular file (or the bytes of one, as a server receives them), one of
+    FORMATS, within Pillow's pixel limit (a refusal here, not a warning) and MAX_ASPECT; its first frame. Raises
+    Refused, or Pillow's errors on damaged data."""
+    if isinstance(path, bytes):
+        path = io.BytesIO(path)
+    else:
+        check_regular(path)
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -264,22 +269,40 @@ def open_image(path: str | os.PathLike):
             yield img
 
 
-def decode(path: Path, spec: ImageSpec) -> np.ndarray | Problem:
-    """uint8 [H, W, C] at the model's size, or the reason it cannot be read."""
+def decode(path: Path | bytes, spec: ImageSpec, name: str | None = None) -> np.ndarray | Problem:
+    """uint8 [H, W, C] at the model's size, or the reason it cannot be read; `path` may be a file's bytes (the
+    Problem then names `name`)."""
+    if isinstance(path, bytes):
+        data, path = path, name or "image"
+        try:
+            with open_image(data) as img:
+                return _checked_pixels(img, path, spec)
+        except Exception as e:
+            return _problem(path, e)
     try:
         with open_image(path) as img:
-            if min(img.size) < MIN_SIDE:
-                return Problem(str(path), f"image too small ({img.size[0]}x{img.size[1]}; at least "
-                                          f"{MIN_SIDE}x{MIN_SIDE} pixels)")
-            return to_pixels(img, spec)
-    except Refused as e:
+            return _checked_pixels(img, path, spec)
+    except Exception as e:
+        return _problem(path, e)
+
+
+def _checked_pixels(img, path, spec: ImageSpec) -> np.ndarray | Problem:
+    if min(img.size) < MIN_SIDE:
+        return Problem(str(path), f"image too small ({img.size[0]}x{img.size[1]}; at least {MIN_SIDE}x{MIN_SIDE} "
+                                  f"pixels)")
+    return to_pixels(img, spec)
+
+
+def _problem(path, e: Exception) -> Problem:
+    """The words for what kept an image from being read."""
+    if isinstance(e, Refused):
         return Problem(str(path), str(e))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
         return Problem(str(path), f"too many pixels (over Pillow's limit of {Image.MAX_IMAGE_PIXELS:,}); "
                                   f"a decompression bomb?")
-    except UnidentifiedImageError:
+    if isinstance(e, UnidentifiedImageError):
         return Problem(str(path), f"not an image zoo reads ({', '.join(FORMATS)})")
-    except OSError as e:  # truncated or damaged data, unreadable file
+    if isinstance(e, OSError):  # truncated or damaged data, unreadable file
         return Problem(str(path), f"cannot decode it ({str(e).splitlines()[0][:80] or type(e).__name__})")
-    except Exception as e:  # Pillow's decoders raise ValueError, SyntaxError, ... on malformed files
-        return Problem(str(path), f"damaged image ({type(e).__name__}: {str(e)[:80]})")
+    # Pillow's decoders raise ValueError, SyntaxError, ... on malformed files
+    return Problem(str(path), f"damaged image ({type(e).__name__}: {str(e)[:80]})")
