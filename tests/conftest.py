@@ -19,6 +19,11 @@ REAL_LAYOUT = ("MNIST", "cifar-10-batches-py", "cifar-100-python")
 def _threads_and_seed():
     torch.manual_seed(0)
     yield
+    # A test that trained or benched set glibc to keep freed memory for the next step (zoo.core.memory): hand
+    # it back between tests, or each worker keeps the largest working set any of its tests had.
+    from zoo.core.memory import release_freed_memory
+
+    release_freed_memory()
 
 
 @pytest.fixture(autouse=True)

@@ -556,7 +556,7 @@ def test_a_held_lock_is_said_within_seconds_and_ends_in_one_line(tmp_path, monke
     monkeypatch.setenv("ZOO_LOCK_WAIT", "2.5")
     said = []
     try:
-        with pytest.raises(ZooError, match=rf"another zoo \(.*pid {holder.pid}\) has held .* ZOO_LOCK_WAIT"):
+        with pytest.raises(ZooError, match=rf"another zoo \(.*pid {holder.pid}\) has held .*ZOO_LOCK_WAIT"):
             with waiting_lock(lock, log=said.append):
                 pass
     finally:

@@ -596,6 +596,32 @@ def _print_predictions(found, args, ran: tuple[str, str]) -> None:
     console()(t)
 
 
+# ---------------------------------------------------------------- serve
+def cmd_serve(args) -> int:
+    source, dataset, rest = _predict_source(args.items)
+    if rest:
+        raise ZooError(f"zoo serve takes a model, not images: {rest[0]} (send images to POST /v1/predict)")
+    import ipaddress
+
+    from zoo.serve import run, service
+    from zoo.serve.app import Limits
+
+    limits = Limits(args.max_body_mb, args.max_images, args.max_batch, args.max_wait_ms, args.queue, args.timeout,
+                    os.environ.get("ZOO_SERVE_TOKEN") or None).validate()
+    try:
+        loopback = ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = args.host == "localhost"
+    if not loopback and limits.token is None:
+        print(f"zoo: note: listening on {args.host}, beyond this machine, with no token: anyone who can reach it "
+              f"can use it (set ZOO_SERVE_TOKEN to require one)", file=sys.stderr)
+    svc = service(source, dataset, runtime=args.runtime, threads=args.threads, limits=limits,
+                  data=_data(args) if dataset or not source.endswith((".onnx", ".ort", ".xml")) else None,
+                  log=lambda line: print(line, file=sys.stderr, flush=True))
+    run(svc, args.host, args.port, log=lambda line: print(line, flush=True))
+    return 0
+
+
 # ---------------------------------------------------------------- publish
 def cmd_publish(args) -> int:
     from pathlib import Path
@@ -644,9 +670,13 @@ EXAMPLES = {
     "bench": ["zoo bench", "zoo bench resnet20 cifar10 --precision fp32,int8 --threads 2"],
     "publish": ["zoo publish runs/resnet20.cifar10.fast --storage fp16", "zoo publish --eval-samples"],
     "report": ["zoo report bench", "zoo report bench/report.json --out site/"],
-    "predict": ["zoo predict resnet20 cifar10 photos/ --top-k 3",
+    "predict": ["zoo predict resnet20 cifar10                   # the sample images zoo ships",
+                "zoo predict resnet20 cifar10 photos/ --top-k 3",
                 "zoo predict exports/cnn.mnist.onnx 'digits/*.png' --json",
                 "zoo predict exports/resnet20.cifar10.onnx photos/ --runtime openvino"],
+    "serve": ["zoo serve resnet20 cifar10                     # http://127.0.0.1:8000/",
+              "zoo serve runs/resnet20.my_photos.finetune --port 9000",
+              "curl --data-binary @cat.png http://127.0.0.1:8000/v1/predict"],
 }
 
 
@@ -854,6 +884,28 @@ def _add_predict(sub) -> None:
     p.set_defaults(func=cmd_predict)
 
 
+def _add_serve(sub) -> None:
+    p = _command(sub, "serve", "serve a model over HTTP: batching, limits, metrics and a page (loopback by default)")
+    p.add_argument("items", nargs="+", metavar="SOURCE [DATASET]",
+                   help="an .onnx/.ort/.xml file written by zoo export, a run folder, or MODEL DATASET")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--port", type=_at_least(1), default=8000, help="port (default 8000)")
+    p.add_argument("--runtime", default="auto", help="auto (zoo bench's throughput choice here), onnxruntime, "
+                                                     "openvino or opencv")
+    p.add_argument("--threads", type=_at_least(1), help="intra-op threads (>= 1; default: all cores)")
+    p.add_argument("--max-batch", type=_at_least(1), default=32, help="images run through the model together")
+    p.add_argument("--max-wait-ms", type=_non_negative("milliseconds", "5"), default=5.0,
+                   help="how long a batch waits for more requests after its first")
+    p.add_argument("--queue", type=_at_least(1), default=256,
+                   help="images that may wait for the model; beyond, 503 with Retry-After")
+    p.add_argument("--timeout", type=_non_negative("seconds", "30"), default=30.0,
+                   help="a request's wait for its answer; beyond, 504")
+    p.add_argument("--max-body-mb", type=_non_negative("megabytes", "8"), default=8.0, help="a request's body")
+    p.add_argument("--max-images", type=_at_least(1), default=64, help="images in one request")
+    _add_data_args(p, download=False)
+    p.set_defaults(func=cmd_serve)
+
+
 def command_flags(parser: argparse.ArgumentParser) -> dict[str, set[str]]:
     """Each command's options, e.g. {"train": {"--out", ...}, ...}."""
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
@@ -886,7 +938,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "onnxruntime.", epilog="run `zoo COMMAND --help` for a command's options and examples")
     parser.add_argument("--version", action="version", version=f"zoo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for add in (_add_list, _add_train, _add_export, _add_bench, _add_predict, _add_publish_and_report):
+    for add in (_add_list, _add_train, _add_export, _add_bench, _add_predict, _add_serve, _add_publish_and_report):
         add(sub)
     return parser
 

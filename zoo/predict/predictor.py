@@ -205,19 +205,19 @@ class Predictor:
         out = self.session.run([self.output], {self.input_name: x})[0]
         return out if self.output == "probabilities" else softmax(out.astype(np.float64))
 
-    def _top(self, probs: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+    def top(self, probs: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
         order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
         return [[(self.classes[i], float(p[i])) for i in row] for p, row in zip(probs, order)]
 
-    def _oriented(self, pixels: list[np.ndarray]) -> tuple[np.ndarray, list[bool]]:
+    def oriented(self, pixels: list[np.ndarray]) -> tuple[np.ndarray, list[bool]]:
         """The images as the model's polarity expects them (zoo.data.images.orient), and which were inverted."""
         done = [orient(p, self.polarity, self.invert) for p in pixels]
         return np.stack([p for p, _ in done]), [flip for _, flip in done]
 
     def predict_images(self, images, top_k: int = 5) -> list[list[tuple[str, float]]]:
         """PIL images -> top-k (class, probability) per image."""
-        pixels, _ = self._oriented([to_pixels(img, self.spec) for img in images])
-        return self._top(self.probabilities(pixels), top_k)
+        pixels, _ = self.oriented([to_pixels(img, self.spec) for img in images])
+        return self.top(self.probabilities(pixels), top_k)
 
     def predict(self, paths, top_k: int = 5, on_batch=None, errors: str = "raise") -> list[Prediction | Problem]:
         """Files -> a Prediction per file, in order. A file that cannot be read (missing, not an image, too large)
@@ -251,7 +251,7 @@ class Predictor:
 
     def _classified(self, chunk: list[Path], decoded: list, top_k: int) -> list[Prediction | Problem]:
         good = [i for i, d in enumerate(decoded) if not isinstance(d, Problem)]
-        pixels, flipped = self._oriented([decoded[i] for i in good]) if good else (None, [])
-        tops = self._top(self.probabilities(pixels), top_k) if good else []
+        pixels, flipped = self.oriented([decoded[i] for i in good]) if good else (None, [])
+        tops = self.top(self.probabilities(pixels), top_k) if good else []
         by_index = dict(zip(good, zip(tops, flipped)))
         return [Prediction(str(p), *by_index[i]) if i in by_index else decoded[i] for i, p in enumerate(chunk)]

@@ -1,0 +1,155 @@
+"""zoo serve as a client meets it: a real server on loopback, real images, its limits, its counters, its page,
+and a SIGTERM that finishes what is in flight. Load is bounded: a few dozen requests, seconds each."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette", reason="zoo serve's extra (starlette, uvicorn) is not installed")
+
+SAMPLES = Path(__file__).resolve().parents[1] / "weights" / "samples" / "mnist"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, *args, env=None):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([sys.executable, "-m", "zoo.cli", "serve", "cnn", "mnist", "--port",
+                                      str(self.port), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env={**os.environ, **(env or {})})
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if self.get("/readyz")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.2)
+        self.proc.kill()
+        raise AssertionError(self.proc.communicate()[1][-2000:])
+
+    def request(self, path, data=None, headers=None, method=None):
+        req = urllib.request.Request(self.url + path, data=data, headers=headers or {}, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, r.read(), dict(r.headers)
+        except urllib.error.HTTPError as e:
+            return e.code, e.read(), dict(e.headers)
+
+    def get(self, path):
+        return self.request(path)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server("--max-wait-ms", "40", "--max-batch", "16")
+    yield s
+    assert s.stop() == 0  # SIGTERM: stops accepting, finishes what is in flight, exits 0
+
+
+def _multipart(files: list[Path]) -> tuple[bytes, str]:
+    boundary = "zooboundary7"
+    parts = [(f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{f.name}\"\r\n"
+              f"Content-Type: image/png\r\n\r\n").encode() + f.read_bytes() + b"\r\n" for f in files]
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def test_one_image_as_the_body_and_several_as_multipart(server):
+    status, body, _ = server.request("/v1/predict?top_k=2", (SAMPLES / "7_1_dark-on-light.png").read_bytes())
+    answer = json.loads(body)
+    assert status == 200 and answer["model"] == "cnn.mnist" and answer["runtime"] and answer["precision"] == "fp32"
+    assert answer["predictions"][0]["top"][0]["class"] == "7" and answer["predictions"][0]["inverted"] is True
+    assert len(answer["predictions"][0]["top"]) == 2 and answer["card"]["top1"] == 99.18
+    files = sorted(SAMPLES.glob("*_0.png"))
+    data, kind = _multipart(files)
+    status, body, _ = server.request("/v1/predict?top_k=1", data, {"Content-Type": kind})
+    preds = json.loads(body)["predictions"]
+    assert status == 200 and [p["file"] for p in preds] == [f.name for f in files]
+    assert sum(p["top"][0]["class"] == p["file"][0] for p in preds) >= 8
+
+
+def test_concurrent_requests_are_batched(server):
+    image = (SAMPLES / "2_0.png").read_bytes()
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda _: server.request("/v1/predict", image), range(24)))
+    assert all(status == 200 for status, _, _ in answers)
+    metrics = server.get("/metrics")[1].decode()
+    count = float(next(ln.split()[-1] for ln in metrics.splitlines() if ln.startswith("zoo_batch_images_count")))
+    total = float(next(ln.split()[-1] for ln in metrics.splitlines() if ln.startswith("zoo_batch_images_sum")))
+    assert count < total  # fewer model calls than images: requests ran together
+    assert 'zoo_requests_total{route="/v1/predict",status="200"}' in metrics
+
+
+@pytest.mark.parametrize("data, headers, status, said", [
+    (b"not an image", {}, 400, "not an image zoo reads"),
+    (b"", {}, 400, "no image"),
+    (b"x", {"Content-Type": "multipart/form-data; boundary=b"}, 400, "multipart"),
+])
+def test_bad_input_is_a_4xx_with_one_line_of_json(server, data, headers, status, said):
+    got, body, _ = server.request("/v1/predict", data, headers)
+    error = json.loads(body)["error"]
+    assert got == status and said in error and "\n" not in error and "Traceback" not in error
+
+
+def test_the_model_the_page_and_the_api_description(server):
+    model = json.loads(server.get("/v1/model")[1])
+    assert model["classes"][:3] == ["0", "1", "2"] and model["input"]["size"] == 28
+    page = server.get("/")[1].decode()
+    assert "v1/predict" in page and "<input type=\"file\"" in page
+    spec = json.loads(server.get("/openapi.json")[1])
+    assert "/v1/predict" in spec["paths"] and "503" in spec["paths"]["/v1/predict"]["post"]["responses"]
+    assert server.get("/healthz")[0] == 200
+
+
+def test_limits_token_body_and_queue():
+    s = Server("--max-body-mb", "0.001", "--queue", "1", env={"ZOO_SERVE_TOKEN": "s3cret"})
+    try:
+        image = (SAMPLES / "1_0.png").read_bytes()
+        assert s.request("/v1/predict", image)[0] == 401
+        auth = {"Authorization": "Bearer s3cret"}
+        assert s.request("/v1/predict", image, auth)[0] == 200
+        status, body, _ = s.request("/v1/predict", b"x" * 5000, auth)
+        assert status == 413 and "over the limit" in json.loads(body)["error"]
+        data, kind = _multipart([SAMPLES / "1_0.png", SAMPLES / "2_0.png"])
+        status, body, headers = s.request("/v1/predict", data, {**auth, "Content-Type": kind})
+        assert status in (413, 503)  # two images: over the body limit or the queue's one
+        assert s.request("/v1/predict", image, auth)[0] == 200  # the server goes on
+    finally:
+        assert s.stop() == 0
+
+
+def test_a_full_queue_answers_503_with_retry_after():
+    s = Server("--queue", "1")
+    try:
+        data, kind = _multipart([SAMPLES / "1_0.png", SAMPLES / "2_0.png"])
+        status, body, headers = s.request("/v1/predict", data, {"Content-Type": kind})
+        assert status == 503 and headers.get("retry-after", headers.get("Retry-After")) == "1"
+        assert "queued" in json.loads(body)["error"]
+        assert 'zoo_rejects_total{reason="queue"} 1.0' in s.get("/metrics")[1].decode()
+    finally:
+        assert s.stop() == 0
+
+
+def test_it_listens_on_this_machine_only_unless_asked():
+    from zoo.cli import build_parser
+
+    assert build_parser().parse_args(["serve", "cnn", "mnist"]).host == "127.0.0.1"
