@@ -251,3 +251,13 @@ def test_a_slower_runtime_is_never_recommended_over_a_noisy_default():
     rows = [row(p50=0.047, img_s=9000, flags=["noisy (IQR 40% of p50)"]), row("opencv", p50=0.076, img_s=5000)]
     rec = recommend(rows)["resnet20.cifar10"]
     assert rec["latency"]["runtime"] == "onnxruntime" and rec["throughput"]["runtime"] == "onnxruntime"
+
+
+def test_an_entry_measured_with_other_threads_is_marked_with_how_to_use_it():
+    import os
+
+    sha = "cd" * 32
+    key = deploy.deploy_key(sha, 7, 1)
+    assert deploy.unused_here(key) == ("" if os.cpu_count() == 1 else
+                                       "measured with 1 threads: used by zoo predict --threads 1")
+    assert deploy.unused_here(deploy.deploy_key(sha, 7, None)) == ""

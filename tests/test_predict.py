@@ -318,3 +318,17 @@ def test_opencv_dnn_runs_the_self_contained_graph(onnx_files, test_images):
     assert set(names) == {"logits", "probabilities"}
     assert (got["logits"].argmax(1) == ref["logits"].argmax(1)).all()
     assert np.abs(got["logits"] - ref["logits"]).max() <= 1e-4 * max(1.0, np.abs(ref["logits"]).max())
+
+
+def test_the_bench_it_suggests_measures_the_same_weights(run, onnx_files, fake_root):
+    """From a run folder, the suggestion names that folder (zoo bench MODEL DATASET alone would bench the
+    best run of that dataset in runs/, or the shipped weights); from a file, that file."""
+    from zoo.data import DataOptions
+    from zoo.predict.predictor import Predictor
+
+    said = []
+    Predictor(str(run), data=DataOptions(fake_root, verify=False), log=said.append)
+    assert f"zoo bench cnn cifar10 --weights {run} --runtime all" in said[0]
+    said.clear()
+    Predictor(str(onnx_files[0].path), log=said.append)
+    assert f"zoo bench --onnx {onnx_files[0].path} --runtime all" in said[0]

@@ -230,3 +230,10 @@ def test_the_python_api_resolves_a_folder_as_zoo_train_does(tmp_path):
     spec = training_spec("resnet20", str(root), "pretrained:cifar10", log=quiet)
     assert (spec.mean, spec.std, spec.channels, spec.size) == (get_dataset_spec("cifar10").mean,
                                                                get_dataset_spec("cifar10").std, 3, 32)
+
+
+def test_classes_that_are_one_name_share_no_pretrained_row():
+    """cat, Cat and c_a_t normalize to one name: mapping all three onto CIFAR-10's cat row would make three
+    classes the head cannot tell apart; none takes it, and dog still maps."""
+    rows = map_classes(get_dataset_spec("cifar10").class_names, ["cat", "Cat", "c_a_t", "dog"])
+    assert rows[:3] == [None, None, None] and rows[3] == get_dataset_spec("cifar10").class_names.index("dog")

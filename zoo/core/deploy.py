@@ -135,7 +135,12 @@ def unused_here(key: str) -> str:
         return "written by an older zoo: bench again"
     if parts[2] != machine_id():
         return "another machine: not used here"
-    return "other runtime versions: not used here" if parts[3] != versions() else ""
+    if parts[3] != versions():
+        return "other runtime versions: not used here"
+    threads = parts[4].split(" ")[0]
+    if threads != str(os.cpu_count()):  # zoo predict's default is every core
+        return f"measured with {threads} threads: used by zoo predict --threads {threads}"
+    return ""
 
 
 def entries() -> list[tuple[str, dict]]:

@@ -35,11 +35,14 @@ def class_key(name: str) -> str:
 
 
 def map_classes(source: list[str] | tuple[str, ...], target: list[str] | tuple[str, ...]) -> list[int | None]:
-    """For each target class, the index of the source class of the same name (class_key), or None."""
+    """For each target class, the index of the source class of the same name (class_key), or None. Target
+    classes whose names are one name to class_key (cat, Cat, c_a_t) would share one row, and a head whose rows
+    agree cannot tell them apart: none of them takes it."""
     index: dict[str, int] = {}
     for i, name in enumerate(source):
         index.setdefault(class_key(name), i)
-    return [index.get(class_key(name)) for name in target]
+    keys = [class_key(name) for name in target]
+    return [index.get(k) if keys.count(k) == 1 else None for k in keys]
 
 
 def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
