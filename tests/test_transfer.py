@@ -237,3 +237,13 @@ def test_classes_that_are_one_name_share_no_pretrained_row():
     classes the head cannot tell apart; none takes it, and dog still maps."""
     rows = map_classes(get_dataset_spec("cifar10").class_names, ["cat", "Cat", "c_a_t", "dog"])
     assert rows[:3] == [None, None, None] and rows[3] == get_dataset_spec("cifar10").class_names.index("dog")
+
+
+def test_a_grey_folder_fine_tunes_from_the_colour_cnn_read_as_rgb(tmp_path):
+    """The cnn's grey (MNIST) and colour (CIFAR) builds are different networks: a grey folder from
+    pretrained:cifar10 is read as RGB, where it used to end in "does not fit cnn"."""
+    from zoo.train import training_spec
+
+    spec = training_spec("cnn", str(write_digits(tmp_path / "d", limit=40, size=32)), "pretrained:cifar10",
+                         log=quiet)
+    assert spec.channels == 3

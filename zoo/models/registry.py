@@ -146,13 +146,15 @@ def create_model(name: str, dataset: str | DatasetSpec, *, pretrained: bool = Fa
     return model
 
 
-def adapts_channels(name: str, spec: DatasetSpec, channels: int) -> bool:
-    """Whether weights of `name` trained on `channels` input channels fit it built for `spec` after the adaptation
-    fine-tuning applies (transfer_state: the first convolution follows the channels): every tensor's shape the
-    same. True for the classic networks; False for ZooNet, whose whitening layer's width follows the channels."""
+def adapts_channels(name: str, spec: DatasetSpec, source: int | DatasetSpec) -> bool:
+    """Whether weights of `name` trained on `source` (a dataset spec, or a channel count) fit it built for `spec`
+    after the adaptation fine-tuning applies (transfer_state: the first convolution follows the channels): every
+    tensor's shape the same. True for most networks; False for ZooNet, whose whitening layer's width follows the
+    channels, and for the cnn, whose grey (MNIST) and colour (CIFAR) builds are different networks."""
     build = get_model_entry(name).builder
     model = build(spec)
-    state, _ = transfer_state(model, build(replace(spec, channels=channels)).state_dict(), head="keep")
+    trained = build(replace(spec, channels=source) if isinstance(source, int) else source)
+    state, _ = transfer_state(model, trained.state_dict(), head="keep")
     return all(k in state and state[k].shape == t.shape for k, t in model.state_dict().items())
 
 

@@ -29,7 +29,7 @@ def training_spec(arch: str, dataset: str | DatasetSpec, init: str | None = None
     said: list[str] = []
     spec = spec_of(dataset, opts=opts, init=init, log=said.append)
     base = _init_base(spec, init, opts)
-    if base is None or base.channels == spec.channels or adapts_channels(arch, spec, base.channels):
+    if base is None or base.channels == spec.channels or adapts_channels(arch, spec, base):
         for line in said:
             log(line)
         return spec
