@@ -153,3 +153,32 @@ def test_it_listens_on_this_machine_only_unless_asked():
     from zoo.cli import build_parser
 
     assert build_parser().parse_args(["serve", "cnn", "mnist"]).host == "127.0.0.1"
+
+
+def test_the_page_reads_a_digit_drawn_dark_on_light_in_a_real_browser(server):
+    """Chromium, headless, drives the page as a person would: choose a file, read the label it shows."""
+    import shutil
+
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (a dev dependency) is not installed")
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    exe, driver_exe = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")
+    if not (exe and driver_exe):
+        pytest.skip("no headless browser: apt-get install chromium chromium-driver to drive the page in the tests")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = exe
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+        opts.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(driver_exe), options=opts)
+    try:
+        browser.get(server.url + "/")
+        WebDriverWait(browser, 30).until(lambda b: "cnn.mnist: 10 classes" in b.find_element(By.ID, "card").text)
+        browser.find_element(By.ID, "files").send_keys(str(SAMPLES / "7_1_dark-on-light.png"))
+        label = WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".result .label"))
+        assert label[0].text == "7_1_dark-on-light.png: 7 (read inverted)"
+        assert len(browser.find_elements(By.CSS_SELECTOR, ".result .bar")) == 5  # the top-5 as bars
+    finally:
+        browser.quit()
