@@ -309,3 +309,23 @@ def test_the_tour_commands_run_as_written(page, tmp_path, fake_root, monkeypatch
         said = capsys.readouterr()
         if argv[0] == "bench":
             assert said.out.startswith("zoo: benching cnn.mnist: the weights in runs/cnn.mnist.fast")
+
+
+# ---------------------------------------------------------------- the light install: no PyTorch
+LIGHT = "import sys\nfor m in ('torch', 'torchvision', 'timm', 'onnx', 'onnxscript', 'matplotlib'):\n    sys.modules[m] = None\n"
+
+
+def test_predict_and_serve_run_without_torch_and_training_says_what_to_install(tmp_path):
+    """pip install zoo-classifiers (no extras) predicts and serves the shipped exports; a command that needs
+    PyTorch says which extra to install, in one line."""
+    code = LIGHT + ("from zoo.serve import service\nsvc = service('cnn', 'mnist')\n"
+                    "from zoo.cli import main\nrc = main(['predict', 'cnn', 'mnist', '--json'])\n"
+                    "rc2 = main(['train', 'cnn', 'mnist', '--epochs', '1'])\nprint(rc, rc2)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                          env={**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "0 2"
+    err = done.stderr.strip().splitlines()[-1]
+    assert err.startswith("zoo: error: zoo train needs torch") and "zoo-classifiers[train]" in err
+    deps = (REPO / "pyproject.toml").read_text().split("[project.optional-dependencies]")[0]
+    assert not re.search(r'"(torch|torchvision|timm|onnx|matplotlib)\b', deps)  # none of them in the base install

@@ -971,12 +971,21 @@ def _check_paths(args) -> None:
             raise ZooError(f"--weights takes a run folder or a .safetensors file, not an exported file; {todo}")
 
 
+TRAIN_EXTRA = ("torch", "torchvision", "timm", "onnx", "onnxscript", "matplotlib")  # pyproject.toml's `train`
+
+
 def _run(args, flags: dict[str, set[str]]) -> int:
     try:
         _check_paths(args)
         return args.func(args) or 0
     except ZooError as e:
         return _fail(str(e), flags, args.command)
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in TRAIN_EXTRA:
+            raise
+        return _fail(f"zoo {args.command} needs {e.name.split('.')[0]}, which the light install leaves out: pip "
+                     f"install 'zoo-classifiers[train]' (zoo predict and zoo serve on exported files need none of "
+                     f"it)", flags, args.command)
     except BrokenPipeError:  # `zoo list | head`: the reader has what it wanted; end quietly, as cat and ls do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         return 128 + 13  # what a shell reports for a command ended by SIGPIPE
