@@ -389,3 +389,24 @@ def test_a_re_export_without_openvino_removes_the_earlier_ir_of_its_name(ir_pair
                  str(tmp_path / "none")]) == 0
     assert "removed cnn.mnist.xml and cnn.mnist.bin" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["cnn.mnist-int8.xml", "cnn.mnist.onnx"]
+
+
+def test_an_ir_with_a_static_batch_and_another_output_name_runs(ir_pair, tmp_path, capsys):
+    """What OpenVINO runs, zoo runs: a graph fixed to batch 1 (split into calls of one) whose output is named
+    otherwise than `logits` (read by position)."""
+    import openvino as ov
+
+    xml = _ir_copy(ir_pair, tmp_path)
+    model = ov.Core().read_model(str(xml))
+    model.reshape([1, 1, 28, 28])
+    model.outputs[0].get_tensor().set_names({"scores"})
+    ov.save_model(model, str(tmp_path / "static.xml"), compress_to_fp16=False)
+    from zoo.core.shipped import sha256_file
+
+    model.set_rt_info(json.dumps(sha256_file(tmp_path / "static.bin")), ["zoo", "bin_sha256"])  # the pair, bound
+    ov.save_model(model, str(tmp_path / "static.xml"), compress_to_fp16=False)
+    images = [shutil.copy(_digit(tmp_path), tmp_path / f"d{i}.png") for i in range(3)]  # three files: a batch
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "static.xml"), *map(str, images), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 3 and len({r["top"][0]["class"] for r in rows}) == 1

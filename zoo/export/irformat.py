@@ -38,17 +38,26 @@ def write_ir(onnx_path: Path, images: np.ndarray, meta: dict, labels: np.ndarray
     final = onnx_path.with_suffix(".xml")
     with owned_tempdir(onnx_path.parent, ".ir") as tmp:  # a killed export's pair is swept first
         model = ov.convert_model(str(onnx_path))
-        ov.save_model(model, str(tmp / final.name), compress_to_fp16=False)  # the weights as exported
+        _save(ov, model, tmp / final.name, onnx_path)  # the weights as exported
         fig = _gate(onnx_path, tmp / final.name, images, meta, labels, int8_max_drop)  # the file as saved
         weights = sha256_file(tmp / final.with_suffix(".bin").name)  # the pair is bound: the .xml names its .bin
         for key, value in {**meta, "parity": {**meta.get("parity", {}), **fig}, "bin_sha256": weights}.items():
             model.set_rt_info(json.dumps(value), [RT_INFO, key])
-        ov.save_model(model, str(tmp / final.name), compress_to_fp16=False)  # again, with its gate's figures
+        _save(ov, model, tmp / final.name, onnx_path)  # again, with its gate's figures
         if sha256_file(tmp / final.with_suffix(".bin").name) != weights:
             raise ZooError("OpenVINO wrote other weights the second time it saved the IR; keep the .onnx file")
         os.replace(tmp / final.with_suffix(".bin").name, final.with_suffix(".bin"))
         os.replace(tmp / final.name, final)
         return final, fig
+
+
+def _save(ov, model, xml: Path, onnx_path: Path) -> None:
+    """ov.save_model, its failure (a full disk) in one line that says what was written."""
+    try:
+        ov.save_model(model, str(xml), compress_to_fp16=False)
+    except Exception as e:  # OpenVINO raises RuntimeError for an I/O failure
+        raise ZooError(f"could not save OpenVINO's IR ({str(e).strip().splitlines()[-1][:120]}); {onnx_path.name} "
+                       f"is written and whole: free space, then export again with --format openvino") from None
 
 
 def _gate(onnx_path: Path, xml: Path, images: np.ndarray, meta: dict, labels: np.ndarray | None,
