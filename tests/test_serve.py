@@ -87,11 +87,16 @@ def test_one_image_as_the_body_and_several_as_multipart(server):
     assert sum(p["top"][0]["class"] == p["file"][0] for p in preds) >= 8
 
 
-def test_concurrent_requests_are_batched(server):
-    image = (SAMPLES / "2_0.png").read_bytes()
+def test_concurrent_requests_are_batched_and_answered_as_alone(server):
+    images = [f.read_bytes() for f in sorted(SAMPLES.glob("*.png"))[:6]]
+    alone = [json.loads(server.request("/v1/predict?top_k=3", image)[1])["predictions"][0]["top"] for image in images]
     with ThreadPoolExecutor(12) as pool:
-        answers = list(pool.map(lambda _: server.request("/v1/predict", image), range(24)))
+        answers = list(pool.map(lambda i: server.request("/v1/predict?top_k=3", images[i % 6]), range(24)))
     assert all(status == 200 for status, _, _ in answers)
+    for i, (_, body, _) in enumerate(answers):  # a batch's answers are each image's own, in its request
+        together = json.loads(body)["predictions"][0]["top"]
+        assert [t["class"] for t in together] == [t["class"] for t in alone[i % 6]]
+        assert max(abs(t["probability"] - a["probability"]) for t, a in zip(together, alone[i % 6])) < 1e-4
     metrics = server.get("/metrics")[1].decode()
     count = float(next(ln.split()[-1] for ln in metrics.splitlines() if ln.startswith("zoo_batch_images_count")))
     total = float(next(ln.split()[-1] for ln in metrics.splitlines() if ln.startswith("zoo_batch_images_sum")))
