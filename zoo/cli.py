@@ -894,8 +894,9 @@ def _add_serve(sub) -> None:
                                                      "openvino or opencv")
     p.add_argument("--threads", type=_at_least(1), help="intra-op threads (>= 1; default: all cores)")
     p.add_argument("--max-batch", type=_at_least(1), default=32, help="images run through the model together")
-    p.add_argument("--max-wait-ms", type=_non_negative("milliseconds", "5"), default=5.0,
-                   help="how long a batch waits for more requests after its first")
+    p.add_argument("--max-wait-ms", type=_non_negative("milliseconds", "5"), default=0.0,
+                   help="how long a batch waits for more requests after its first (default 0: a batch takes the "
+                        "requests that came while the previous one ran)")
     p.add_argument("--queue", type=_at_least(1), default=256,
                    help="images that may wait for the model; beyond, 503 with Retry-After")
     p.add_argument("--timeout", type=_non_negative("seconds", "30"), default=30.0,

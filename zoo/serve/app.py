@@ -36,7 +36,8 @@ class Limits:
     max_body_mb: float = 8.0  # a request's body
     max_images: int = 64  # images in one request
     max_batch: int = 32  # images run through the model together
-    max_wait_ms: float = 5.0  # how long the first request of a batch waits for others
+    max_wait_ms: float = 0.0  # how long a batch waits for more requests; 0: it takes those that came while the
+    # previous batch ran (one client is not slowed, many are batched): see docs/measurements.md, zoo serve
     max_queued: int = 256  # images waiting for the model; beyond, 503 with Retry-After
     timeout_s: float = 30.0  # a request's wait for its answer; beyond, 504
     token: str | None = None  # when set, every /v1 call needs "Authorization: Bearer TOKEN"

@@ -1,8 +1,9 @@
 """Dynamic batching: requests' images wait in a bounded queue and run through the model together, up to
-`max_batch` images or as many as arrived within `max_wait_s` of the first, on one inference thread, while the
-event loop goes on receiving and decoding the next requests (Triton's dynamic batcher, in a few lines).
+`max_batch` images: those that arrived while the previous batch ran, and any within `max_wait_s` of the first
+(0 by default: a lone client is not slowed, and under load batches form while the model is busy), on one
+inference thread, while the event loop goes on receiving and decoding the next requests.
 
-    batcher = Batcher(predictor.probabilities, max_batch=32, max_wait_s=0.005, max_queued=256)
+    batcher = Batcher(predictor.probabilities, max_batch=32, max_wait_s=0.0, max_queued=256)
     probabilities = await batcher.submit(pixels)   # uint8 [N, H, W, C] -> float [N, classes]; QueueFull when full
 """
 
