@@ -597,3 +597,23 @@ def test_numbers_and_files_of_the_wrong_kind_are_one_line(argv, said, tmp_path, 
     assert main([*argv, "--data-dir", str(fake_root), "--no-verify"]) == 2
     err = capsys.readouterr().err
     assert said in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("code, said", [("ENOENT", "it was removed while zoo worked"),
+                                        ("EACCES", "zoo may not write there; nothing half-written is left: choose "
+                                                   "another --out"),
+                                        ("ENOSPC", "free space or choose another --out")])
+def test_the_advice_for_a_failed_write_fits_what_failed(code, said, capsys):
+    """A folder another process removed is not a full disk: no advice to free space for it."""
+    import errno
+
+    import zoo.cli as cli
+
+    def fail(args):
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)), "bench/report.json")
+    parser = cli.build_parser()
+    args = parser.parse_args(["bench", "cnn", "mnist"])
+    args.func = fail
+    assert cli._run(args, cli.command_flags(parser)) == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1 and (code == "ENOSPC") == ("free space" in err)

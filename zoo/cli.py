@@ -6,6 +6,7 @@ Nothing heavy is imported at start-up (`zoo --help` answers without torch): each
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import re
@@ -995,6 +996,13 @@ def _run(args, flags: dict[str, set[str]]) -> int:
         out = {"publish": " or choose another --dest"}.get(
             args.command, " or choose another --out" if "--out" in flags[args.command] else "")
         again = " with --resume" if args.command == "train" else ""
+        todo = {errno.ENOENT: "it was removed while zoo worked (by another process?)",
+                errno.EACCES: "zoo may not write there", errno.EROFS: "that file system is read-only"}.get(e.errno)
+        if todo:  # not a full disk: the advice says what happened, not "free space"
+            other = out.replace(" or ", "", 1) if out and e.errno != errno.ENOENT else ""
+            step = f"{other}, then run the command again" if other else "run the command again"
+            return _fail(f"{e.strerror}{where}: {todo}; nothing half-written is left: {step}{again}", flags,
+                         args.command)
         return _fail(f"{e.strerror or e}{where}; nothing half-written is left: free space{out}, then run the command "
                      f"again{again}", flags, args.command)
     except KeyboardInterrupt:
