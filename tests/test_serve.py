@@ -143,10 +143,15 @@ def test_limits_token_body_and_queue():
 
 
 def test_a_full_queue_answers_503_with_retry_after():
-    s = Server("--queue", "1")
+    """Two images wait for a batch (held open 1.5 s); a third, while they wait, finds the queue of two full."""
+    s = Server("--queue", "2", "--max-wait-ms", "1500")
     try:
         data, kind = _multipart([SAMPLES / "1_0.png", SAMPLES / "2_0.png"])
-        status, body, headers = s.request("/v1/predict", data, {"Content-Type": kind})
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(s.request, "/v1/predict", data, {"Content-Type": kind})
+            time.sleep(0.5)
+            status, body, headers = s.request("/v1/predict", (SAMPLES / "3_0.png").read_bytes())
+            assert first.result()[0] == 200
         assert status == 503 and headers.get("retry-after", headers.get("Retry-After")) == "1"
         assert "queued" in json.loads(body)["error"]
         assert 'zoo_rejects_total{reason="queue"} 1.0' in s.get("/metrics")[1].decode()
@@ -187,3 +192,20 @@ def test_the_page_reads_a_digit_drawn_dark_on_light_in_a_real_browser(server):
         assert len(browser.find_elements(By.CSS_SELECTOR, ".result .bar")) == 5  # the top-5 as bars
     finally:
         browser.quit()
+
+
+def test_refusals_that_waiting_cannot_cure_are_413_and_every_error_is_json():
+    s = Server("--queue", "2", "--max-images", "3")
+    try:
+        data, kind = _multipart([SAMPLES / f"{d}_0.png" for d in range(4)])
+        status, body, _ = s.request("/v1/predict", data, {"Content-Type": kind})
+        assert status == 413 and "over the limit of 3 images" in json.loads(body)["error"]
+        data, kind = _multipart([SAMPLES / f"{d}_0.png" for d in range(3)])
+        status, body, _ = s.request("/v1/predict", data, {"Content-Type": kind})
+        assert status == 413 and "more than the queue holds (2)" in json.loads(body)["error"]
+        for path, method, code in (("/nowhere", "GET", 404), ("/v1/predict", "GET", 405),
+                                   ("/v1/predict?top_k=0", "POST", 400)):
+            status, body, _ = s.request(path, b"x" if method == "POST" else None, method=method)
+            assert status == code and json.loads(body)["error"], (path, body)
+    finally:
+        assert s.stop() == 0

@@ -173,7 +173,11 @@ class Predictor:
         rec, why = recall(self.meta.get("weights_sha256"), self.meta.get("export_revision"), threads,
                           graph_tta(self.meta))
         if rec is None:
-            log(f"zoo: running onnxruntime {self.precision}: {why}; get one with `{self.bench_command()}`")
+            import importlib.util
+
+            needs = "" if importlib.util.find_spec("torch") else " (bench needs PyTorch: pip install " \
+                "'zoo-classifiers[train]')"
+            log(f"zoo: running onnxruntime {self.precision}: {why}; get one with `{self.bench_command()}`{needs}")
             return "onnxruntime", None, self.precision
         choice = rec["latency"] if images is not None and images <= FEW_IMAGES else rec["throughput"]
         if choice["precision"] != self.precision and Path(self.source).suffix in FILES:  # a file is what it is

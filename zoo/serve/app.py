@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -82,7 +83,13 @@ class Service:
         routes = [Route("/v1/predict", self.predict, methods=["POST"]), Route("/v1/model", self.model),
                   Route("/healthz", self.healthz), Route("/readyz", self.readyz), Route("/metrics", self.prometheus),
                   Route("/openapi.json", self.openapi), Route("/", self.page)]
-        self.app = Starlette(routes=routes, lifespan=self._lifespan)
+        self.app = Starlette(routes=routes, lifespan=self._lifespan,
+                             exception_handlers={HTTPException: self._http_error})
+
+    async def _http_error(self, request: Request, exc: HTTPException) -> Response:
+        """Starlette's own refusals (404, 405) as one line of JSON, like every other error."""
+        return JSONResponse({"error": f"{exc.detail}: {request.method} {request.url.path}"},
+                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
         return self.predictor.probabilities(pixels)
@@ -98,7 +105,8 @@ class Service:
         await self.batcher.stop()
 
     def _authorized(self, request: Request) -> bool:
-        return self.limits.token is None or request.headers.get("authorization") == f"Bearer {self.limits.token}"
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return self.limits.token is None or (scheme.lower() == "bearer" and token == self.limits.token)
 
     async def predict(self, request: Request) -> Response:
         t0 = time.perf_counter()
@@ -112,10 +120,10 @@ class Service:
         m = self.metrics
         if not self._authorized(request):
             return _error(401, "missing or wrong bearer token (Authorization: Bearer TOKEN)", m, "auth")
-        try:
-            top_k = min(max(1, int(request.query_params.get("top_k", 5))), len(self.predictor.classes))
-        except ValueError:
-            return _error(400, f"top_k must be a whole number, got {request.query_params.get('top_k')!r}", m, "input")
+        asked = request.query_params.get("top_k", "5")
+        if not asked.isdigit() or int(asked) < 1:
+            return _error(400, f"top_k must be a whole number >= 1, got {asked!r}", m, "input")
+        top_k = min(int(asked), len(self.predictor.classes))
         files = await self._files(request)
         if isinstance(files, Response):
             return files
@@ -126,7 +134,7 @@ class Service:
         m, limit = self.metrics, int(self.limits.max_body_mb * 2**20)
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return _error(413, f"the body is {int(declared):,} bytes, over the limit of {limit:,}", m, "size")
+            return _error(413, f"the body is {int(declared):,} bytes, over the limit of {limit:,} bytes", m, "size")
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
@@ -149,6 +157,9 @@ class Service:
             form = await MultiPartParser(Headers({"content-type": kind}), stream(),
                                          max_files=self.limits.max_images, max_fields=16).parse()
         except MultiPartException as e:
+            if "Too many files" in e.message:
+                return _error(413, f"over the limit of {self.limits.max_images} images a request", self.metrics,
+                              "size")
             return _error(400, f"cannot read the multipart body ({e.message})", self.metrics, "input")
         files = [(v.filename or k, await v.read()) for k, v in form.multi_items() if isinstance(v, UploadFile)]
         if not files:
@@ -165,6 +176,9 @@ class Service:
         bad = [d for d in decoded if isinstance(d, Problem)]
         if bad:
             return _error(400, "; ".join(f"{b.path}: {b.reason}" for b in bad[:3]), m, "input")
+        if len(files) > self.limits.max_queued:  # never fits, however long it waits: not a 503
+            return _error(413, f"{len(files)} images, more than the queue holds ({self.limits.max_queued}); send "
+                               f"fewer at a time", m, "size")
         pixels, inverted = p.oriented(list(decoded))
         m.queue.set(self.batcher.queued + len(pixels))
         try:
