@@ -244,7 +244,7 @@ def test_the_python_api_raises_for_an_image_it_cannot_read(tmp_path):
 def _busy(runtime, precision, p50, img_s, load=60):
     return _row(runtime=runtime, precision=precision, latency_ms_p50=p50, throughput_img_s=img_s, throughput_batch=256,
                 weights_sha256="ab" * 32, export_revision=7, torch_top1_change=0.0, torch_agreement=100.0,
-                flags=[f"busy (others used {load}% of the CPU)"])
+                load=load / 100, flags=[f"busy (others used {load}% of the CPU)"])
 
 
 def test_busy_rows_give_a_provisional_recommendation_that_a_quiet_bench_replaces(tmp_path, monkeypatch):
@@ -329,3 +329,9 @@ def test_predict_and_serve_run_without_torch_and_training_says_what_to_install(t
     assert err.startswith("zoo: error: zoo train needs torch") and "zoo-classifiers[train]" in err
     deps = (REPO / "pyproject.toml").read_text().split("[project.optional-dependencies]")[0]
     assert not re.search(r'"(torch|torchvision|timm|onnx|matplotlib)\b', deps)  # none of them in the base install
+
+
+def test_the_shipped_exports_say_nothing_of_the_machine_that_made_them():
+    """torch's exporter records each node's Python stack (file paths of the exporting machine): dropped."""
+    files = sorted((WEIGHTS / "exports").rglob("*.onnx"))
+    assert len(files) == 2 and not [f for f in files if b"stack_trace" in f.read_bytes()]

@@ -187,9 +187,10 @@ def write_shipped_exports(dest: Path, data: DataOptions | None = None, log=print
         keep.add(folder.name)
         paths.append(folder / path.name)
         log(f"shipped export {folder.name}/{path.name}: {path.stat().st_size / 1e6:.2f} MB")
-    for old in root.iterdir():
+    for old in root.iterdir():  # an older revision's entries: its sealed files go, anything else stays
         if old.is_dir() and old.name not in keep:
-            for f in old.iterdir():
+            for f in [*old.glob("*.onnx"), *old.glob("*.onnx.seal")]:
                 f.unlink()
-            old.rmdir()
+            if not any(old.iterdir()):
+                old.rmdir()
     return paths

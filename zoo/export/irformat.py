@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -95,12 +96,14 @@ def remove_stale_ir(onnx_path: Path) -> list[str]:
     xml, weights = onnx_path.with_suffix(".xml"), onnx_path.with_suffix(".bin")
     try:
         check_xml(xml)
-        ours = f"<{RT_INFO}>".encode() in xml.read_bytes()
-    except ZooError:
+        text = xml.read_text(errors="replace")
+    except (ZooError, OSError):
         return []
-    if not ours:
+    if f"<{RT_INFO}>" not in text:
         return []
-    weights.unlink(missing_ok=True)  # the .bin first: an .xml never names a missing .bin for long
+    bound = re.search(r'<bin_sha256 value="&quot;([0-9a-f]{64})&quot;"', text)  # the .bin it records
+    if bound and weights.is_file() and sha256_file(weights) == bound.group(1):
+        weights.unlink()  # the .bin first: an .xml never names a missing .bin for long
     xml.unlink()
-    return [f"removed {xml.name} and {weights.name}, the OpenVINO IR of an earlier export of this name (add "
-            f"--format openvino to write it again)"]
+    return [f"removed {xml.name}{' and ' + weights.name if bound else ''}, the OpenVINO IR of an earlier export of "
+            f"this name (add --format openvino to write it again)"]

@@ -19,9 +19,19 @@ def graph_sha256(proto) -> str:
     return hashlib.sha256(proto.graph.SerializeToString(deterministic=True)).hexdigest()
 
 
+# What torch's exporter records per node that names the exporting machine's files (its Python stack): dropped, so
+# that an exported file says nothing of where it was made.
+MACHINE_PROPS = ("pkg.torch.onnx.stack_trace",)
+
+
 def add_metadata(path: Path, meta: dict) -> None:
     proto = onnx.load(str(path))
     del proto.metadata_props[:]
+    for graph in [proto.graph, *(f for f in proto.functions)]:
+        for node in graph.node:
+            keep = [p for p in node.metadata_props if p.key not in MACHINE_PROPS]
+            del node.metadata_props[:]
+            node.metadata_props.extend(keep)
     for k, v in {**meta, "graph_sha256": graph_sha256(proto)}.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)
