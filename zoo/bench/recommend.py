@@ -92,24 +92,15 @@ def recommend(rows: list[BenchRow], accept_busy: bool = False) -> dict[str, dict
         if len({(r.runtime, r.precision) for r in mine}) < 2:
             continue  # one row: nothing to choose between
         rec = _recommend_one(mine, accept_busy)
-        if rec.get("none") and not accept_busy and _recommend_one(mine, True).get("none") is None:
-            load = max((_busy_share(r) for r in mine), default=0.0)
-            rec = {**_recommend_one(mine, True), "provisional":
-                   f"timed while other processes used up to {load:.0%} of the CPU; chosen by the runtimes' ratios "
-                   f"in interleaved rounds, and replaced by the next bench on a quieter machine"}
+        if rec.get("none") and not accept_busy:
+            busy = _recommend_one(mine, True)
+            if busy.get("none") is None:
+                load = max((r.load or 0.0 for r in mine), default=0.0)
+                rec = {**busy, "provisional": f"timed while other processes used up to {load:.0%} of the CPU; "
+                       f"chosen by the runtimes' ratios in interleaved rounds, and replaced by the next bench on a "
+                       f"quieter machine"}
         out[name] = rec
     return out
-
-
-def _busy_share(row: BenchRow) -> float:
-    """The share of the CPU others used while a busy row was timed, from its flag ("busy (others used 62% ...")."""
-    for flag in row.flags:
-        if flag.startswith("busy") and "used " in flag:
-            try:
-                return float(flag.split("used ")[1].split("%")[0]) / 100
-            except ValueError:
-                return 0.0
-    return 0.0
 
 
 def _recommend_one(mine: list[BenchRow], busy_ok: bool) -> dict:

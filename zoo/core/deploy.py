@@ -68,6 +68,9 @@ def deploy_key(weights_sha256: str, export_revision, threads: int | None, tta: s
                        f"{threads or os.cpu_count()} threads"])
 
 
+MAX_CACHE_BYTES = 16 << 20  # ~10,000 entries; a larger file is not zoo's
+
+
 def _valid(entry) -> bool:
     """An entry as zoo.bench.recommend makes it: each choice names a runtime and a precision, and its figures,
     where it has them, are finite numbers."""
@@ -91,9 +94,6 @@ def _read() -> dict:
     except (OSError, ValueError):
         return {}
     return {k: v for k, v in data.items() if _valid(v)} if isinstance(data, dict) else {}
-
-
-MAX_CACHE_BYTES = 16 << 20  # ~10,000 entries; a larger file is not zoo's
 
 
 def remember(key: str, entry: dict) -> bool:

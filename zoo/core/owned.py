@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -98,14 +97,11 @@ def sweep(parent: str | os.PathLike, prefix: str) -> list[Path]:
 
 
 def _sha256(path: Path) -> str | None:
+    """The file's sha256 (zoo.core.shipped.sha256_file), None for what is not a regular file or cannot be read."""
+    from zoo.core.shipped import sha256_file
+
     try:
-        if not path.is_file() or path.is_symlink():
-            return None
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
+        return sha256_file(path) if path.is_file() and not path.is_symlink() else None
     except OSError:
         return None
 

@@ -272,18 +272,12 @@ def open_image(path: str | os.PathLike | bytes):
 def decode(path: Path | bytes, spec: ImageSpec, name: str | None = None) -> np.ndarray | Problem:
     """uint8 [H, W, C] at the model's size, or the reason it cannot be read; `path` may be a file's bytes (the
     Problem then names `name`)."""
-    if isinstance(path, bytes):
-        data, path = path, name or "image"
-        try:
-            with open_image(data) as img:
-                return _checked_pixels(img, path, spec)
-        except Exception as e:
-            return _problem(path, e)
+    label = (name or "image") if isinstance(path, bytes) else path
     try:
         with open_image(path) as img:
-            return _checked_pixels(img, path, spec)
+            return _checked_pixels(img, label, spec)
     except Exception as e:
-        return _problem(path, e)
+        return _problem(label, e)
 
 
 def _checked_pixels(img, path, spec: ImageSpec) -> np.ndarray | Problem:
