@@ -232,7 +232,8 @@ def test_one_bad_shipped_weight_does_not_sink_the_report(tmp_path, fake_root, mo
 
 def test_missing_onnx_file_is_not_called_invalid(tmp_path, capsys):
     assert main(["bench", "--onnx", str(tmp_path / "nope.onnx"), "--out", str(tmp_path / "o")]) == 2
-    assert capsys.readouterr().err == f"zoo: error: --onnx {tmp_path / 'nope.onnx'}: no such file or folder\n"
+    missing = tmp_path / "nope.onnx"
+    assert capsys.readouterr().err == f"zoo: error: --onnx {missing}: no such file or folder; check the path\n"
 
 
 def test_a_missing_dataset_is_said_loudly(tmp_path, capsys):
@@ -454,6 +455,7 @@ def test_torch_compile_rows(tmp_path, fake_root):
     assert compiled["torch_agreement"] == 100.0 and compiled["onnx_mb"] is None and compiled["load_s"] > 0
 
 
+@pytest.mark.e2e
 def test_ctrl_c_still_works_after_a_report_with_several_openvino_models(tmp_path, fake_root):
     """OpenVINO installs an alternate signal stack per compiled model and restores the previous one when the model
     is freed; freed out of load order they leave a stack that is no longer mapped, and the next Ctrl-C crashed

@@ -2,6 +2,7 @@
 names crossing modules."""
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -56,3 +57,47 @@ def test_no_private_name_imported_across_modules():
                 if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("zoo")
                 for a in n.names if a.name.startswith("_") and a.name != "__version__"]
     assert not crossing
+
+
+# Words that tell the user what to do, or the values that would do ("must be", "choose from", "e.g."); a message
+# may also take its advice from a helper (close_matches, missing_runtime, read_advice, REMAKE) or a variable
+# computed for the case (todo, keep, advice, step, why).
+ADVICE = re.compile(r"\b(choose|give|pass|use|run|export|re-copy|train|drop|add|set|install|reinstall|free|move|"
+                    r"keep|pick|write|save|fix|delete|restore|start|point|let|copy|resume|try|put|remove|fetch|check|"
+                    r"make|send|publish|register|leave out|must be|needs?|takes?|only|at least|up to)\b|e\.g\.", re.I)
+ADVISING_NAMES = {"todo", "keep", "advice", "step", "why", "close_matches", "missing_runtime", "read_advice", "REMAKE"}
+# Errors caught inside zoo and turned into a step, never shown alone: a damaged checkpoint (resume falls back to
+# the newest good one, or says to start again) and a stale cached export (exported again).
+CAUGHT = {("zoo/train/rundir.py", "_load_dir"), ("zoo/export/cache.py", "_reuse_or_export")}
+
+
+def _message_forms(node):
+    """(literal text, names used) for each form a message expression can take (both arms of an `if` expression)."""
+    if isinstance(node, ast.IfExp):
+        return _message_forms(node.body) + _message_forms(node.orelse)
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [(node.value, set())]
+    if isinstance(node, ast.JoinedStr):
+        text = "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+        return [(text, {n.id for n in ast.walk(node) if isinstance(n, ast.Name)})]
+    if isinstance(node, ast.BinOp):
+        return [(a + b, na | nb) for a, na in _message_forms(node.left) for b, nb in _message_forms(node.right)]
+    return [("{}", {n.id for n in ast.walk(node) if isinstance(n, ast.Name)})]
+
+
+def _says_what_to_do(text: str, names: set[str]) -> bool:
+    passes_on = not re.search(r"[a-z]{2}", text.replace("{}", ""))  # "{}: {}": another error's message, with context
+    return passes_on or bool(ADVICE.search(text) or names & ADVISING_NAMES)
+
+
+def test_every_error_says_what_to_do():
+    silent = []
+    for path, tree in _trees():
+        caught = {id(c) for fn in ast.walk(tree) if (str(path), getattr(fn, "name", "")) in CAUGHT
+                  for c in ast.walk(fn)}
+        for call in ast.walk(tree):
+            if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "ZooError" and call.args \
+                    and id(call) not in caught:
+                silent += [f"{path}:{call.lineno}: {text}" for text, names in _message_forms(call.args[0])
+                           if not _says_what_to_do(text, names)]
+    assert not silent, "\n".join(silent)

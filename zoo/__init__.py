@@ -40,7 +40,8 @@ def sample_images(dataset: str) -> list:
 
     found = folder(dataset)
     if found is None:
-        raise ZooError(f"zoo ships no sample images for {dataset!r}; it has them for mnist, cifar10 and cifar100")
+        raise ZooError(f"zoo ships no sample images for {dataset!r}; it has them for mnist, cifar10 and cifar100: "
+                       f"use one of those, or give your own images")
     return sorted(found.glob("*.png"))
 
 

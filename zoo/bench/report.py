@@ -175,7 +175,8 @@ def print_table(report: dict) -> None:
 def from_json(data) -> dict:
     """A report.json's content as a report; a foreign file fails clearly."""
     if not isinstance(data, dict) or not {"environment", "rows"} <= set(data) or not isinstance(data["rows"], list):
-        raise ZooError("not a zoo report: expected keys 'environment' and 'rows'")
+        raise ZooError("not a zoo report (expected keys 'environment' and 'rows'); give the report.json zoo bench "
+                       "wrote, or run zoo bench again")
     if data.get("rows_sha256") not in (None, _rows_sha256(data["rows"])):
         raise ZooError("the report's rows do not match their sha256 (the file is damaged or was edited); "
                        "run zoo bench again")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.core.errors import ZooError
+from zoo.core.errors import REMAKE, ZooError, read_advice
 
 KEPT_BYTES = 16 << 20  # a run folder's kept sample (heldout.npz): 1,000 images of at most 16 MB in all
 MAX_XML_BYTES = 32 << 20  # an OpenVINO IR's .xml: its graph and zoo's metadata (a ResNet-18's is ~0.3 MB)
@@ -31,7 +31,7 @@ def regular_file(path: str | os.PathLike, what: str) -> Path:
     try:
         mode = os.stat(p).st_mode
     except OSError as e:
-        raise ZooError(f"cannot read {what} {p} ({e.strerror})") from None
+        raise ZooError(f"cannot read {what} {p} ({e.strerror}); {read_advice(e)}") from None
     if not stat.S_ISREG(mode):
         raise ZooError(f"{what} {p} is not a regular file (a FIFO, a device or a folder); zoo reads files only")
     return p
@@ -49,12 +49,12 @@ def npz_arrays(path: str | os.PathLike, limits: dict[str, int], what: str = "fil
                     read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
                     shape, _, dtype = read(f)  # the header only
                 if dtype.hasobject or int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > limit:
-                    raise ZooError(f"{what} {p}: {name} holds {shape} {dtype}, over zoo's limit of {limit:,} bytes "
-                                   f"(not a file zoo wrote)")
+                    raise ZooError(f"{what} {p}: {name} holds {shape} {dtype}, over zoo's limit of {limit:,} bytes; "
+                                   f"it is not a file zoo wrote: {REMAKE}")
         with np.load(p, allow_pickle=False) as z:
             return {name: z[name] for name in limits}
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise ZooError(f"cannot read {what} {p} ({str(e).splitlines()[0][:100]}); it is damaged") from None
+        raise ZooError(f"cannot read {what} {p} ({str(e).splitlines()[0][:100]}); it is damaged: {REMAKE}") from None
 
 
 def check_xml(path: str | os.PathLike, what: str = "OpenVINO IR") -> Path:
@@ -64,14 +64,15 @@ def check_xml(path: str | os.PathLike, what: str = "OpenVINO IR") -> Path:
 
     p = regular_file(path, what)
     if p.stat().st_size > MAX_XML_BYTES:
-        raise ZooError(f"{what} {p} is {p.stat().st_size:,} bytes, over zoo's limit of {MAX_XML_BYTES:,}")
+        raise ZooError(f"{what} {p} is {p.stat().st_size:,} bytes, over zoo's limit of {MAX_XML_BYTES:,}; "
+                       f"it is not an IR zoo wrote: export it again")
     depth = 0
     try:
         for event, _ in ET.iterparse(p, events=("start", "end")):
             depth += 1 if event == "start" else -1
             if depth > MAX_XML_DEPTH:
                 raise ZooError(f"{what} {p} nests elements more than {MAX_XML_DEPTH} deep; it is not an IR zoo "
-                               f"wrote")
+                               f"wrote: export it again")
     except ET.ParseError as e:
         raise ZooError(f"{what} {p} is not well-formed XML ({e}); it is damaged: export it again") from None
     return p

@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from zoo.core.errors import ZooError
+from zoo.core.errors import REMAKE, ZooError
 
 RUN_CARD_SCHEMA = 2  # 1: dict cards with `model` and the environment at the top level
 BENCH_ROW_SCHEMA = 6  # 2: noise, load and flags; 3: runtime, agreement with PyTorch, load time; 4: batch sweep;
@@ -36,7 +36,7 @@ def sealed(data: dict) -> dict:
 def check_seal(data, source: str) -> None:
     """A card that carries a checksum must match it (a flipped byte can leave valid JSON with other values)."""
     if isinstance(data, dict) and SEAL in data and data[SEAL] != _digest(data):
-        raise ZooError(f"{source} is damaged (its content does not match its checksum)")
+        raise ZooError(f"{source} is damaged (its content does not match its checksum); {REMAKE}")
 
 
 def _fields(cls) -> set[str]:
@@ -45,14 +45,14 @@ def _fields(cls) -> set[str]:
 
 def _build(cls, data: dict, source: str):
     if not isinstance(data, dict):
-        raise ZooError(f"{source} is not a zoo card (expected a JSON object)")
+        raise ZooError(f"{source} is not a zoo card (expected a JSON object); {REMAKE}")
     check_seal(data, source)
     if "arch" not in data and "model" in data:  # the older vocabulary
         data = {**data, "arch": data["model"]}
     missing = {f.name for f in dataclasses.fields(cls)
                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING} - set(data)
     if missing:
-        raise ZooError(f"{source} is not a complete {cls.__name__} (lacks {', '.join(sorted(missing))})")
+        raise ZooError(f"{source} is not a complete {cls.__name__} (lacks {', '.join(sorted(missing))}); {REMAKE}")
     return cls(**{k: v for k, v in data.items() if k in _fields(cls)})
 
 

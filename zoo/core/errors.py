@@ -40,3 +40,18 @@ def close_matches(name: str, choices: Iterable[str], n: int = 4) -> str:
 def plural(n: int, word: str, many: str | None = None) -> str:
     """'1 image', '2 images', '1,000 images' (`many`: an irregular plural)."""
     return f"{n:,} {word if n == 1 else many or word + 's'}"
+
+
+# Advice for a file zoo wrote that is damaged, foreign or incomplete: zoo cannot repair it, the user can.
+REMAKE = "restore the file zoo wrote, or make it again with the zoo command that wrote it"
+
+
+def read_advice(e: OSError) -> str:
+    """What to do about a file that could not be read, from why (the errno): never "free space" for a read."""
+    import errno
+
+    return {errno.ENOENT: "check the path", errno.ENOTDIR: "check the path",
+            errno.EACCES: "make it readable (chmod), or copy it to a folder you own",
+            errno.EPERM: "make it readable (chmod), or copy it to a folder you own",
+            errno.EISDIR: "give a file, not a folder",
+            errno.EIO: "the disk could not read it: copy it from elsewhere"}.get(e.errno, "check the file and its disk")

@@ -9,7 +9,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from zoo.core.errors import ZooError, has_flag
+from zoo.core.errors import REMAKE, ZooError, has_flag, read_advice
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -39,11 +39,13 @@ def read_json(path: str | os.PathLike, what: str = "file"):
     try:
         return json.loads(p.read_text())
     except FileNotFoundError:
-        raise ZooError(f"{what} {p} not found") from None
+        raise ZooError(f"{what} {p} not found; check the path") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise ZooError(f"cannot read {what} {p} ({getattr(e, 'strerror', None) or e})") from None
+        raise ZooError(f"cannot read {what} {p} ({getattr(e, 'strerror', None) or e}); "
+                       f"{read_advice(e) if isinstance(e, OSError) else 'it is not UTF-8 text: ' + REMAKE}") from None
     except json.JSONDecodeError as e:
-        raise ZooError(f"{what} {p} is not valid JSON ({e.msg} at line {e.lineno}); it is damaged") from None
+        raise ZooError(f"{what} {p} is not valid JSON ({e.msg} at line {e.lineno}); it is damaged: "
+                       f"{REMAKE}") from None
 
 
 def read_jsonl(path: str | os.PathLike, damaged: list[str] | None = None) -> list[dict]:

@@ -76,7 +76,8 @@ class OpenVinoBackend(Backend):
             self.compiled = ov.Core().compile_model(str(path), "CPU", config)
         except Exception as e:  # OpenVINO's RuntimeError carries a page of frontend log: its gist in one line
             version = ov.__version__.split("-")[0]
-            raise ZooError(f"OpenVINO {version} cannot load {Path(path).name}: {_gist(e)}") from None
+            raise ZooError(f"OpenVINO {version} cannot load {Path(path).name}: {_gist(e)}; export it again, or use "
+                       f"another --runtime") from None
         self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # f32, bf16, ...
         self.name = f"openvino ({self.precision})"
         self.request = self.compiled.create_infer_request()
@@ -149,7 +150,8 @@ class OpenCvBackend(Backend):
         try:
             self.net = cv2.dnn.readNetFromONNX(str(path))
         except cv2.error as e:
-            raise ZooError(f"OpenCV {cv2.__version__} cannot load {Path(path).name}: {_gist(e)}") from None
+            raise ZooError(f"OpenCV {cv2.__version__} cannot load {Path(path).name}: {_gist(e)}; use another "
+                       f"--runtime") from None
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:

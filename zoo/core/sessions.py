@@ -25,7 +25,8 @@ def ort_session(path: str | Path, provider: str = "CPUExecutionProvider", thread
     try:
         sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     except Exception as e:  # onnxruntime's own exception types (InvalidGraph, Fail, NoSuchFile, ...)
-        raise ZooError(f"onnxruntime {ort.__version__} cannot load {path}: {str(e).splitlines()[0][:160]}") from None
+        raise ZooError(f"onnxruntime {ort.__version__} cannot load {path}: {str(e).splitlines()[0][:160]}; "
+                       f"export it again with zoo export") from None
     if sess.get_providers()[0] != provider:
         raise ZooError(f"{provider} is listed by onnxruntime but could not start (no usable GPU/CUDA); "
                        f"the session would run on {sess.get_providers()[0]}")
@@ -61,11 +62,13 @@ class IrSession:
         check_xml(path)  # size and depth before OpenVINO's parser, which recurses on depth
         weights = regular_file(Path(path).with_suffix(".bin"), "OpenVINO IR weights")  # a FIFO would block
         if weights.stat().st_size > MAX_BIN_BYTES:
-            raise ZooError(f"{weights} is over zoo's limit of {MAX_BIN_BYTES:,} bytes")
+            raise ZooError(f"{weights} is over zoo's limit of {MAX_BIN_BYTES:,} bytes; it is not an IR zoo wrote: "
+                       f"export it again")
         try:
             self.model = ov.Core().read_model(str(path))
         except Exception as e:  # a damaged .xml, a missing .bin: OpenVINO's page of log, in one line
-            raise ZooError(f"OpenVINO cannot read {path}: {str(e).strip().splitlines()[0][:160]}") from None
+            raise ZooError(f"OpenVINO cannot read {path}: {str(e).strip().splitlines()[0][:160]}; export it again "
+                       f"with zoo export") from None
         self._check_pair(Path(path), weights)
 
     def _check_pair(self, xml: Path, weights: Path) -> None:

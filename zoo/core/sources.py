@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zoo.core.cards import RunCard, WeightsCard
-from zoo.core.errors import ZooError, has_flag
+from zoo.core.errors import ZooError, has_flag, read_advice
 from zoo.core.io import read_json
 from zoo.core.shipped import pretrained_path, sha256_bytes
 
@@ -70,7 +70,7 @@ def _read_safetensors(path: Path, expect_sha: str | None) -> tuple[dict[str, tor
     try:
         blob = path.read_bytes()
     except OSError as e:
-        raise ZooError(f"cannot read weights {path}: {e.strerror}") from None
+        raise ZooError(f"cannot read weights {path}: {e.strerror}; {read_advice(e)}") from None
     sha = sha256_bytes(blob)
     if expect_sha and sha != expect_sha:
         raise ZooError(f"{path} does not match the sha256 in its card (truncated or corrupt); "
@@ -79,7 +79,7 @@ def _read_safetensors(path: Path, expect_sha: str | None) -> tuple[dict[str, tor
         state = load(blob)
     except Exception as e:  # safetensors raises SafetensorError, OSError or others on garbage
         raise ZooError(f"{path} is not a valid safetensors file ({str(e).splitlines()[0][:80]}); "
-                       f"is it truncated?") from None
+                       f"it is truncated or another format: re-copy it, or give a run folder written by zoo train") from None
     bad = next((k for k, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()), None)
     if bad is not None:
         raise ZooError(f"{path} holds NaN or infinite values (tensor {bad}); these weights are broken: use an "
@@ -112,7 +112,7 @@ def _files_at(path: str | Path) -> tuple[Path, Path | None]:
                        f"{'point --weights at' if has_flag('--weights') else 'give'} a run folder written by zoo "
                        f"train or a .safetensors file")
     if not p.is_file():
-        raise ZooError(f"weights {p} not found")
+        raise ZooError(f"weights {p} not found; give a run folder written by zoo train or a .safetensors file")
     return p, next((c for c in (p.with_suffix(".json"), p.parent / "card.json") if c.is_file()), None)
 
 

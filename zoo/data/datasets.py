@@ -67,7 +67,7 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ZooError(f"{path} not found") from None
+        raise _damaged(path, "missing") from None
     head = 4 + 4 * ndim
     if len(raw) < head or raw[:4] != bytes([0, 0, 0x08, ndim]):
         raise _damaged(path, f"not an IDX file of {ndim}-d unsigned bytes: wrong magic {raw[:4].hex() or 'none'}")
@@ -108,7 +108,7 @@ def _read_cifar_batch(path: Path) -> dict:
         with open(path, "rb") as f:
             batch = _CifarUnpickler(f, encoding="latin1").load()
     except FileNotFoundError:
-        raise ZooError(f"{path} not found") from None
+        raise _damaged(path, "missing") from None
     except pickle.UnpicklingError as e:
         raise _damaged(path, f"refused to unpickle: {e}") from None
     except Exception as e:  # truncated or random bytes: pickle raises EOFError, ValueError, KeyError, ...
@@ -176,10 +176,11 @@ def _load_cached(name: str, split: str, root: str, download: bool, verify: bool)
     else:
         images, labels = read_cifar_split(spec, root, split, verify)
     if tuple(images.shape[1:]) != spec.input_shape:
-        raise ZooError(f"{spec.name}: images in {root} are {tuple(images.shape[1:])}, expected {spec.input_shape}")
+        raise ZooError(f"{spec.name}: images in {root} are {tuple(images.shape[1:])}, expected {spec.input_shape}; "
+                       f"re-copy them, or fetch them again with {_fetch()}")
     if len(labels) and not 0 <= labels.min() <= labels.max() < spec.num_classes:
         raise ZooError(f"{spec.name}: labels in {root / spec.folder} fall outside 0..{spec.num_classes - 1}; "
-                       f"the files are damaged")
+                       f"the files are damaged: re-copy them, or fetch them again with {_fetch()}")
     return torch.from_numpy(np.array(images)), torch.from_numpy(labels.astype(np.int64))  # np.array: a writable copy
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from zoo.core.errors import ZooError, plural
+from zoo.core.errors import REMAKE, ZooError, plural, read_advice
 from zoo.core.io import atomic_write_json, cache_dir, read_json, sweep_stale
 from zoo.core.owned import OWNER, owned_tempdir
 from zoo.data.images import EXTENSIONS, ImageSpec, Problem, decode, infer_polarity, open_image
@@ -149,7 +149,7 @@ def _class_folders(folder: Path) -> dict[str, list[str]]:
     try:
         dirs = sorted(d for d in folder.iterdir() if d.is_dir() and _visible(d) and not _zoo_output(d))
     except OSError as e:
-        raise ZooError(f"cannot read {folder} ({e.strerror})") from None
+        raise ZooError(f"cannot read {folder} ({e.strerror}); {read_advice(e)}") from None
     if not dirs:
         loose = any(f.suffix.lower() in EXTENSIONS for f in folder.iterdir() if f.is_file())
         what = "images but no class folders" if loose else "no class folders"
@@ -216,7 +216,8 @@ def _csv_rows(path: Path) -> list[tuple[int, list[str]]]:
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = [(n, r) for n, r in enumerate(csv.reader(f), 1) if any(c.strip() for c in r)]
     except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise ZooError(f"cannot read {path} as a CSV of path,label ({e})") from None
+        raise ZooError(f"cannot read {path} as a CSV of path,label ({e}); "
+                       f"{read_advice(e) if isinstance(e, OSError) else 'save it as UTF-8 text, one path,label row per image'}") from None
     if rows and rows[0][1][0].strip().lower() in ("path", "file", "filename", "image"):
         rows = rows[1:]  # a header
     if not rows:
@@ -253,14 +254,14 @@ def _scan_csv(path: Path, opts: FolderOptions) -> Listing:
         kept.append((file, cells[1], "test" if split in SPLIT_DIRS["test"] else "train" if split else ""))
     if not kept:
         raise ZooError(f"none of the {len(skipped)} rows of {path} names an image that exists (paths are relative "
-                       f"to the CSV's folder); first: {skipped[0].path}: {skipped[0].reason}")
+                       f"to the CSV's folder); first: {skipped[0].path}: {skipped[0].reason}; fix the paths")
     split_given = any(s for _, _, s in kept)
     train_labels = sorted({lab for _, lab, s in kept if s != "test"} if split_given else {lab for _, lab, _ in kept})
     _check_classes(train_labels, f"{path} (training rows)")
     unknown = sorted({lab for _, lab, s in kept if s == "test"} - set(train_labels))
     if unknown:
         raise ZooError(f"{path}: held-out rows have label(s) {', '.join(unknown[:5])} that no training row has; "
-                       f"every label must appear in training")
+                       f"add training rows for them, or drop those rows")
     label = {c: i for i, c in enumerate(train_labels)}
     if split_given:
         train = [(f, label[c]) for f, c, s in kept if s != "test"]
@@ -289,7 +290,8 @@ def scan(path: str | os.PathLike, opts: FolderOptions) -> Listing:
     elif p.is_dir():
         listing = _scan_folders(p, opts)
     elif p.exists():
-        raise ZooError(f"{path} is neither a folder of images nor a .csv file")
+        raise ZooError(f"{path} is neither a folder of images nor a .csv file; give a folder with one sub-folder "
+                       f"per class, or a CSV of path,label")
     else:
         raise ZooError(f"dataset {path} not found: give a folder of images (one sub-folder per class) or a CSV "
                        f"of path,label")
@@ -571,7 +573,8 @@ def _build(listing: Listing, channels: int, size: int, dest: Path, log) -> None:
             images, labels = _compact(tmp, images, labels, {i for i, _ in bad})
         if n_train < 1 or n_train == len(labels):
             raise ZooError(f"{listing.root}: no {'training' if n_train < 1 else 'held-out'} image could be decoded "
-                           f"({len(bad)} unreadable; first: {bad[0][1].path}: {bad[0][1].reason})")
+                           f"({len(bad)} unreadable; first: {bad[0][1].path}: {bad[0][1].reason}); save them as "
+                           f"PNG or JPEG")
         mean, std = _mean_std(hist)
         np.save(tmp / "labels.npy", labels)
         wall = time.perf_counter() - t0
@@ -712,7 +715,7 @@ def spec_from_record(record: dict) -> DatasetSpec:
             fields[k] = tuple(fields[k])
         return DatasetSpec(**fields)
     except (TypeError, KeyError) as e:
-        raise ZooError(f"a recorded dataset spec is damaged ({type(e).__name__}: {e})") from None
+        raise ZooError(f"a recorded dataset spec is damaged ({type(e).__name__}: {e}); {REMAKE}") from None
 
 
 def _recorded(weights: str | os.PathLike | None) -> DatasetSpec | None:

@@ -58,7 +58,8 @@ def torch_to_onnx(model: torch.nn.Module, input_shape, path: Path, opset: int, e
                        f"{_why(e)}; try {'' if has_flag('--exporter') else 'zoo export with '}--exporter {other} or "
                        f"another --opset") from None
     if Path(str(path) + ".data").exists():
-        raise ZooError(f"the exporter wrote external weights beside {path.name}; models over 2 GB are not supported")
+        raise ZooError(f"the exporter wrote external weights beside {path.name}; zoo exports models under 2 GB "
+                           f"only")
     graph = onnx.load(str(path))
     written = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), None)
     if written != opset:  # the dynamo exporter falls back to its own opset when the conversion fails

@@ -130,7 +130,8 @@ def parity(model, path: Path, precision: str, images: np.ndarray, labels: np.nda
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as e:
-        raise ZooError(f"onnx.checker rejects the exported {precision} model: {str(e).splitlines()[0][:160]}") from None
+        raise ZooError(f"onnx.checker rejects the exported {precision} model: {str(e).splitlines()[0][:160]}; "
+                       f"try another --opset or --exporter") from None
     gate = dict(GATES[precision])
     if max_acc_drop is not None and "max_acc_drop" in gate:
         gate["max_acc_drop"] = max_acc_drop
@@ -157,7 +158,8 @@ def parity_image_input(model, path: Path, images_u8: torch.Tensor, spec) -> dict
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as e:
-        raise ZooError(f"onnx.checker rejects the exported image-input model: {str(e).splitlines()[0][:160]}") \
+        raise ZooError(f"onnx.checker rejects the exported image-input model: {str(e).splitlines()[0][:160]}; "
+                       f"export without --image-input, or try another --opset") \
             from None
     ref = torch_logits(model, normalize(images_u8, spec))
     sess, nhwc = ort_session(path), images_u8.permute(0, 2, 3, 1).contiguous().numpy()

@@ -53,7 +53,7 @@ def read_metadata(path: str | Path) -> dict:
 def check_onnx(path: str | Path) -> dict:
     """Metadata of a zoo-exported ONNX file; a corrupt or foreign file is a one-line error."""
     if not Path(path).is_file():
-        raise ZooError(f"ONNX file {path} not found")
+        raise ZooError(f"ONNX file {path} not found; check the path, or export it with zoo export")
     try:
         onnx.checker.check_model(str(path), full_check=True)
         meta = read_metadata(path)

@@ -42,7 +42,8 @@ def exported_file(source: str | Path, dataset: str | None = None, data=None, pre
     p = Path(source)
     if p.suffix in FILES:  # .ort, .xml: onnxruntime's and OpenVINO's own formats (zoo export --format)
         if not p.is_file():
-            raise ZooError(f"{FILES[p.suffix]} file {p} not found")
+            raise ZooError(f"{FILES[p.suffix]} file {p} not found; check the path, or export it with zoo export "
+                           f"--format")
         return p
     from zoo.core.sources import Target, card_at
 
@@ -119,7 +120,8 @@ class Predictor:
         own = {".ort": "onnxruntime", ".xml": "openvino"}.get(self.path.suffix)
         if own:  # a runtime's own format: no other runtime reads it
             if runtime not in ("auto", own):
-                raise ZooError(f"{self.path} is in {own}'s own format; --runtime {runtime} reads the .onnx file")
+                raise ZooError(f"{self.path} is in {own}'s own format; --runtime {runtime} reads the "
+                                   f".onnx file: give that, or drop --runtime")
             runtime = own
         self._open(threads)
         # an IR runs at the f32 hint it was gated at (OpenVINO's own default is bf16 on CPUs that have it)
@@ -235,7 +237,8 @@ class Predictor:
         if bad and errors == "raise":
             raise ZooError(f"{len(bad)} of {len(results)} images could not be read: "
                            + "; ".join(f"{b.path}: {b.reason}" for b in bad[:3]) + (" ..." if len(bad) > 3 else "")
-                           + " (errors='return' gives the others' predictions and these as Problem entries)")
+                           + "; fix or leave out those files (errors='return' gives the others' predictions and "
+                           "these as Problem entries)")
         return results
 
     def _predict(self, paths, top_k: int, on_batch) -> list[Prediction | Problem]:
