@@ -11,6 +11,11 @@ os.environ["ZOO_CHECK_ADVICE"] = "1"
 # The real datasets: $ZOO_DATA when it holds them (the folder users point zoo at, in the layout zoo train
 # --download leaves), else the packed copy beside the checkout in our workplace, unpacked once per run. The
 # project never requires either: the tests that need them skip, saying so.
+# The user's $ZOO_DATA is read here once and taken out of the environment: every other test, and every zoo
+# command a test runs, sees the data the test gives it (a re-encoded copy there fails the md5 check).
+USER_DATA = os.environ.pop("ZOO_DATA", None) or os.environ.get("ZOO_TESTS_REAL_DATA")
+if USER_DATA:
+    os.environ["ZOO_TESTS_REAL_DATA"] = USER_DATA  # for the xdist workers, started after this import
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 REAL_LAYOUT = ("MNIST", "cifar-10-batches-py", "cifar-100-python")
 
@@ -52,7 +57,7 @@ def real_root(tmp_path_factory):
     import subprocess
     import sys
 
-    given = os.environ.get("ZOO_DATA")
+    given = USER_DATA
     if given and all((Path(given) / d).is_dir() for d in REAL_LAYOUT):
         return Path(given)
     script = SHARED_DATA / "unpack.sh"
@@ -66,9 +71,11 @@ def real_root(tmp_path_factory):
 
 
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get("ZOO_SLOW") == "1":
-        return
-    skip = pytest.mark.skip(reason="slow: set ZOO_SLOW=1")
+    """Two opt-in levels: `e2e` (end to end, minutes: CI runs them with ZOO_E2E=1) and `slow` (ZOO_SLOW=1, both)."""
+    slow = os.environ.get("ZOO_SLOW") == "1"
+    e2e = slow or os.environ.get("ZOO_E2E") == "1"
     for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+        if "slow" in item.keywords and not slow:
+            item.add_marker(pytest.mark.skip(reason="slow: set ZOO_SLOW=1"))
+        elif "e2e" in item.keywords and not e2e:
+            item.add_marker(pytest.mark.skip(reason="end to end: set ZOO_E2E=1 (CI does)"))

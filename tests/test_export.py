@@ -50,6 +50,7 @@ def _loose_int8_gate(monkeypatch):
     monkeypatch.setitem(GATES["int8"], "min_agree", 50.0)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("arch,dataset", [("cnn", "mnist"), ("resnet20", "cifar10")])
 def test_int8_and_fp16(arch, dataset, trained, tmp_path, fake_root, monkeypatch):
     _loose_int8_gate(monkeypatch)
@@ -72,6 +73,7 @@ def test_int8_and_fp16(arch, dataset, trained, tmp_path, fake_root, monkeypatch)
     assert sess.get_inputs()[0].type == "tensor(float)" and sess.get_outputs()[0].type == "tensor(float)"
 
 
+@pytest.mark.e2e
 def test_int8_first_conv_is_padded_to_four_channels_with_the_same_logits(trained, tmp_path, fake_root, monkeypatch):
     """onnxruntime's fast int8 convolution needs a multiple of 4 input channels (zoo/export/qdq.py): the RGB
     first conv gets a zero channel and zero weights, and the logits stay the same: bit-identical on an AVX2 CPU;
@@ -324,6 +326,7 @@ def test_torch_logits_are_reused_only_for_the_same_model_weights_and_batches(mon
     assert reads[11:] == [100] * 10 + [100] * 10 + [100] * 7 + [50]
 
 
+@pytest.mark.e2e
 def test_option_a_shortcuts_export_as_one_convolution_with_the_same_logits(trained, tmp_path, fake_root,
                                                                              monkeypatch):
     """ResNet-20's shape-changing shortcuts (x[:, :, ::2, ::2], zero channels) export as a 1x1 stride-2 Conv

@@ -35,6 +35,7 @@ def _drive(mode: str, data: Path, work: Path) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.e2e
 def test_sigkill_at_every_write_boundary_resumes_to_the_same_run(small_mnist, tmp_path):
     result = _drive("kill", small_mnist, tmp_path)
     cases = result["cases"]
@@ -45,6 +46,7 @@ def test_sigkill_at_every_write_boundary_resumes_to_the_same_run(small_mnist, tm
     assert [c["k"] for c in cases if not c["same"] or c["resumed"] != 0 or c["tracebacks"]] == []
 
 
+@pytest.mark.e2e
 def test_a_full_disk_at_every_write_boundary_is_one_line_leaves_nothing_half_written(small_mnist, tmp_path):
     cases = _drive("enospc", small_mnist, tmp_path)["cases"]
     failed = [c for c in cases if c["code"] == 2]

@@ -159,8 +159,9 @@ def test_plain_words():
 PLACEHOLDERS = {'"path/to/zoo"': lambda root: repr(str(REPO)), '"data"': lambda root: repr(str(root))}
 
 
-@pytest.mark.parametrize("page", ["README.md", *sorted(p.name for p in (REPO / "docs").glob("*.md")
-                                                       if "```python" in p.read_text())])
+@pytest.mark.parametrize("page", [pytest.param(n, marks=pytest.mark.e2e if n == "training.md" else ())  # trains
+                                  for n in ["README.md", *sorted(p.name for p in (REPO / "docs").glob("*.md")
+                                                                 if "```python" in p.read_text())]])
 def test_every_python_block_in_the_docs_runs_as_written(page, tmp_path, fake_root):
     text = (REPO / page if page == "README.md" else REPO / "docs" / page).read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
@@ -286,6 +287,7 @@ def _tour(page: str) -> list[list[str]]:
     return [shlex.split(ln, comments=True)[1:] for b in blocks for ln in b.splitlines() if ln.startswith("zoo ")]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("page", ["README.md", "docs/getting-started.md"])
 def test_the_tour_commands_run_as_written(page, tmp_path, fake_root, monkeypatch, capsys):
     """Every zoo command of a page's tour, in order, in an empty folder: my_photos/ and new_photos/ (the

@@ -255,6 +255,7 @@ def test_freeze_backbone_trains_the_classifier_alone(tmp_path):
     assert json.loads((out / "config.json").read_text())["recipe"]["freeze_backbone"] is True
 
 
+@pytest.mark.e2e
 def test_an_rgb_folder_of_real_cifar10_images(real_root, tmp_path):
     from zoo.data import DataOptions
     x, y = load_split("cifar10", "test", DataOptions(real_root, verify=False))

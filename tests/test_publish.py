@@ -107,6 +107,7 @@ def test_a_hand_edited_manifest_card_is_refused(run, tmp_path, fake_root):
         read_manifest(tmp_path)
 
 
+@pytest.mark.e2e
 def test_fp16_is_measured_with_the_recipes_test_time_augmentation(fake_root, tmp_path, monkeypatch):
     """fp16 storage is measured as it will ship: through the same flip TTA graph as fp32 (measured bare, a run
     whose recipe averages flips at test time lost a point to fp16 that was the missing TTA's)."""

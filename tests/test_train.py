@@ -55,6 +55,7 @@ def test_alexnet_fast_recipe_lr():
     assert get_recipe("fast", spec, "alexnet", lr=0.05).lr == 0.05  # the caller's override still wins
 
 
+@pytest.mark.e2e
 def test_resume_mid_epoch_is_bit_identical(fake_root, tmp_path, monkeypatch):
     # alexnet has Dropout, so the torch RNG state must be restored too; cifar10 exercises augmentation.
     kw = dict(epochs=2, batch_size=40)
@@ -105,6 +106,7 @@ def test_ema_weights_are_what_is_evaluated_saved_and_resumed(fake_root, tmp_path
     assert same(weights(tmp_path / "a"), weights(tmp_path / "b"))
 
 
+@pytest.mark.e2e
 def test_periodic_mid_epoch_checkpoint_resumes_bit_identically(fake_root, tmp_path, monkeypatch):
     """save_every_s=0 checkpoints after every step; a copy taken right after one is what a kill -9 leaves."""
     from zoo.train import rundir as ck
@@ -159,6 +161,7 @@ def _wait_for_checkpoint(out: Path, proc, timeout=60):
         time.sleep(0.05)
 
 
+@pytest.mark.e2e
 def test_kill_9_loses_at_most_the_epoch_in_flight(fake_root, tmp_path):
     ref = tmp_path / "ref"
     train_fast("mlp", "mnist", ref, fake_root, epochs=12, batch_size=20)
@@ -410,6 +413,7 @@ def test_a_run_card_in_the_old_vocabulary_still_reads(tmp_path, fake_root):
     assert src.card.top1 == card["metrics"]["test_acc"]
 
 
+@pytest.mark.e2e
 def test_flip_tta_is_evaluated_exported_and_loaded_as_one_model(fake_root, tmp_path):
     """tta=flip: every epoch's test accuracy is the flip-averaged model's, the checkpoint holds the plain model's
     tensors, and the exported graph computes the same average (the card's recipe carries it to export)."""

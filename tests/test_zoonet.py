@@ -59,6 +59,7 @@ def _speedrun(**kw):
     return get_recipe("speedrun", get_dataset_spec("cifar10"), "zoonet", **{"epochs": 2, "batch_size": 40, **kw})
 
 
+@pytest.mark.e2e
 def test_speedrun_records_its_whitening_and_lookahead_resumes_bit_identically(fake_root, tmp_path, monkeypatch):
     cfg = _speedrun(lookahead=2, tta="")
     train("zoonet", "cifar10", cfg, FP32, out=tmp_path / "a", data=data(fake_root), progress=False)
@@ -77,6 +78,7 @@ def test_speedrun_records_its_whitening_and_lookahead_resumes_bit_identically(fa
     assert not same(weights(tmp_path / "a"), weights(no_lookahead))  # the option does something
 
 
+@pytest.mark.e2e
 def test_the_flip_shift_graph_computes_what_was_evaluated(fake_root, tmp_path):
     import onnxruntime as ort
 
