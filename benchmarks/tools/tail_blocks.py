@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 
 from zoo.bench.backends import OrtBackend
-from zoo.bench.measure import _call_ms
+from zoo.bench.measure import call_ms
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
     x = np.random.default_rng(0).standard_normal((1, *dims), np.float32)
     for _ in range(500):
         backend.predict(x)
-    t = np.array([_call_ms(backend, x) for _ in range(args.calls)])
+    t = np.array([call_ms(backend, x) for _ in range(args.calls)])
     for n in (200, 1000, 2000):
         blocks = t[: len(t) // n * n].reshape(-1, n)
         for q in (50, 90, 99):

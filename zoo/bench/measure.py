@@ -55,7 +55,8 @@ QUIET = 0.1
 LONG_CALL_S = 0.25
 
 
-def _call_ms(backend, x: np.ndarray) -> float:
+def call_ms(backend, x: np.ndarray) -> float:
+    """One call's wall time in milliseconds."""
     t0 = time.perf_counter()
     backend.predict(x)
     return (time.perf_counter() - t0) * 1e3
@@ -66,7 +67,7 @@ def warm_up(backend, x: np.ndarray, min_calls: int) -> tuple[int, float]:
     window's median (ms)."""
     start, calls, previous = time.perf_counter(), 0, None
     while True:
-        window = [_call_ms(backend, x) for _ in range(WINDOW)]
+        window = [call_ms(backend, x) for _ in range(WINDOW)]
         calls += WINDOW
         median = float(np.median(window))
         stable = previous is not None and abs(median - previous) <= STABLE * previous
@@ -123,7 +124,7 @@ def latency_rounds(backends: list, x: np.ndarray, warmup: int, runs: int | None,
     for r in range(rounds):
         for b, t, n in zip(backends, times, counts):
             _start_turn(backends, b, x, WINDOW)
-            t += [_call_ms(b, x) for _ in range(n // rounds + (r < n % rounds))]
+            t += [call_ms(b, x) for _ in range(n // rounds + (r < n % rounds))]
     return [_latency_stats(np.array(t), warm_calls) for t, (warm_calls, _) in zip(times, warm)]
 
 
@@ -160,11 +161,11 @@ def _warm_call_s(backend, x: np.ndarray, calls: int) -> float:
     first call costs at most ~1.5x a later one, so such a call is surely long, and the next one is already
     steady (ResNet-18 at batch 256, AMD EPYC, 2 threads: eager 2.96 then 2.13, 2.01, 2.07 s; OpenVINO 1.00
     then 0.67, 0.69; onnxruntime 0.79 then 0.80, 0.73)."""
-    call_s = _call_ms(backend, x) / 1e3
+    call_s = call_ms(backend, x) / 1e3
     if call_s >= 2 * LONG_CALL_S:
         return call_s
     for _ in range(calls - 1):
-        call_s = _call_ms(backend, x) / 1e3
+        call_s = call_ms(backend, x) / 1e3
         if call_s >= LONG_CALL_S:
             break
     return call_s
