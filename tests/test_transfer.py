@@ -247,3 +247,74 @@ def test_a_grey_folder_fine_tunes_from_the_colour_cnn_read_as_rgb(tmp_path):
     spec = training_spec("cnn", str(write_digits(tmp_path / "d", limit=40, size=32)), "pretrained:cifar10",
                          log=quiet)
     assert spec.channels == 3
+
+
+def test_a_linear_probe_fits_as_scikit_learn_does():
+    """The probe's closed-form fit (L-BFGS on the summed loss, L2 as LogisticRegression's C=1) against
+    scikit-learn's on the same features: the same answers on held-out points."""
+    from sklearn.linear_model import LogisticRegression
+
+    from zoo.train.probe import fit
+
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(4, 16, generator=g) * 2
+    y = torch.arange(800) % 4
+    x = centres[y] + torch.randn(800, 16, generator=g) * 1.5
+    ours = fit(x[:400], y[:400], 4, scale=1.0, bias=True)
+    theirs = LogisticRegression(C=1.0, max_iter=5000).fit(x[:400].numpy(), y[:400].numpy())
+    agree = (ours.logits(x[400:]).argmax(1).numpy() == theirs.predict(x[400:].numpy())).mean()
+    assert agree >= 0.99 and ours.accuracy(x[400:], y[400:]) > 80
+    scaled = fit(x[:400], y[:400], 4, scale=1 / 9, bias=False)  # ZooNet's head: no bias, logits x 1/9
+    assert abs(scaled.accuracy(x[400:], y[400:]) - ours.accuracy(x[400:], y[400:])) < 3
+
+
+def test_new_classes_start_from_a_linear_probe_and_the_last_line_compares_with_it(tmp_path, capsys):
+    """Classes the weights never saw (letters, not digits): the classifier is fitted to them on the frozen
+    features before any step (LP-FT), so epoch 0 already reads them; the last line compares the result with the
+    start and with the linear probe."""
+    from zoo.cli import main
+
+    root = write_digits(tmp_path / "letters", names=[f"letter_{c}" for c in "abcdefghij"], size=28, limit=600)
+    out = tmp_path / "run"
+    assert main(["train", "cnn", str(root), "--init", "pretrained:mnist", "--epochs", "1", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "the classifier fitted to your 10 classes on the frozen features first (a linear probe" in said
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert lines[0]["test_acc"] > 70 and lines[0]["probe_acc"] > 70, lines  # a fresh head would read ~10%
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["init_probe_acc"] == lines[0]["probe_acc"]
+    assert f"on a linear probe of their features' {lines[0]['probe_acc']:.2f}%)" in said
+    assert json.loads((out / "config.json").read_text())["init"]["probe"] == "fitted"
+
+
+def test_init_auto_fine_tunes_from_the_shipped_weights_whose_probe_is_best(tmp_path, capsys):
+    """Real digits: of the cnn's shipped weights (CIFAR-10, CIFAR-100, MNIST), MNIST's features read them best
+    (probes of 95.0, 91.7 and 81.7% here); --init auto measures each and starts from it, on the CLI and in Python
+    alike."""
+    from zoo.cli import main
+    from zoo.train import train
+    from zoo.train.autoinit import candidate_spec, probe_score
+
+    root = write_digits(tmp_path / "digits", size=28, limit=600)
+    scores = {s: probe_score("cnn", candidate_spec("cnn", str(root), s, FolderOptions()), s)
+              for s in ("cifar10", "cifar100", "mnist")}
+    assert scores["mnist"] > scores["cifar100"] + 2 and scores["mnist"] > scores["cifar10"] + 10, scores
+    out = tmp_path / "run"
+    assert main(["train", "cnn", str(root), "--init", "auto", "--epochs", "1", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "--init auto: pretrained:mnist, the best linear probe of cnn's shipped weights" in said, said
+    config = json.loads((out / "config.json").read_text())
+    assert config["init"]["arg"] == "pretrained:mnist" and config["dataset_spec"]["channels"] == 1
+    from zoo.train import TrainConfig
+
+    recipe = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["recipe"].items()})
+    train("cnn", str(root), recipe, init="auto", out=tmp_path / "api", progress=False)
+    api = json.loads((tmp_path / "api" / "config.json").read_text())
+    assert api["init"] == config["init"] and api["dataset_spec"] == config["dataset_spec"]
+
+
+def test_init_auto_is_for_folders(tmp_path, capsys):
+    from zoo.cli import main
+
+    assert main(["train", "cnn", "mnist", "--init", "auto", "--out", str(tmp_path / "r")]) == 2
+    assert "--init auto chooses among shipped weights for a folder" in capsys.readouterr().err

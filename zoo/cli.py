@@ -180,7 +180,8 @@ def _recipe_and_pair(args):
     named recipe; --epochs/--batch-size/--lr/--seed and every --set override it."""
     from pathlib import Path
 
-    from zoo.train import default_recipe, get_recipe, parse_overrides, read_config, recipe_from, training_spec
+    from zoo.train import default_recipe, get_recipe, parse_overrides, read_config, recipe_from
+    from zoo.train.dataset import resolve_start
 
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                  "freeze_backbone": args.freeze_backbone or None, **parse_overrides(args.set or [])}
@@ -197,7 +198,8 @@ def _recipe_and_pair(args):
     if not (args.model and args.dataset):
         raise ZooError("zoo train needs MODEL DATASET (e.g. zoo train resnet20 cifar10), --config FILE, "
                        "--resume --out RUN_FOLDER, or --matrix paper")
-    spec = training_spec(args.model, args.dataset, args.init, _folder(args), log=lambda line: print(line, flush=True))
+    args.init, spec = resolve_start(args.model, args.dataset, args.init, _folder(args),
+                                    log=lambda line: print(line, flush=True))  # --init auto: the start chosen
     name = args.recipe
     if name is None:
         name, why = default_recipe(spec, args.init)
@@ -230,7 +232,10 @@ def _train_one(args, arch: str, dataset: str, cfg, out, resume: bool) -> int:
         return e.exit_code
     done = f"already finished its {plural(s['epochs'], 'epoch')}; " if s.get("already_finished") else ""
     start = s.get("init_test_acc")
-    versus = f" ({s['best_test_acc'] - start:+.2f} pt on the --init weights' {start:.2f}%)" if start is not None else ""
+    versus = f" ({s['best_test_acc'] - start:+.2f} pt on the --init weights' {start:.2f}%" if start is not None else ""
+    probe = s.get("init_probe_acc")
+    versus += (f", {s['best_test_acc'] - probe:+.2f} pt on a linear probe of their features' {probe:.2f}%)"
+               if probe is not None else ")") if versus else ""
     print(f"{s['arch']}.{s['dataset']}: {done}best test accuracy {s['best_test_acc']:.2f}%{versus} -> {s['out']}")
     if start is not None and start >= s["best_test_acc"]:
         print(f"zoo: note: no epoch improved on the --init weights on these held-out images, so the run keeps them "
@@ -467,7 +472,8 @@ def cmd_predict(args) -> int:
     paths, problems = find_images(image_args)
     if not paths:
         raise ZooError("; ".join(f"{_printable(p.path)}: {p.reason}" for p in problems) if problems else
-                       f"no images in {', '.join(image_args)} ({', '.join(sorted(EXTENSIONS))})")
+                       f"no images in {', '.join(image_args)}; give files or folders of "
+                       f"{', '.join(sorted(EXTENSIONS))} images")
     from zoo.predict.predictor import Predictor
 
     _say_first_export(source, dataset)
@@ -756,7 +762,8 @@ def _add_train(sub) -> None:
     p.add_argument("--init", metavar="WEIGHTS",
                    help="fine-tune from trained weights instead of random ones: pretrained (shipped, this pair), "
                         "pretrained:DATASET (this model's shipped weights for another dataset; the classifier's "
-                        "rows follow the class names, see --head), or a run folder / .safetensors file")
+                        "rows follow the class names, see --head), auto (for a folder: the shipped weights of "
+                        "MODEL whose linear probe on your images is best), or a run folder / .safetensors file")
     p.add_argument("--head", choices=("map", "keep", "fresh"), default="map",
                    help="with --init: the classifier's rows by class name (map: classes without a match start "
                         "fresh), in order (keep), or all fresh")
@@ -962,11 +969,12 @@ def _check_paths(args) -> None:
 
     init = getattr(args, "init", None)
     named = [("--weights", getattr(args, "weights", None)), ("--config", getattr(args, "config", None)),
-             ("--init", init if init and init.split(":")[0] != "pretrained" else None),
+             ("--init", init if init and init.split(":")[0] not in ("pretrained", "auto") else None),
              *(("--onnx", f) for f in getattr(args, "onnx", None) or ())]
     for flag, path in named:
         if path and not Path(path).expanduser().exists():
-            raise ZooError(f"{flag} {path}: no such file or folder")
+            where = "" if Path(path).expanduser().is_absolute() else f" (relative to {Path.cwd()})"
+            raise ZooError(f"{flag} {path}: no such file or folder; check the path{where}")
         if flag == "--weights" and path and Path(path).suffix in (".onnx", ".ort", ".xml"):
             todo = f"zoo bench --onnx {path} measures it as it is" if args.command == "bench" else \
                 f"it is exported already: `zoo bench --onnx {path}` measures it, and zoo predict reads it"

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from zoo.data import DatasetSpec, FolderOptions, find_dataset, get_dataset_spec, spec_of
+from zoo.core.errors import ZooError
+from zoo.data import DatasetSpec, FolderOptions, find_dataset, get_dataset_spec, register_dataset, spec_of
+from zoo.data.folder import looks_like_path
 from zoo.models import adapts_channels
 
 
@@ -44,3 +46,18 @@ def _init_base(spec: DatasetSpec, init: str | None, opts: FolderOptions) -> Data
     if spec.source is None or opts.channels or not (init or "").startswith("pretrained:"):
         return None
     return get_dataset_spec(init.partition(":")[2])
+
+
+def resolve_start(arch: str, dataset: str | DatasetSpec, init: str | None, opts: FolderOptions | None = None,
+                  log=print) -> tuple[str | None, DatasetSpec]:
+    """(the --init to train from, the spec to train on): `init="auto"` on a folder measures a linear probe of each
+    of `arch`'s shipped weights and picks the best (zoo.train.autoinit); any other init is kept as given."""
+    from zoo.train.autoinit import AUTO, choose_init
+
+    if init != AUTO:
+        return init, training_spec(arch, dataset, init, opts, log)
+    if isinstance(dataset, DatasetSpec) or not looks_like_path(dataset) or find_dataset(dataset) is not None:
+        raise ZooError("--init auto chooses among shipped weights for a folder of your images; for a built-in "
+                       "dataset give --init pretrained:DATASET")
+    init, spec, _ = choose_init(arch, dataset, opts, log)
+    return init, register_dataset(spec)

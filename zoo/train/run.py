@@ -37,8 +37,9 @@ from zoo.models.stats import num_params
 from zoo.models.transfer import HEAD_MODES, transfer_state
 from zoo.train import rundir
 from zoo.train.loop import EpochSums, Interrupted, build_optimizer, evaluate, pct, train_one_epoch
+from zoo.train.probe import fit_probe, frozen_features
 from zoo.train.progress import EpochProgress
-from zoo.train.dataset import training_spec
+from zoo.train.dataset import resolve_start, training_spec
 from zoo.train.recipes import TrainConfig, default_recipe, get_recipe, lr_at
 from zoo.train.fastpath import BUSY, FastPath, choose
 from zoo.train.runtime import Dist, Runtime, RuntimeRequest, StopFlag, init_dist, resolve_runtime, stop_on_signals
@@ -59,6 +60,8 @@ class Run:
         self.model = create_model(arch, spec)
         self.whitening = _fit_whitening(self.model, data[0][0], spec) if init[0] is None else None
         self.init = self._load_init(*init)
+        if init[0] is not None and cfg.probe and self.init.get("fresh") and not cfg.freeze_backbone:
+            self._fit_head(*data[0])
         if cfg.freeze_backbone:
             self._freeze_backbone()
         self.model = self.model.to(rt.device)
@@ -94,6 +97,29 @@ class Run:
                 print(f"zoo: --init {record['arg']}: {plural(len(fresh), 'tensor')} start fresh: {', '.join(fresh)}",
                       flush=True)
         return {**record, **said.record(), "reinitialized": fresh}
+
+    def _fit_head(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        """LP-FT's first half: the classifier fitted to the training images on the frozen --init features."""
+        t0 = time.perf_counter()
+        pick = _subsample(len(labels), PROBE_IMAGES, self.cfg.seed)
+        fit_probe(self.model, images[pick], labels[pick], self.spec)
+        self.init["probe"] = "fitted"
+        if self.dist.main:
+            print(f"zoo: --init {self.init['arg']}: the classifier fitted to your {plural(self.spec.num_classes, 'class', 'classes')} "
+                  f"on the frozen features first (a linear probe, {time.perf_counter() - t0:.1f} s)", flush=True)
+
+    def probe_accuracy(self) -> float:
+        """Top-1 on the held-out images of a linear probe of the --init weights (their classifier fitted alone, on
+        a copy): the yardstick a fine-tune must beat."""
+        import copy
+
+        train_x, train_y = self.train_loader.images, self.train_loader.labels
+        test_x, test_y = self.test_loader.images, self.test_loader.labels
+        pick = _subsample(len(train_y), PROBE_IMAGES, self.cfg.seed)
+        model = copy.deepcopy(self.model).cpu().float().to(memory_format=torch.contiguous_format)
+        probe = fit_probe(model, train_x[pick], train_y[pick], self.spec)
+        feats, _ = frozen_features(model, test_x, self.spec)
+        return probe.accuracy(feats, test_y.long())
 
     @property
     def evaluated_model(self) -> torch.nn.Module:
@@ -271,8 +297,9 @@ class Run:
         t0 = time.perf_counter()
         el, ec, en = self.dist.all_sum(torch.tensor(evaluate(with_tta(self.evaluated, self.cfg.tta), self.test_loader,
                                                              self.rt.precision), dtype=torch.float64)).tolist()
+        probe = self.probe_accuracy() if self.dist.world_size == 1 else None  # one process: the probe is cheap
         return {"epoch": 0, "lr": 0.0, "test_loss": el / en, "test_acc": pct(ec, en),
-                "wall_s": time.perf_counter() - t0}
+                **({"probe_acc": probe} if probe is not None else {}), "wall_s": time.perf_counter() - t0}
 
     def _start_line(self) -> None:
         """With --init, epoch 0 once: before the first step of a run that starts from trained weights."""
@@ -285,7 +312,8 @@ class Run:
             rundir.append_metrics(self.out, metrics)
             self._log_tensorboard(metrics)
             self.save("epoch-0000", metrics, best=True)
-            print(f"epoch 0 (the --init weights, before training): test accuracy {metrics['test_acc']:.2f}%",
+            probe = f" (a linear probe of their features: {metrics['probe_acc']:.2f}%)" if "probe_acc" in metrics else ""
+            print(f"epoch 0 (the --init weights, before training): test accuracy {metrics['test_acc']:.2f}%{probe}",
                   flush=True)
 
     def fit(self, show_progress: bool | None = None) -> dict:
@@ -342,6 +370,7 @@ class Run:
     def summary(self, wall_s: float) -> dict:
         summary = {"arch": self.arch, "dataset": self.spec.name, "out": str(self.out), "epochs": self.cfg.epochs,
                    "best_test_acc": self.best, "init_test_acc": rundir.start_accuracy(self.out),
+                   "init_probe_acc": rundir.start_metrics(self.out).get("probe_acc"),
                    "final": self.last_metrics, "rank": self.dist.rank,
                    "world_size": self.dist.world_size, "runtime": self.rt.to_dict(), "wall_s_this_process": wall_s,
                    # every rank: DDP keeps the weights identical
@@ -422,7 +451,7 @@ def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: R
     evaluates once before training (epoch 0 in metrics.jsonl). The source, its sha256 and what was mapped go
     into config.json and every checkpoint's card.
     """
-    spec = training_spec(arch, dataset, init)  # as zoo train resolves it: a folder normalized as its --init
+    init, spec = resolve_start(arch, dataset, init)  # as zoo train resolves it: a folder normalized as its --init
     dataset = spec.name
     cfg = (recipe or _default_recipe(arch, spec, init)).validate()
     req = (runtime or RuntimeRequest()).validate()
@@ -431,7 +460,8 @@ def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: R
         raise ZooError(f"save interval must be >= 0 seconds, got {save_every_s}")
     dist = init_dist(req.device)
     if cfg.batch_size % dist.world_size:
-        raise ZooError(f"batch size {cfg.batch_size} does not split over {dist.world_size} processes")
+        raise ZooError(f"batch size {cfg.batch_size} does not split over {dist.world_size} processes; "
+                       f"choose a multiple of {dist.world_size}")
     out = check_can_create(out or rundir.default_out(arch, dataset, cfg.recipe))
     last = _last_commit(out, resume)
     if not resume and last is not None:
@@ -477,6 +507,16 @@ def _source_classes(record: dict) -> tuple[str, ...] | None:
         return tuple(record["classes"])
     spec = find_dataset(record.get("dataset") or "")
     return spec.class_names if spec is not None else None
+
+
+PROBE_IMAGES = 5000  # a linear probe fits on at most this many training images (and their mirrors): seconds
+
+
+def _subsample(n: int, most: int, seed: int) -> torch.Tensor:
+    """Indices of at most `most` of n items, the same for a seed."""
+    if n <= most:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:most].sort().values
 
 
 def _fit_whitening(model: torch.nn.Module, images: torch.Tensor, spec: DatasetSpec) -> dict | None:

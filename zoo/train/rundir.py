@@ -237,11 +237,17 @@ def append_metrics(out: Path, metrics: dict) -> None:
         os.fsync(f.fileno())
 
 
-def start_accuracy(out: Path) -> float | None:
-    """The test accuracy of the --init weights before training (metrics.jsonl's epoch 0), or None."""
+def start_metrics(out: Path) -> dict:
+    """metrics.jsonl's epoch 0: the --init weights before training (test_acc; probe_acc, a linear probe of their
+    features), or {} for a run from scratch."""
     path = Path(out) / "metrics.jsonl"
     rows = read_jsonl(path, []) if path.is_file() else []
-    return next((m.get("test_acc") for m in rows if m.get("epoch") == 0), None)
+    return next((m for m in rows if m.get("epoch") == 0), {})
+
+
+def start_accuracy(out: Path) -> float | None:
+    """The test accuracy of the --init weights before training (metrics.jsonl's epoch 0), or None."""
+    return start_metrics(out).get("test_acc")
 
 
 def truncate_metrics(out: Path, epochs_done: int, log=print) -> None:
