@@ -165,14 +165,12 @@ def test_it_listens_on_this_machine_only_unless_asked():
     assert build_parser().parse_args(["serve", "cnn", "mnist"]).host == "127.0.0.1"
 
 
-def test_the_page_reads_a_digit_drawn_dark_on_light_in_a_real_browser(server):
-    """Chromium, headless, drives the page as a person would: choose a file, read the label it shows."""
+def _browser():
+    """Chromium, headless, through selenium; the test skips, saying why, where either is missing."""
     import shutil
 
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (a dev dependency) is not installed")
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     exe, driver_exe = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")
     if not (exe and driver_exe):
@@ -182,7 +180,15 @@ def test_the_page_reads_a_digit_drawn_dark_on_light_in_a_real_browser(server):
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"):
         opts.add_argument(flag)
-    browser = webdriver.Chrome(service=Service(driver_exe), options=opts)
+    return webdriver.Chrome(service=Service(driver_exe), options=opts)
+
+
+def test_the_page_reads_a_digit_drawn_dark_on_light_in_a_real_browser(server):
+    """Chromium, headless, drives the page as a person would: choose a file, read the label it shows."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser = _browser()
     try:
         browser.get(server.url + "/")
         WebDriverWait(browser, 30).until(lambda b: "cnn.mnist: 10 classes" in b.find_element(By.ID, "card").text)
@@ -192,6 +198,34 @@ def test_the_page_reads_a_digit_drawn_dark_on_light_in_a_real_browser(server):
         assert len(browser.find_elements(By.CSS_SELECTOR, ".result .bar")) == 5  # the top-5 as bars
     finally:
         browser.quit()
+
+
+def test_the_page_asks_for_the_token_of_a_server_that_needs_one():
+    """A server started with ZOO_SERVE_TOKEN: the page asks for it (and says when it was wrong), then reads the
+    card and classifies with it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    s = Server(env={"ZOO_SERVE_TOKEN": "s3cret"})
+    browser = _browser()
+    try:
+        browser.get(s.url + "/")
+        form = WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "token-form"))
+        WebDriverWait(browser, 30).until(lambda b: form.is_displayed())
+        for attempt in ("wrong", "s3cret"):
+            browser.find_element(By.ID, "token").clear()
+            browser.find_element(By.ID, "token").send_keys(attempt)
+            form.submit()
+            if attempt == "wrong":
+                WebDriverWait(browser, 30).until(
+                    lambda b: b.find_element(By.ID, "token-error").text == "that token was refused")
+        WebDriverWait(browser, 30).until(lambda b: "cnn.mnist: 10 classes" in b.find_element(By.ID, "card").text)
+        browser.find_element(By.ID, "files").send_keys(str(SAMPLES / "3_0.png"))
+        label = WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".result .label"))
+        assert label[0].text.startswith("3_0.png: ")  # a prediction came back: the token went with the images
+    finally:
+        browser.quit()
+        assert s.stop() == 0
 
 
 def test_refusals_that_waiting_cannot_cure_are_413_and_every_error_is_json():
