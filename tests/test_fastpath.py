@@ -272,3 +272,18 @@ def test_own_children_are_not_counted_as_other_processes(reaped):
     finally:
         child.kill()
         child.join()
+
+
+def test_folders_of_one_shape_share_a_decision(tmp_path):
+    """A user fine-tuning on a new folder each time measures once per machine, not once per folder: the key is
+    the network, the image shape and the batch (a built-in dataset keeps its own)."""
+    from zoo.data import open_folder
+
+    from test_folder import write_images
+
+    a = open_folder(write_images(tmp_path / "pets", classes=("cat", "dog"), size=(32, 32)), log=lambda *_: None)
+    b = open_folder(write_images(tmp_path / "birds", classes=("owl", "jay", "emu"), size=(32, 32)),
+                    log=lambda *_: None)
+    assert fastpath._key("resnet20", a.name, 32) == fastpath._key("resnet20", b.name, 32)
+    assert fastpath._key("resnet20", a.name, 32) != fastpath._key("resnet20", "cifar10", 32)
+    assert fastpath._key("resnet20", a.name, 32) != fastpath._key("zoonet", a.name, 32)

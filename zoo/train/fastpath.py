@@ -86,8 +86,12 @@ def cache_file() -> Path:
 
 
 def _key(arch: str, dataset: str, batch: int) -> str:
+    """What a decision is remembered by. Folders of one image shape share theirs (the network's cost is its
+    input's, not the class names'): a user fine-tuning on a new folder each time measures once per machine."""
     spec = get_dataset_spec(dataset)
     shape = "x".join(map(str, spec.input_shape))
+    if spec.source is not None:
+        return f"{arch}.folder|{shape}|b{batch}|{machine()}|torch {torch.__version__}"
     return f"{arch}.{dataset}|{shape}/{spec.num_classes}|b{batch}|{machine()}|torch {torch.__version__}"
 
 
