@@ -47,3 +47,13 @@ def check_pair(model: str | None, dataset: str | None, recorded: tuple[str, ...]
         check_model(model)
     if dataset and dataset not in recorded:
         check_dataset(dataset)
+
+
+def pretrained_dataset(init: str | None, own: str | None = None) -> str | None:
+    """The dataset whose shipped weights `--init` names: DATASET for "pretrained:DATASET", `own` (the pair's
+    dataset) for "pretrained", None for a run folder, a file, "auto" or no --init. The one reading of that syntax."""
+    if init == "pretrained":
+        return own
+    if init and init.startswith("pretrained:"):
+        return init.partition(":")[2]
+    return None

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from zoo.core.cards import RunCard, WeightsCard
 from zoo.core.errors import ZooError, has_flag, read_advice
 from zoo.core.io import read_json
+from zoo.core.names import pretrained_dataset
 from zoo.core.shipped import pretrained_path, sha256_bytes
 
 if TYPE_CHECKING:
@@ -167,8 +168,8 @@ def init_source(init: str, arch: str, dataset: str) -> tuple[dict[str, torch.Ten
     """`--init`: "pretrained" (this pair's shipped weights), "pretrained:DATASET" (this architecture's for
     another dataset) or a run folder / checkpoint / .safetensors file of the same architecture.
     Returns the tensors and the record every card of the run carries."""
-    if init == "pretrained" or init.startswith("pretrained:"):
-        src = from_pretrained(arch, init.partition(":")[2] or dataset)
+    if pretrained_dataset(init, dataset) is not None:
+        src = from_pretrained(arch, pretrained_dataset(init, dataset))
     else:
         src = from_path(init)
         if src.arch and src.arch != arch:

@@ -35,6 +35,7 @@ from PIL import Image
 from zoo.core.errors import REMAKE, ZooError, plural, read_advice
 from zoo.core.io import atomic_write_json, cache_dir, read_json, sweep_stale
 from zoo.core.owned import OWNER, owned_tempdir
+from zoo.core.names import pretrained_dataset
 from zoo.data.images import EXTENSIONS, ImageSpec, Problem, decode, infer_polarity, open_image
 from zoo.data.specs import DatasetSpec, FolderSource, find_dataset, get_dataset_spec, register_dataset
 
@@ -758,9 +759,10 @@ def spec_of(dataset: str, weights: str | os.PathLike | None = None, opts: Folder
     if not looks_like_path(dataset):
         return get_dataset_spec(dataset)  # unknown: the one message, with close names
     opts = opts or FolderOptions()
-    if not (init and init.startswith("pretrained:")):
+    source = pretrained_dataset(init)
+    if source is None:
         return open_folder(dataset, opts, log)
-    base = get_dataset_spec(init.partition(":")[2])
+    base = get_dataset_spec(source)
     spec = open_folder(dataset, dataclasses.replace(opts, size=opts.size or base.size), log)
     return register_dataset(with_normalization_of(spec, base))
 

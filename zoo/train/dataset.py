@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from zoo.core.errors import ZooError
+from zoo.core.names import pretrained_dataset
 from zoo.data import DatasetSpec, FolderOptions, find_dataset, get_dataset_spec, register_dataset, spec_of
 from zoo.data.folder import looks_like_path
 from zoo.models import adapts_channels
@@ -43,9 +44,10 @@ def training_spec(arch: str, dataset: str | DatasetSpec, init: str | None = None
 
 def _init_base(spec: DatasetSpec, init: str | None, opts: FolderOptions) -> DatasetSpec | None:
     """The spec of --init pretrained:DATASET's dataset when the images' channels were inferred from a folder."""
-    if spec.source is None or opts.channels or not (init or "").startswith("pretrained:"):
+    source = pretrained_dataset(init)
+    if spec.source is None or opts.channels or source is None:
         return None
-    return get_dataset_spec(init.partition(":")[2])
+    return get_dataset_spec(source)
 
 
 def resolve_start(arch: str, dataset: str | DatasetSpec, init: str | None, opts: FolderOptions | None = None,
