@@ -26,14 +26,44 @@ import torch
 from PIL import Image
 
 
+DATASET = "cifar100"  # where the folders' classes come from (--dataset)
+
+
 def cifar100(root: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    folder = root / "cifar-100-python"
-    with open(folder / split, "rb") as f:
-        d = pickle.load(f, encoding="latin1")  # the real CIFAR-100 files, as torchvision reads them
-    with open(folder / "meta", "rb") as f:
-        names = pickle.load(f, encoding="latin1")["fine_label_names"]
+    """(images [N, 32, 32, 3] uint8, labels, class names) of the real CIFAR-100 (or CIFAR-10) split."""
+    if DATASET == "cifar10":
+        folder = root / "cifar-10-batches-py"
+        files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+        parts = []
+        for name in files:
+            with open(folder / name, "rb") as f:
+                parts.append(pickle.load(f, encoding="latin1"))
+        with open(folder / "batches.meta", "rb") as f:
+            names = pickle.load(f, encoding="latin1")["label_names"]
+        d = {"data": np.concatenate([p["data"] for p in parts]), "fine_labels": sum((p["labels"] for p in parts), [])}
+    else:
+        folder = root / "cifar-100-python"
+        with open(folder / split, "rb") as f:
+            d = pickle.load(f, encoding="latin1")  # the real CIFAR-100 files, as torchvision reads them
+        with open(folder / "meta", "rb") as f:
+            names = pickle.load(f, encoding="latin1")["fine_label_names"]
     x = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return x, np.asarray(d["fine_labels"]), names
+
+
+@torch.no_grad()
+def untouched(arch: str, source: str, folder: Path, x: np.ndarray, y: np.ndarray) -> float:
+    """Top-1 of `source`'s shipped model, as shipped (its test-time augmentation), restricted to the folder's
+    classes (their logits only): what a fine-tune of known classes must not fall below."""
+    from zoo.data.specs import get_dataset_spec
+    from zoo.models import create_model
+
+    spec = get_dataset_spec(source)
+    classes = sorted(d.name for d in (folder / "train").iterdir())
+    rows = [spec.class_names.index(c) for c in classes]
+    model = create_model(arch, source, pretrained=True).eval()
+    logits = torch.cat([model(_tensor(x[i:i + 500], spec)) for i in range(0, len(x), 500)])[:, rows]
+    return float((logits.argmax(1).numpy() == y).mean() * 100)
 
 
 def make_folder(root: Path, out: Path, classes: list[int], shots: int, seed: int) -> None:
@@ -148,7 +178,7 @@ def run_variant(arch: str, folder: Path, out: Path, fields: dict) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="a folder holding cifar-100-python/")
-    ap.add_argument("--work", type=Path, default=Path("transfer-work"))
+    ap.add_argument("--work", type=Path, default=Path("transfer-work"))  # resumable: rows already there are kept
     ap.add_argument("--archs", default="resnet20")
     ap.add_argument("--subsets", type=int, default=3)
     ap.add_argument("--classes", type=int, default=5)
@@ -156,26 +186,34 @@ def main(argv=None) -> int:
     ap.add_argument("--source", default="cifar10", help="the shipped weights the probe measures")
     ap.add_argument("--variant", action="append", default=[], help="NAME=FIELD:VALUE,...")
     ap.add_argument("--no-probe", action="store_true")
+    ap.add_argument("--dataset", choices=("cifar100", "cifar10"), default="cifar100",
+                    help="cifar10: folders of classes the weights know (with --source cifar10), measured also "
+                         "against the shipped model restricted to them")
     args = ap.parse_args(argv)
+    global DATASET
+    DATASET = args.dataset
+    n_all = 10 if DATASET == "cifar10" else 100
     variants = [parse_variant(v) for v in args.variant] or [("default", {})]
     results = args.work / "results.jsonl"
     args.work.mkdir(parents=True, exist_ok=True)
     done = {json.dumps(r["key"]) for r in map(json.loads, results.read_text().splitlines())} \
         if results.is_file() else set()
     for subset in range(args.subsets):
-        classes = sorted(np.random.default_rng(1000 + subset).choice(100, args.classes, replace=False).tolist())
+        classes = sorted(np.random.default_rng(1000 + subset).choice(n_all, args.classes, replace=False).tolist())
         x, y, names = test_images(args.data, classes)
         for shots in map(int, args.shots.split(",")):
             folder = args.work / f"s{subset}-k{shots}"
             make_folder(args.data, folder, classes, shots, subset)
             for arch in args.archs.split(","):
-                todo = [(n, f) for n, f in variants] + ([] if args.no_probe else [("probe", None)])
+                todo = [(n, f) for n, f in variants] + ([] if args.no_probe else [("probe", None)]) \
+                    + ([("untouched", None)] if DATASET == "cifar10" else [])
                 for name, fields in todo:
                     key = [subset, shots, arch, name, fields]
                     if json.dumps(key) in done:
                         continue
                     if fields is None:
-                        row = {"top1": probe(arch, args.source, folder, x, y)}
+                        measure = untouched if name == "untouched" else probe
+                        row = {"top1": measure(arch, args.source, folder, x, y)}
                     else:
                         run = args.work / "runs" / f"s{subset}-k{shots}-{arch}-{name}"
                         row = run_variant(arch, folder, run, fields)
