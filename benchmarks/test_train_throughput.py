@@ -1,4 +1,5 @@
-"""Training images/s side by side (reported in docs/measurements.md, Training throughput): (a) zoo's fast path, (b) eager fp32 with zoo's loader,
+"""Training images/s side by side (reported in docs/measurements.md, Training throughput): (a) zoo's fast path,
+(b) eager fp32 with zoo's loader,
 (c) a tutorial loop (torchvision DataLoader + transforms, eager fp32). Targets on a 2-core CPU:
 resnet20/CIFAR-10 (a) >= 5x (c) with AMX, >= 2.5x with AVX2; MNIST cnn (a) >= 4x (c).
 

@@ -40,7 +40,6 @@ def test_unknown_dataset_one_line_error():
 # ---------------------------------------------------------------- what a new user trips on
 import os  # noqa: E402
 import re  # noqa: E402
-import shlex  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402

@@ -137,7 +137,8 @@ def test_bench_over_runtimes_recommends_remembers_lists_and_predict_uses_it(tmp_
     assert not rec.get("none") and rec["tta"] == "", rec
     assert main(["list", "--deploy"]) == 0
     listed = capsys.readouterr().out
-    assert re.search(r"mlp\.mnist \[[^]]+\]: batch 1", listed) and "not used" not in listed and "older zoo" not in listed
+    assert re.search(r"mlp\.mnist \[[^]]+\]: batch 1", listed)
+    assert "not used" not in listed and "older zoo" not in listed
     said = []
     p = Predictor(str(run), images=500, log=said.append)
     assert (p.runtime_label, p.precision) == (rec["throughput"]["runtime"], rec["throughput"]["precision"])

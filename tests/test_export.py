@@ -56,7 +56,8 @@ def test_int8_and_fp16(arch, dataset, trained, tmp_path, fake_root, monkeypatch)
     _loose_int8_gate(monkeypatch)
     kw = dict(weights=trained / f"{arch}.{dataset}", out=tmp_path, data=data(fake_root))
     fp32 = export(arch, dataset, **kw)
-    # Synthetic images make a poor calibration set (real MNIST loses 0.3 pt, see docs/measurements.md): looser drop bound.
+    # Synthetic images make a poor calibration set (real MNIST loses 0.3 pt, see docs/measurements.md): a looser
+    # drop bound.
     int8 = export(arch, dataset, precision="int8", calib_size=200, int8_max_drop=10.0, **kw)
     fp16 = export(arch, dataset, precision="fp16", **kw)
     assert int8.path.name == f"{arch}.{dataset}-int8.onnx" and "acc_change" in int8.parity

@@ -314,7 +314,8 @@ def test_the_tour_commands_run_as_written(page, tmp_path, fake_root, monkeypatch
 
 
 # ---------------------------------------------------------------- the light install: no PyTorch
-LIGHT = "import sys\nfor m in ('torch', 'torchvision', 'timm', 'onnx', 'onnxscript', 'matplotlib'):\n    sys.modules[m] = None\n"
+LIGHT = ("import sys\nfor m in ('torch', 'torchvision', 'timm', 'onnx', 'onnxscript', 'matplotlib'):\n"
+         "    sys.modules[m] = None\n")
 
 
 def test_predict_and_serve_run_without_torch_and_training_says_what_to_install(tmp_path):

@@ -286,7 +286,8 @@ def test_an_unreadable_folder_is_one_line(onnx_files, test_images, monkeypatch, 
 
     monkeypatch.setattr(images, "_walk", refuse)
     assert main(["predict", str(onnx_files[0].path), str(test_images), str(next(test_images.glob("*.png")))]) == 1
-    assert error_lines(capsys.readouterr().err) == [f"zoo: error: {test_images}: cannot read the folder (Permission denied)"]
+    said = error_lines(capsys.readouterr().err)
+    assert said == [f"zoo: error: {test_images}: cannot read the folder (Permission denied)"]
 
 
 def test_a_foreign_onnx_file_is_one_line(tmp_path, capsys):

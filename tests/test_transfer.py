@@ -73,7 +73,8 @@ def test_head_modes_keep_fresh_and_no_common_name():
     assert torch.equal(none[w], target.state_dict()[w])
     assert said.line() == "head started fresh: no class names in common with the weights"
     mapped, said = transfer_state(target, state, [str(i) for i in range(10)], list(WORDS))
-    assert torch.equal(mapped[w][WORDS.index("seven")], state[w][7]) and said.line() == "head: 10 classes mapped by name"
+    assert torch.equal(mapped[w][WORDS.index("seven")], state[w][7])
+    assert said.line() == "head: 10 classes mapped by name"
 
 
 # ---------------------------------------------------------------- channels

@@ -238,9 +238,9 @@ def _train_one(args, arch: str, dataset: str, cfg, out, resume: bool) -> int:
                if probe is not None else ")") if versus else ""
     print(f"{s['arch']}.{s['dataset']}: {done}best test accuracy {s['best_test_acc']:.2f}%{versus} -> {s['out']}")
     if start is not None and start >= s["best_test_acc"]:
-        print(f"zoo: note: no epoch improved on the --init weights on these held-out images, so the run keeps them "
-              f"as its best (they may already fit this data): try --freeze-backbone, which trains the classifier "
-              f"alone, or a lower --lr", file=sys.stderr)
+        print("zoo: note: no epoch improved on the --init weights on these held-out images, so the run keeps them "
+              "as its best (they may already fit this data): try --freeze-backbone, which trains the classifier "
+              "alone, or a lower --lr", file=sys.stderr)
     return 0
 
 
@@ -595,7 +595,8 @@ def _print_predictions(found, args, ran: tuple[str, str]) -> None:
         t.add_column("inverted")
     for r in found:
         (c, p), rest = r.top[0], r.top[1:]
-        t.add_row(escape(_printable(r.path)), c, f"{p:.3f}", *([", ".join(f"{c2} {p2:.3f}" for c2, p2 in rest)] if args.top_k > 1 else []),
+        others = [", ".join(f"{c2} {p2:.3f}" for c2, p2 in rest)] if args.top_k > 1 else []
+        t.add_row(escape(_printable(r.path)), c, f"{p:.3f}", *others,
                   *(["yes" if r.inverted else ""] if inverted else []))
     if inverted:
         t.caption = "inverted: drawn the other way round from the model's training images (light ink on dark " \
@@ -744,7 +745,8 @@ def _add_train(sub) -> None:
     p.add_argument("--matrix", help="train a whole matrix: 'paper' = the 16 seed pairs (skips finished ones)")
     p.add_argument("--only", help="with --matrix: a wildcard over MODEL.DATASET names, e.g. '*.mnist'")
     p.add_argument("--recipe", help="paper, fast, finetune (small datasets from --init weights), record (fast, "
-                                    "longer, EMA) or speedrun (zoonet's) (default: paper for the study's datasets; for a folder, finetune "
+                                    "longer, EMA) or speedrun (zoonet's) (default: paper for the study's datasets; "
+                                    "for a folder, finetune "
                                     "with --init, else fast; with --resume or --config, the recorded one)")
     p.add_argument("--config", metavar="FILE",
                    help="replay a run: its config.json (or a TOML file of that shape); flags override it")

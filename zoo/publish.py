@@ -117,7 +117,8 @@ def _weights_card(run: Path, card: RunCard, blob: bytes, acc: float, onnx_mb: fl
         metrics={"top1": round(acc, 2), "eval_set": f"{eval_set}, onnxruntime CPU fp32", "train_top1": card.top1,
                  "onnx_mb": round(onnx_mb, 3), "epoch": card.epoch, **extra},
         recipe=card.recipe,
-        meta={"epochs_run": sum(m.get("epoch", 0) >= 1 for m in lines), "train_wall_s": round(sum(m.get("wall_s", 0) for m in lines), 1),
+        meta={"epochs_run": sum(m.get("epoch", 0) >= 1 for m in lines),
+              "train_wall_s": round(sum(m.get("wall_s", 0) for m in lines), 1),
               "machine": card.env.get("machine"), "torch": card.env.get("torch"), "runtime": card.runtime,
               "run": run.name, **({"init": card.init} if card.init else {}),
               "date": dt.datetime.now(dt.timezone.utc).date().isoformat()})

@@ -226,7 +226,8 @@ def _runtimes(target: Target, cfg: BenchConfig, prov: str, model, data: DataOpti
 def _load(prec: str, runtime: str, backend, source, meta: dict, inputs: _Inputs, phase) -> _Loaded:
     """Load the runtime (torch.compile's compilation counted as load time) and read the eval set through it."""
     reads = inputs.images is not None and runtime != "torch-eager"  # eager's answers are the reference, read before
-    phase(f"{prec} {runtime}: " + (f"loading, then accuracy on {plural(len(inputs.images), 'image')}" if reads else "loading"))
+    phase(f"{prec} {runtime}: "
+          + (f"loading, then accuracy on {plural(len(inputs.images), 'image')}" if reads else "loading"))
     size_mb = None
     if isinstance(source, Path):
         try:

@@ -8,7 +8,8 @@ and at the largest batch (throughput) among the rows that keep accuracy and were
 
 A row is eligible when it runs in a runtime `zoo predict` can use, loses at most MAX_LOSS top-1 points against
 PyTorch fp32 on the same images, agrees with it on at least MIN_AGREEMENT % of them, and carries no `busy` flag
-(nor, for the batch-1 choice, a `noisy` one: that flag judges the batch-1 calls). Speed-ups are against onnxruntime fp32 in the same run (the default zoo predict would use).
+(nor, for the batch-1 choice, a `noisy` one: that flag judges the batch-1 calls). Speed-ups are against
+onnxruntime fp32 in the same run (the default zoo predict would use).
 """
 
 from __future__ import annotations

@@ -38,7 +38,8 @@ TERMINAL = {"arch", "dataset", "precision", "runtime", "top1", "torch_agreement"
             "speedup_vs_eager", "flags"}  # the rest is in report.md / .csv / .json
 FLAGS_NOTE = ("flags: busy = other processes used >= 15% of the machine's CPU while the row's latency was "
               "timed (measured from /proc/stat over that window): its timings read 'busy' here, the raw figures are "
-              "in report.json; eager-busy = the same for the PyTorch eager reference (×eager); noisy = the batch-1 calls' IQR > 10% of their "
+              "in report.json; eager-busy = the same for the PyTorch eager reference (×eager); noisy = the batch-1 "
+              "calls' IQR > 10% of their "
               "median (re-measure such rows on an idle machine before comparing them); accuracy = the runtime "
               "loses > 0.5 top-1 points against PyTorch fp32 on the same images. agree % = images whose top-1 "
               "equals PyTorch fp32 eager's.")

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from zoo.core.errors import ZooError, close_matches
 
-MODELS = ("mlp", "cnn", "lenet5", "alexnet", "resnet20", "resnet18", "zoonet", "timm/resnet18", "timm/mobilenetv3_small_100")
+MODELS = ("mlp", "cnn", "lenet5", "alexnet", "resnet20", "resnet18", "zoonet", "timm/resnet18",
+          "timm/mobilenetv3_small_100")
 TIMM_PREFIX = "timm/"  # any timm architecture: checked against timm's own list when it is built
 DATASETS = ("mnist", "kmnist", "cifar10", "cifar100")
 

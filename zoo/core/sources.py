@@ -80,7 +80,8 @@ def _read_safetensors(path: Path, expect_sha: str | None) -> tuple[dict[str, tor
         state = load(blob)
     except Exception as e:  # safetensors raises SafetensorError, OSError or others on garbage
         raise ZooError(f"{path} is not a valid safetensors file ({str(e).splitlines()[0][:80]}); "
-                       f"it is truncated or another format: re-copy it, or give a run folder written by zoo train") from None
+                       f"it is truncated or another format: re-copy it, or give a run folder written by zoo "
+                       f"train") from None
     bad = next((k for k, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()), None)
     if bad is not None:
         raise ZooError(f"{path} holds NaN or infinite values (tensor {bad}); these weights are broken: use an "

@@ -212,13 +212,16 @@ def _scan_folders(root: Path, opts: FolderOptions) -> Listing:
                    [(f, label[c]) for c, fs in held_classes.items() for f in fs], notes=notes)
 
 
+CSV_ADVICE = "save it as UTF-8 text, one path,label row per image"
+
+
 def _csv_rows(path: Path) -> list[tuple[int, list[str]]]:
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = [(n, r) for n, r in enumerate(csv.reader(f), 1) if any(c.strip() for c in r)]
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise ZooError(f"cannot read {path} as a CSV of path,label ({e}); "
-                       f"{read_advice(e) if isinstance(e, OSError) else 'save it as UTF-8 text, one path,label row per image'}") from None
+                       f"{read_advice(e) if isinstance(e, OSError) else CSV_ADVICE}") from None
     if rows and rows[0][1][0].strip().lower() in ("path", "file", "filename", "image"):
         rows = rows[1:]  # a header
     if not rows:
@@ -544,7 +547,8 @@ def _reserve(npy: Path) -> None:
             os.posix_fallocate(fd, 0, size)
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise ZooError(f"not enough disk space for the decoded images ({size / 1e6:,.0f} MB) in {npy.parent.parent}; "
+            where = npy.parent.parent
+            raise ZooError(f"not enough disk space for the decoded images ({size / 1e6:,.0f} MB) in {where}; "
                            f"free some, or point XDG_CACHE_HOME at a larger disk") from None
         # EOPNOTSUPP, EINVAL: a file system without it; the writes will say
     finally:

@@ -1,6 +1,7 @@
 """In-memory batch loader: uint8 split in RAM, augmentation and normalization as batched tensor ops.
 
-Replaces torchvision's per-sample PIL transforms in the hot loop (docs/measurements.md, Loader, gives the measured speed-up).
+Replaces torchvision's per-sample PIL transforms in the hot loop (docs/measurements.md, Loader, gives the
+measured speed-up).
 Deterministic: the shuffle and the augmentation of epoch e depend only on (seed, e), so a resumed run
 sees the same batches as an uninterrupted one. With world_size > 1 each rank reads its own shard.
 """

@@ -83,7 +83,8 @@ def gate_images(spec: DatasetSpec, data: DataOptions, need: int, want: int) -> t
     notes = [] if ev.full_split else [f"gate measured on {ev.what}: the folder holds fewer held-out images"] \
         if ev.origin == "held-out and training images" else [f"gate measured on {ev.what}: {ev.why}"] \
         if ev.origin == "kept sample" else \
-        [f"gate measured on zoo's shipped {spec.name} test sample ({plural(len(ev), 'image')}), not the test split ({ev.why})"]
+        [f"gate measured on zoo's shipped {spec.name} test sample ({plural(len(ev), 'image')}), not the test "
+         f"split ({ev.why})"]
     return ev.take(want), notes
 
 

@@ -6,5 +6,6 @@ from zoo.models.registry import (PAPER_MATRIX, ModelEntry, adapts_channels, chec
                                  create_model, get_model_entry, list_models, list_pairs, register_model, supports)
 from zoo.models.tta import TTAS, tta_of, with_tta
 
-__all__ = ["PAPER_MATRIX", "ModelEntry", "adapts_channels", "check_supported", "classifier", "create_model", "get_model_entry",
+__all__ = ["PAPER_MATRIX", "ModelEntry", "adapts_channels", "check_supported", "classifier", "create_model",
+           "get_model_entry",
            "list_models", "list_pairs", "register_model", "supports", "TTAS", "tta_of", "with_tta"]

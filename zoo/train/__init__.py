@@ -5,5 +5,6 @@ from zoo.train.recipes import RECIPES, TrainConfig, default_recipe, get_recipe, 
 from zoo.train.run import Run, read_config, recipe_from, train
 from zoo.train.runtime import Runtime, RuntimeRequest
 
-__all__ = ["RECIPES", "Run", "Runtime", "RuntimeRequest", "TrainConfig", "default_recipe", "get_recipe", "lr_at", "parse_overrides",
+__all__ = ["RECIPES", "Run", "Runtime", "RuntimeRequest", "TrainConfig", "default_recipe", "get_recipe", "lr_at",
+           "parse_overrides",
            "read_config", "recipe_from", "train", "training_spec"]

@@ -87,7 +87,8 @@ class TrainConfig:
 
 
 SCHEDULES = ("constant", "step", "onecycle")
-_RANGES = (("momentum", 0.0, 1.0), ("weight_decay", 0.0, 1.0), ("warmup", 0.0, 1.0), ("label_smoothing", 0.0, 1.0))  # field, lowest, above the highest
+# field, lowest, above the highest
+_RANGES = (("momentum", 0.0, 1.0), ("weight_decay", 0.0, 1.0), ("warmup", 0.0, 1.0), ("label_smoothing", 0.0, 1.0))
 MAX_LR = 100.0
 
 

@@ -39,7 +39,7 @@ from zoo.train import rundir
 from zoo.train.loop import EpochSums, Interrupted, build_optimizer, evaluate, pct, train_one_epoch
 from zoo.train.probe import fit_probe, frozen_features
 from zoo.train.progress import EpochProgress
-from zoo.train.dataset import resolve_start, training_spec
+from zoo.train.dataset import resolve_start
 from zoo.train.recipes import TrainConfig, default_recipe, get_recipe, lr_at
 from zoo.train.fastpath import BUSY, FastPath, choose
 from zoo.train.runtime import Dist, Runtime, RuntimeRequest, StopFlag, init_dist, resolve_runtime, stop_on_signals
@@ -105,7 +105,8 @@ class Run:
         fit_probe(self.model, images[pick], labels[pick], self.spec)
         self.init["probe"] = "fitted"
         if self.dist.main:
-            print(f"zoo: --init {self.init['arg']}: the classifier fitted to your {plural(self.spec.num_classes, 'class', 'classes')} "
+            classes = plural(self.spec.num_classes, "class", "classes")
+            print(f"zoo: --init {self.init['arg']}: the classifier fitted to your {classes} "
                   f"on the frozen features first (a linear probe, {time.perf_counter() - t0:.1f} s)", flush=True)
 
     def probe_accuracy(self) -> float:
@@ -312,7 +313,8 @@ class Run:
             rundir.append_metrics(self.out, metrics)
             self._log_tensorboard(metrics)
             self.save("epoch-0000", metrics, best=True)
-            probe = f" (a linear probe of their features: {metrics['probe_acc']:.2f}%)" if "probe_acc" in metrics else ""
+            probe = f" (a linear probe of their features: {metrics['probe_acc']:.2f}%)" \
+                if "probe_acc" in metrics else ""
             print(f"epoch 0 (the --init weights, before training): test accuracy {metrics['test_acc']:.2f}%{probe}",
                   flush=True)
 
