@@ -299,11 +299,13 @@ def test_init_auto_fine_tunes_from_the_shipped_weights_whose_probe_is_best(tmp_p
     root = write_digits(tmp_path / "digits", size=28, limit=600)
     scores = {s: probe_score("cnn", candidate_spec("cnn", str(root), s, FolderOptions()), s)
               for s in ("cifar10", "cifar100", "mnist")}
-    assert scores["mnist"] > scores["cifar100"] + 2 and scores["mnist"] > scores["cifar10"] + 10, scores
+    assert scores["mnist"].best > scores["cifar100"].best + 2 and scores["mnist"].best > scores["cifar10"].best + 10
+    assert scores["mnist"].mapped == 10 and scores["cifar10"].mapped == 0  # MNIST's rows know the digits by name
     out = tmp_path / "run"
     assert main(["train", "cnn", str(root), "--init", "auto", "--epochs", "1", "--out", str(out)]) == 0
     said = capsys.readouterr().out
-    assert "--init auto: pretrained:mnist, the best linear probe of cnn's shipped weights" in said, said
+    assert "--init auto: pretrained:mnist, the best start among cnn's shipped weights" in said, said
+    assert "(knows every class by name)" in said and "zoo: digits: " in said  # the folder is described, as ever
     config = json.loads((out / "config.json").read_text())
     assert config["init"]["arg"] == "pretrained:mnist" and config["dataset_spec"]["channels"] == 1
     from zoo.train import TrainConfig
@@ -319,3 +321,30 @@ def test_init_auto_is_for_folders(tmp_path, capsys):
 
     assert main(["train", "cnn", "mnist", "--init", "auto", "--out", str(tmp_path / "r")]) == 2
     assert "--init auto chooses among shipped weights for a folder" in capsys.readouterr().err
+
+
+def test_init_auto_breaks_a_tie_towards_the_weights_that_know_the_classes(tmp_path, monkeypatch, capsys):
+    """Fifty held-out digits cannot tell 92% from 92%: the weights whose classifier knows every class by name
+    (MNIST's) win the tie over CIFAR-100's, whose head would start fresh (a newcomer trial met this)."""
+    from zoo.train import autoinit
+
+    fixed = {"cifar10": autoinit.Score(80.0, 0, 80.0), "cifar100": autoinit.Score(92.0, 0, 92.0),
+             "mnist": autoinit.Score(92.0, 10, 92.0)}
+    monkeypatch.setattr(autoinit, "probe_score", lambda arch, spec, source, seed=0: fixed[source])
+    root = write_digits(tmp_path / "digits", size=28, limit=300)
+    init, spec, scores = autoinit.choose_init("cnn", str(root), FolderOptions())
+    assert init == "pretrained:mnist" and spec.channels == 1 and scores["mnist"] == 92.0
+
+
+def test_the_command_that_made_a_run_resumes_it(tmp_path, capsys):
+    """The same command with --resume, the folder given by its path and --init auto as typed: the run's own
+    start and dataset, not a refusal (a newcomer trial was told the run was of another dataset)."""
+    from zoo.cli import main
+
+    root = write_digits(tmp_path / "digits", size=28, limit=300)
+    cmd = ["train", "cnn", str(root), "--init", "auto", "--epochs", "1", "--out", str(tmp_path / "run")]
+    assert main(cmd) == 0
+    capsys.readouterr()
+    assert main([*cmd, "--resume"]) == 0
+    said = capsys.readouterr()
+    assert "already finished its 1 epoch" in said.out.splitlines()[-1] and "error" not in said.err

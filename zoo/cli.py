@@ -189,7 +189,7 @@ def _recipe_and_pair(args):
                              else None)
     if record:
         arch, dataset, fields, _ = read_config(record)
-        if (args.model or arch, args.dataset or dataset) != (arch, dataset):
+        if (args.model or arch, _recorded_name(args.dataset, dataset)) != (arch, dataset):
             raise ZooError(f"{record} is a run of {arch} on {dataset}, not {args.model} on {args.dataset}; "
                            f"drop MODEL DATASET or choose another --out")
         if args.recipe and args.recipe != fields.get("recipe"):
@@ -206,6 +206,19 @@ def _recipe_and_pair(args):
         if spec.source is not None:  # a folder: say which recipe and why (the study's datasets take `paper`)
             print(f"zoo: recipe {name} ({why}; --recipe to choose another)", flush=True)
     return args.model, spec.name, get_recipe(name, spec, args.model, **overrides)
+
+
+def _recorded_name(given: str | None, recorded: str) -> str:
+    """The dataset argument as a run records it: a folder given by its path is the folder dataset of that path."""
+    from pathlib import Path
+
+    from zoo.data import find_dataset
+
+    spec = find_dataset(recorded)  # read_config registered the run's folder dataset
+    if given and spec is not None and spec.source is not None and Path(given).expanduser().exists() \
+            and Path(given).expanduser().resolve() == Path(spec.source.path).resolve():
+        return recorded
+    return given or recorded
 
 
 def cmd_train(args) -> int:
@@ -231,17 +244,23 @@ def _train_one(args, arch: str, dataset: str, cfg, out, resume: bool) -> int:
         print(f"zoo: {e}", file=sys.stderr)
         return e.exit_code
     done = f"already finished its {plural(s['epochs'], 'epoch')}; " if s.get("already_finished") else ""
-    start = s.get("init_test_acc")
-    versus = f" ({s['best_test_acc'] - start:+.2f} pt on the --init weights' {start:.2f}%" if start is not None else ""
-    probe = s.get("init_probe_acc")
-    versus += (f", {s['best_test_acc'] - probe:+.2f} pt on a linear probe of their features' {probe:.2f}%)"
-               if probe is not None else ")") if versus else ""
-    print(f"{s['arch']}.{s['dataset']}: {done}best test accuracy {s['best_test_acc']:.2f}%{versus} -> {s['out']}")
-    if start is not None and start >= s["best_test_acc"]:
+    start, probe, best = s.get("init_test_acc"), s.get("init_probe_acc"), s["best_test_acc"]
+    versus = ""
+    if start is not None:
+        versus = f" ({_points(best - start)} on the --init weights' {start:.2f}%" + (
+            f", {_points(best - probe)} on a linear probe of their features' {probe:.2f}%)" if probe is not None
+            else ")")
+    if start is not None and start >= best:  # said before the result, so that the result is the last line
         print("zoo: note: no epoch improved on the --init weights on these held-out images, so the run keeps them "
               "as its best (they may already fit this data): try --freeze-backbone, which trains the classifier "
-              "alone, or a lower --lr", file=sys.stderr)
+              "alone, or a lower --lr", file=sys.stderr, flush=True)
+    print(f"{s['arch']}.{s['dataset']}: {done}best test accuracy {best:.2f}%{versus} -> {s['out']}", flush=True)
     return 0
+
+
+def _points(diff: float) -> str:
+    """+1.25 pt; a difference that rounds to nothing is +0.00, never -0.00."""
+    return f"{round(diff, 2) + 0.0:+.2f} pt"
 
 
 def _train_matrix(args) -> int:

@@ -9,7 +9,7 @@ on the held-out ones). Seconds per candidate; the best probe is the best start, 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -32,29 +32,66 @@ def candidates(arch: str) -> list[str]:
     return sorted({card.dataset for card in manifest().values() if card.arch == arch})
 
 
-def candidate_spec(arch: str, folder: str, source: str, opts: FolderOptions) -> DatasetSpec:
+def _quiet(*_) -> None:
+    pass
+
+
+def candidate_spec(arch: str, folder: str, source: str, opts: FolderOptions, log=_quiet) -> DatasetSpec:
     """The folder as fine-tuning `arch` from `source`'s weights reads it (zoo.train.dataset's rules: the source's
-    size and normalization, its channels where the network cannot adapt them), left unregistered."""
+    size and normalization, its channels where the network cannot adapt them), left unregistered; what was found
+    in the folder goes to `log`."""
     base = get_dataset_spec(source)
     opts = replace(opts, size=opts.size or base.size)
-    spec = open_folder(folder, opts, log=lambda *_: None)
+    said: list[str] = []
+    spec = open_folder(folder, opts, log=said.append)
     if not opts.channels and spec.channels != base.channels and not adapts_channels(arch, spec, base):
-        spec = open_folder(folder, replace(opts, channels=base.channels), log=lambda *_: None)
+        log(f"zoo: {arch} cannot adapt {base.name}'s {base.channels}-channel weights to {spec.channels}-channel "
+            f"images past its first layer: reading the images as {base.channels} channels, as the weights were "
+            f"trained (--channels {spec.channels} to start those layers fresh instead)")
+        said = []
+        spec = open_folder(folder, replace(opts, channels=base.channels), log=said.append)
+    for line in said:
+        log(line)
     return with_normalization_of(spec, base)
 
 
-def probe_score(arch: str, spec: DatasetSpec, source: str, seed: int = 0) -> float:
-    """Top-1 on the folder's held-out images of a linear probe of `source`'s weights for `arch`."""
+@dataclass(frozen=True)
+class Score:
+    """What one set of shipped weights would start a fine-tune from, on the folder's held-out images."""
+    probe: float  # top-1 of a linear probe of its features
+    mapped: int  # the folder's classes its classifier knows by name
+    start: float  # top-1 of its own classifier's rows for them, when it knows every class (else the probe's)
+
+    @property
+    def best(self) -> float:
+        return max(self.probe, self.start)
+
+
+def probe_score(arch: str, spec: DatasetSpec, source: str, seed: int = 0) -> Score:
+    """A linear probe of `source`'s weights for `arch` on the folder (and, where those weights know every class
+    by name, their own classifier restricted to the folder's classes), scored on its held-out images."""
     state, record = init_source(f"pretrained:{source}", arch, spec.name)
     model = create_model(arch, spec)
-    state, _ = transfer_state(model, state, get_dataset_spec(source).class_names, spec.class_names, "map", source)
+    state, said = transfer_state(model, state, get_dataset_spec(source).class_names, spec.class_names, "map",
+                                 source)
     load_state_dict_transfer(model, state, record["source"])
     (train_x, train_y), (test_x, test_y) = folder_split(spec, "train"), folder_split(spec, "test")
+    test_x, test_y = torch.from_numpy(test_x[:]), torch.from_numpy(test_y[:]).long()
+    start = None
+    if said.mapped and not said.fresh:  # every class known by name: the start is its own rows
+        with torch.no_grad():
+            start = float((model.eval()(_normalized(test_x, spec)).argmax(1) == test_y).float().mean() * 100)
     pick = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(seed))[:PROBE_IMAGES].sort().values
     train_x, train_y = torch.from_numpy(train_x[pick.numpy()]), torch.from_numpy(train_y[pick.numpy()])
     probe = fit_probe(model, train_x, train_y, spec)
-    feats, _ = frozen_features(model, torch.from_numpy(test_x[:]), spec)
-    return probe.accuracy(feats, torch.from_numpy(test_y[:]).long())
+    feats, _ = frozen_features(model, test_x, spec)
+    acc = probe.accuracy(feats, test_y)
+    return Score(acc, len(said.mapped), start if start is not None else acc)
+
+
+def _normalized(images: torch.Tensor, spec: DatasetSpec) -> torch.Tensor:
+    x = images.float() / 255
+    return (x - torch.tensor(spec.mean).view(1, -1, 1, 1)) / torch.tensor(spec.std).view(1, -1, 1, 1)
 
 
 def choose_init(arch: str, folder: str, opts: FolderOptions | None = None, log=print
@@ -68,8 +105,14 @@ def choose_init(arch: str, folder: str, opts: FolderOptions | None = None, log=p
     t0 = time.perf_counter()
     specs = {s: candidate_spec(arch, folder, s, opts) for s in sources}
     scores = {s: probe_score(arch, specs[s], s, opts.seed) for s in sources}
-    best = max(sources, key=lambda s: (scores[s], s == "cifar10"))  # a tie: the better-known start
-    ranked = ", ".join(f"{s} {scores[s]:.1f}%" for s in sorted(sources, key=scores.get, reverse=True))
-    log(f"zoo: --init auto: pretrained:{best}, the best linear probe of {arch}'s shipped weights on your held-out "
-        f"images ({ranked}; {time.perf_counter() - t0:.1f} s)")
-    return f"pretrained:{best}", specs[best], scores
+    # The best start; a tie (a few held-out images tell little apart) goes to the weights that know more of the
+    # classes by name, then to those trained on images of the folder's channels.
+    order = sorted(sources, key=lambda s: (round(scores[s].best, 1), scores[s].mapped,
+                                           specs[s].channels == get_dataset_spec(s).channels), reverse=True)
+    best = order[0]
+    ranked = ", ".join(f"{s} {scores[s].best:.1f}%" + (" (knows every class by name)" if scores[s].start !=
+                                                         scores[s].probe else "") for s in order)
+    log(f"zoo: --init auto: pretrained:{best}, the best start among {arch}'s shipped weights on your held-out "
+        f"images, by a linear probe of each ({ranked}; {time.perf_counter() - t0:.1f} s)")
+    spec = candidate_spec(arch, folder, best, opts, log)  # the folder as that start reads it, said as zoo train does
+    return f"pretrained:{best}", spec, {s: scores[s].best for s in sources}

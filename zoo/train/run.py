@@ -313,7 +313,8 @@ class Run:
             rundir.append_metrics(self.out, metrics)
             self._log_tensorboard(metrics)
             self.save("epoch-0000", metrics, best=True)
-            probe = f" (a linear probe of their features: {metrics['probe_acc']:.2f}%)" \
+            one_pass = ", one pass" if self.cfg.tta else ""  # epoch 0 is read with the recipe's test-time augmentation
+            probe = f" (a linear probe of their features{one_pass}: {metrics['probe_acc']:.2f}%)" \
                 if "probe_acc" in metrics else ""
             print(f"epoch 0 (the --init weights, before training): test accuracy {metrics['test_acc']:.2f}%{probe}",
                   flush=True)
@@ -453,6 +454,8 @@ def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: R
     evaluates once before training (epoch 0 in metrics.jsonl). The source, its sha256 and what was mapped go
     into config.json and every checkpoint's card.
     """
+    if init == "auto" and resume and out is not None and (Path(out) / "config.json").is_file():
+        init = (read_config(out)[3] or {}).get("arg")  # resuming: the start --init auto chose for this run
     init, spec = resolve_start(arch, dataset, init)  # as zoo train resolves it: a folder normalized as its --init
     dataset = spec.name
     cfg = (recipe or _default_recipe(arch, spec, init)).validate()
