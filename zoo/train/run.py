@@ -454,9 +454,7 @@ def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: R
     evaluates once before training (epoch 0 in metrics.jsonl). The source, its sha256 and what was mapped go
     into config.json and every checkpoint's card.
     """
-    if init == "auto" and resume and out is not None and (Path(out) / "config.json").is_file():
-        init = (read_config(out)[3] or {}).get("arg")  # resuming: the start --init auto chose for this run
-    init, spec = resolve_start(arch, dataset, init)  # as zoo train resolves it: a folder normalized as its --init
+    init, spec = resolve_start(arch, dataset, _chosen_start(init, resume, out))  # as zoo train resolves it
     dataset = spec.name
     cfg = (recipe or _default_recipe(arch, spec, init)).validate()
     req = (runtime or RuntimeRequest()).validate()
@@ -496,6 +494,13 @@ def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: R
             run.restore()
         run.start()
         return run.fit(progress)
+
+
+def _chosen_start(init: str | None, resume: bool, out) -> str | None:
+    """`init`, except that resuming a run started with --init auto takes the start that run chose."""
+    if init == "auto" and resume and out is not None and (Path(out) / "config.json").is_file():
+        return (read_config(out)[3] or {}).get("arg")
+    return init
 
 
 def _default_recipe(arch: str, spec: DatasetSpec, init: str | None) -> TrainConfig:
