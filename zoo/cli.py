@@ -210,13 +210,11 @@ def _recipe_and_pair(args):
 
 def _recorded_name(given: str | None, recorded: str) -> str:
     """The dataset argument as a run records it: a folder given by its path is the folder dataset of that path."""
-    from pathlib import Path
-
     from zoo.data import find_dataset
+    from zoo.data.folder import same_path
 
     spec = find_dataset(recorded)  # read_config registered the run's folder dataset
-    if given and spec is not None and spec.source is not None and Path(given).expanduser().exists() \
-            and Path(given).expanduser().resolve() == Path(spec.source.path).resolve():
+    if given and spec is not None and spec.source is not None and same_path(given, spec.source.path):
         return recorded
     return given or recorded
 

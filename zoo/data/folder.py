@@ -35,7 +35,7 @@ from PIL import Image
 from zoo.core.errors import REMAKE, ZooError, plural, read_advice
 from zoo.core.io import atomic_write_json, cache_dir, read_json, sweep_stale
 from zoo.core.owned import OWNER, owned_tempdir
-from zoo.core.names import pretrained_dataset
+from zoo.core.names import looks_like_path, pretrained_dataset
 from zoo.data.images import EXTENSIONS, ImageSpec, Problem, decode, infer_polarity, open_image
 from zoo.data.specs import DatasetSpec, FolderSource, find_dataset, get_dataset_spec, register_dataset
 
@@ -84,10 +84,6 @@ class Opened:
     labels: np.ndarray  # int64 [N]
     n_train: int
     meta: dict
-
-
-def looks_like_path(arg: str) -> bool:
-    return "/" in arg or os.sep in arg or arg.lower().endswith(".csv") or Path(arg).is_dir()
 
 
 # --- scanning -----------------------------------------------------------------------------------------------
@@ -739,7 +735,8 @@ def _recorded(weights: str | os.PathLike | None) -> DatasetSpec | None:
     return dataclasses.replace(spec, source=dataclasses.replace(spec.source, kept=str(kept))) if kept else spec
 
 
-def _same_path(arg: str, path: str) -> bool:
+def same_path(arg: str, path: str) -> bool:
+    """Whether the argument `arg` names the recorded (absolute) `path`."""
     try:
         return Path(arg).expanduser().resolve() == Path(path)
     except OSError:
@@ -756,7 +753,7 @@ def spec_of(dataset: str, weights: str | os.PathLike | None = None, opts: Folder
     if known is not None and known.source is None:
         return known
     recorded = _recorded(weights)  # a folder's spec as the weights recorded it (and their run folder's sample)
-    if recorded is not None and (dataset == recorded.name or _same_path(dataset, recorded.source.path)):
+    if recorded is not None and (dataset == recorded.name or same_path(dataset, recorded.source.path)):
         return register_dataset(recorded)
     if known is not None:
         return known

@@ -77,7 +77,8 @@ def get_dataset_spec(name: str) -> DatasetSpec:
     """A registered dataset, or a folder of images / CSV file given as a path (opened with default options)."""
     if name in _DATASETS:
         return _DATASETS[name]
-    from zoo.data.folder import looks_like_path, open_folder
+    from zoo.core.names import looks_like_path
+    from zoo.data.folder import open_folder
 
     if looks_like_path(name):
         return open_folder(name)

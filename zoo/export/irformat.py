@@ -102,8 +102,9 @@ def remove_stale_ir(onnx_path: Path) -> list[str]:
     if f"<{RT_INFO}>" not in text:
         return []
     bound = re.search(r'<bin_sha256 value="&quot;([0-9a-f]{64})&quot;"', text)  # the .bin it records
-    if bound and weights.is_file() and sha256_file(weights) == bound.group(1):
+    ours = bool(bound) and weights.is_file() and sha256_file(weights) == bound.group(1)
+    if ours:  # only the .bin whose bytes the .xml records: another file of that name is the user's
         weights.unlink()  # the .bin first: an .xml never names a missing .bin for long
     xml.unlink()
-    return [f"removed {xml.name}{' and ' + weights.name if bound else ''}, the OpenVINO IR of an earlier export of "
+    return [f"removed {xml.name}{' and ' + weights.name if ours else ''}, the OpenVINO IR of an earlier export of "
             f"this name (add --format openvino to write it again)"]

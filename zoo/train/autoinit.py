@@ -17,11 +17,11 @@ from zoo.core.errors import ZooError
 from zoo.core.shipped import manifest
 from zoo.core.sources import init_source
 from zoo.core.state import load_state_dict_transfer
-from zoo.data import DatasetSpec, FolderOptions, get_dataset_spec
+from zoo.data import DatasetSpec, FolderOptions, get_dataset_spec, normalize
 from zoo.data.folder import folder_split, open_folder, with_normalization_of
 from zoo.models import adapts_channels, create_model
 from zoo.models.transfer import transfer_state
-from zoo.train.probe import fit_probe, frozen_features
+from zoo.train.probe import fit_probe, frozen_features, subsample
 
 AUTO = "auto"
 PROBE_IMAGES = 2000  # training images each candidate's probe fits on (and their mirrors), at most
@@ -80,18 +80,15 @@ def probe_score(arch: str, spec: DatasetSpec, source: str, seed: int = 0) -> Sco
     start = None
     if said.mapped and not said.fresh:  # every class known by name: the start is its own rows
         with torch.no_grad():
-            start = float((model.eval()(_normalized(test_x, spec)).argmax(1) == test_y).float().mean() * 100)
-    pick = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(seed))[:PROBE_IMAGES].sort().values
-    train_x, train_y = torch.from_numpy(train_x[pick.numpy()]), torch.from_numpy(train_y[pick.numpy()])
+            logits = model.eval()(torch.from_numpy(normalize(test_x, spec)))
+            start = float((logits.argmax(1) == test_y).float().mean() * 100)
+    pick = subsample(len(train_y), PROBE_IMAGES, seed).numpy()
+    train_x, train_y = torch.from_numpy(train_x[pick]), torch.from_numpy(train_y[pick])
     probe = fit_probe(model, train_x, train_y, spec)
     feats, _ = frozen_features(model, test_x, spec)
     acc = probe.accuracy(feats, test_y)
     return Score(acc, len(said.mapped), start if start is not None else acc)
 
-
-def _normalized(images: torch.Tensor, spec: DatasetSpec) -> torch.Tensor:
-    x = images.float() / 255
-    return (x - torch.tensor(spec.mean).view(1, -1, 1, 1)) / torch.tensor(spec.std).view(1, -1, 1, 1)
 
 
 def choose_init(arch: str, folder: str, opts: FolderOptions | None = None, log=print

@@ -14,9 +14,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from zoo.core.errors import ZooError
-from zoo.core.names import pretrained_dataset
+from zoo.core.names import looks_like_path, pretrained_dataset
 from zoo.data import DatasetSpec, FolderOptions, find_dataset, get_dataset_spec, register_dataset, spec_of
-from zoo.data.folder import looks_like_path
 from zoo.models import adapts_channels
 
 

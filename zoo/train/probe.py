@@ -65,6 +65,13 @@ def frozen_features(model: nn.Module, images: torch.Tensor, spec: DatasetSpec, m
     return torch.cat(feats), sum(scales) / len(scales)
 
 
+def subsample(n: int, most: int, seed: int) -> torch.Tensor:
+    """Sorted indices of at most `most` of n items, the same for a seed (the images a probe fits on)."""
+    if n <= most:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:most].sort().values
+
+
 def fit(features: torch.Tensor, labels: torch.Tensor, classes: int, scale: float, bias: bool) -> Probe:
     """Multinomial logistic regression by L-BFGS (a convex problem: the same answer from any start)."""
     features = features.double()

@@ -37,7 +37,7 @@ from zoo.models.stats import num_params
 from zoo.models.transfer import HEAD_MODES, transfer_state
 from zoo.train import rundir
 from zoo.train.loop import EpochSums, Interrupted, build_optimizer, evaluate, pct, train_one_epoch
-from zoo.train.probe import fit_probe, frozen_features
+from zoo.train.probe import fit_probe, frozen_features, subsample
 from zoo.train.progress import EpochProgress
 from zoo.train.dataset import resolve_start
 from zoo.train.recipes import TrainConfig, default_recipe, get_recipe, lr_at
@@ -101,7 +101,7 @@ class Run:
     def _fit_head(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         """LP-FT's first half: the classifier fitted to the training images on the frozen --init features."""
         t0 = time.perf_counter()
-        pick = _subsample(len(labels), PROBE_IMAGES, self.cfg.seed)
+        pick = subsample(len(labels), PROBE_IMAGES, self.cfg.seed)
         fit_probe(self.model, images[pick], labels[pick], self.spec)
         self.init["probe"] = "fitted"
         if self.dist.main:
@@ -116,7 +116,7 @@ class Run:
 
         train_x, train_y = self.train_loader.images, self.train_loader.labels
         test_x, test_y = self.test_loader.images, self.test_loader.labels
-        pick = _subsample(len(train_y), PROBE_IMAGES, self.cfg.seed)
+        pick = subsample(len(train_y), PROBE_IMAGES, self.cfg.seed)
         model = copy.deepcopy(self.model).cpu().float().to(memory_format=torch.contiguous_format)
         probe = fit_probe(model, train_x[pick], train_y[pick], self.spec)
         feats, _ = frozen_features(model, test_x, self.spec)
@@ -520,13 +520,6 @@ def _source_classes(record: dict) -> tuple[str, ...] | None:
 
 
 PROBE_IMAGES = 5000  # a linear probe fits on at most this many training images (and their mirrors): seconds
-
-
-def _subsample(n: int, most: int, seed: int) -> torch.Tensor:
-    """Indices of at most `most` of n items, the same for a seed."""
-    if n <= most:
-        return torch.arange(n)
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:most].sort().values
 
 
 def _fit_whitening(model: torch.nn.Module, images: torch.Tensor, spec: DatasetSpec) -> dict | None:
