@@ -195,3 +195,18 @@ def write_shipped_exports(dest: Path, data: DataOptions | None = None, log=print
             if not any(old.iterdir()):
                 old.rmdir()
     return paths
+
+
+def publish_all(runs: list[str], dest: str | Path | None = None, *, eval_samples: bool = False,
+                data: DataOptions | None = None, storage: str = "fp32", force: bool = False) -> None:
+    """`zoo publish`: each run's weights into `dest` (default: the package's weights/), and with `eval_samples`
+    the shipped evaluation samples, sample images and exports first."""
+    if not (runs or eval_samples):
+        raise ZooError("zoo publish needs run folders (e.g. runs/resnet20.cifar10.paper) or --eval-samples")
+    dest = Path(dest) if dest else None
+    if eval_samples:
+        write_eval_samples(dest or weights_dir(), {"mnist": 100, "cifar10": 100, "cifar100": 10}, data=data)
+        write_sample_images(dest or weights_dir())
+        write_shipped_exports(dest or weights_dir(), data=data)
+    for run in runs:
+        publish(run, dest, data=data, storage=storage, force=force)

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from zoo.core.cards import RunCard
@@ -16,7 +16,7 @@ from zoo.core.sources import Target
 from zoo.data import DataOptions, dataset_available, get_dataset_spec
 from zoo.export import check_onnx
 from zoo.models import check_supported, list_pairs
-from zoo.train import get_recipe
+from zoo.train import TrainRequest, get_recipe
 from zoo.train.rundir import default_out, find_runs, finished, read_last
 
 MATRICES = ("paper",)
@@ -132,3 +132,13 @@ def train_plan(matrix: str, only: str | None, recipe: str, epochs: int | None, r
             skip = f"skipped, dataset not found (see `zoo train {arch} {ds}` for where it looks)"
         jobs.append(MatrixJob(arch, ds, out, last is not None, skip))
     return jobs
+
+
+def matrix_requests(req: TrainRequest, matrix: str, only: str | None = None):
+    """`zoo train --matrix`: each pair of the matrix as (job, its request); a finished pair, or one whose dataset
+    is missing, has job.skip and no request. The request's options (recipe, default `paper`; epochs; --set ...)
+    apply to every pair, each in its own folder under req.out (default runs/)."""
+    recipe = req.recipe or "paper"
+    for job in train_plan(matrix, only, recipe, req.epochs, req.out or "runs", req.data):
+        yield job, None if job.skip else replace(req, model=job.arch, dataset=job.dataset, recipe=recipe,
+                                                 out=job.out, resume=job.resume)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ import torch
 
 from zoo.bench.backends import (NullBackend, OpenCvBackend, OpenVinoBackend, OrtBackend, TorchBackend,
                                  TorchCompileBackend, missing_runtime)
+from zoo.bench.options import BenchOptions
 from zoo.bench.measure import BUSY, ROUNDS, flags, latency_rounds, predictions, throughput_rounds
 from zoo.core.cards import BenchRow, graph_tta
 from zoo.core.env import OthersWatch, PeakMemory, environment as env_record, other_load
@@ -35,10 +36,10 @@ RUNTIMES = ("onnxruntime", "openvino", "opencv", "torch-compile")
 class BenchConfig:
     precisions: tuple[str, ...] = ("fp32",)  # fp32 | int8 (CPU) | fp16 (CUDA)
     providers: tuple[str, ...] = ()  # () = CPU always, CUDA when usable; named ones are demanded
-    threads: int = os.cpu_count() or 1  # intra-op threads for onnxruntime and torch
-    warmup: int = 20  # untimed batch-1 calls before timing
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)  # intra-op threads, onnxruntime and torch
+    warmup: int = BenchOptions.warmup  # untimed batch-1 calls before timing
     runs: int | None = None  # timed batch-1 calls (latency percentiles); None: measure.latency_calls decides
-    batch: int = 256  # throughput batch size (images)
+    batch: int = max(BenchOptions.batch)  # throughput batch size (images)
     sweep: tuple[int, ...] = ()  # more batch sizes whose throughput each row also records (--batch 1,16,64,256)
     batch_runs: int = 5  # timed calls at that batch
     eager: bool = True  # also time PyTorch eager on the same inputs

@@ -137,3 +137,18 @@ def line(name: str, rec: dict) -> str:
     if rec.get("provisional"):
         said += f" (provisional: {rec['provisional']})"
     return said + (f"; passed over: {'; '.join(rec['passed_over'])}" if rec["passed_over"] else "")
+
+
+def listing(rows: list[dict]) -> list[str]:
+    """`zoo list --deploy`'s lines: the remembered recommendations (zoo.core.deploy.entries), where each was
+    measured, and why one is not used here; each row holds its key."""
+    from zoo.core.deploy import cache_file, machine_id, unused_here
+
+    here = machine_id()
+    lines = [f"deployment recommendations ({len(rows)}) in {cache_file()}; this machine: {here}"]
+    for rec in rows:
+        why = unused_here(rec["key"])
+        name = rec.get("model", "?") + (f" (tta {rec['tta']})" if rec.get("tta") else "") + \
+            (f" [{rec['weights']}]" if isinstance(rec.get("weights"), str) and rec["weights"] else "")
+        lines.append(f"- {line(name, rec)}  ({rec.get('measured', '')[:16]}){f'  [{why}]' if why else ''}")
+    return lines

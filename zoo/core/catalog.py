@@ -50,3 +50,20 @@ def with_card(row: dict) -> dict:
             "pretrained": card is not None, "top1": card.top1 if card else None,
             "weights_note": "" if card else no_weights_reason(row["model"], row["dataset"]),
             "data_offline": row["dataset"] not in OFFLINE_UNAVAILABLE}
+
+
+def models_table(rows: list[dict]):
+    """`zoo list`'s table of rows (listed_rows)."""
+    from rich.table import Table
+
+    table = Table(title=f"zoo models ({len(rows)})")
+    for col, just in [("model", "left"), ("dataset", "left"), ("paper %", "right"), ("params", "right"),
+                      ("MB fp32", "right"), ("MMAC/img", "right"), ("weights top-1 %", "right")]:
+        table.add_column(col, justify=just, no_wrap=True)
+    for r in rows:
+        table.add_row(r["model"], r["dataset"], f"{r['paper_top1']:.1f}" if r["paper"] else "",
+                      f"{r['params']:,}", f"{r['size_mb']:.2f}", f"{r['macs'] / 1e6:.2f}",
+                      f"{r['top1']:.2f}" if r["top1"] is not None else
+                      "[dim]-[/dim]" if r["data_offline"] else "[dim]no data offline[/dim]")
+    table.caption = "paper %: the paper's test accuracy; weights: shipped pretrained weights (top-1 by onnxruntime)"
+    return table

@@ -34,6 +34,7 @@ from PIL import Image
 
 from zoo.core.errors import REMAKE, ZooError, plural, read_advice
 from zoo.core.io import atomic_write_json, cache_dir, read_json, sweep_stale
+from zoo.core.options import at_least, fraction, opt
 from zoo.core.owned import OWNER, owned_tempdir
 from zoo.core.names import looks_like_path, pretrained_dataset
 from zoo.data.images import EXTENSIONS, ImageSpec, Problem, decode, infer_polarity, open_image
@@ -46,14 +47,21 @@ GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 CHUNK = 256  # images per decoding task, at least
 
 
+GROUP = "a dataset given as a path (a folder of class folders, or a CSV of path,label)"
+
+
 @dataclass(frozen=True)
 class FolderOptions:
     """How a folder becomes a dataset (recorded with every run, so a resume or an export sees the same)."""
-    val_fraction: float = 0.1  # held out per class when the layout has no split of its own
+    val_fraction: float = opt(0.1, "held out per class when the folder has no val/ or test/ (0 < F <= 0.5)",
+                              type=fraction, group=GROUP)
     seed: int = 0  # of that split
-    channels: int | None = None  # 1 or 3; None: 3 if any sampled image has colour, else 1
-    size: int | None = None  # pixels per side; None: 28 for 1 channel, 32 for 3
-    outside_paths: bool = False  # a CSV's paths may leave its folder (otherwise such rows are skipped, said)
+    channels: int | None = opt(None, "1 (grey) or 3 (RGB) (default: from the images)", type=int, choices=(1, 3),
+                               group=GROUP)
+    size: int | None = opt(None, "pixels per side (default: 28 for grey, 32 for RGB, or --init's dataset's)",
+                           type=at_least(8), group=GROUP)
+    outside_paths: bool = opt(False, "a CSV may name images outside its own folder (../ or absolute paths)",
+                              flag="--allow-outside-paths", group=GROUP)  # otherwise such rows are skipped, said
 
     def validate(self) -> FolderOptions:
         if not 0 < self.val_fraction <= 0.5:

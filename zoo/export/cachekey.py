@@ -19,6 +19,7 @@ from zoo.core.errors import ZooError
 from zoo.core.io import atomic_write_json, cache_dir
 from zoo.core.shipped import sha256_file, weights_dir
 from zoo.core.sources import Target, card_at, pretrained_path, weights_file
+from zoo.export.options import cache_settings
 
 # Bump whenever export writes a different graph for the same weights (zoo bench's cache keys on it).
 # 2: int8 keeps the first conv and the last layer in float. 3: int8 tried QOperator, every layer int8, first.
@@ -27,8 +28,7 @@ from zoo.core.sources import Target, card_at, pretrained_path, weights_file
 # (a deployment recommendation's key).
 EXPORT_REVISION = 7
 INT8_SETTINGS = (("QDQ", False), ("QDQ", True))  # (format, keep the first and last layer in float), fastest first
-# What cached exports are made with (export()'s defaults, spelled out so that the cache key names them).
-EXPORT_SETTINGS = {"opset": 18, "exporter": "dynamo", "calib_size": 256, "eval_images": 1000, "int8_max_drop": 1.0}
+EXPORT_SETTINGS = cache_settings()  # what cached exports are made with: ExportOptions' defaults
 
 
 def onnx_name(arch: str, dataset: str, precision: str, image_input: bool = False, tta: str | None = None) -> str:

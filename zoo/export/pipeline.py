@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +17,18 @@ import torch
 
 from zoo.core.errors import ZooError, plural
 from zoo.core.io import writable_dir
+from zoo.core.options import check_fields, split
 from zoo.core.owned import owned_tempdir
 from zoo.core.sources import Source, Target, resolve
 from zoo.core.state import load_state_dict_checked
 from zoo.core.version import __version__
-from zoo.data import DataOptions, DatasetSpec, EvalSet, load_eval_set, spec_of, spec_record
+from zoo.data import DataOptions, DatasetSpec, EvalSet, FolderOptions, load_eval_set, spec_of, spec_record
 from zoo.export.convert import (EXPORT_REVISION, EXPORTERS, INT8_SETTINGS, PRECISIONS, ImageInput, int8_label,
                                 onnx_name, to_fp16, to_int8, torch_to_onnx)
 from zoo.export.gate import GateFailed, parity, parity_image_input
 from zoo.export.irformat import remove_stale_ir
 from zoo.export.onnxfile import add_metadata
+from zoo.export.options import ExportOptions
 from zoo.models import check_supported, create_model, tta_of, with_tta
 from zoo.models.tta import check_tta
 
@@ -44,6 +46,14 @@ class ExportResult:
     metadata: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what was measured on, when not the full split
 
+    def lines(self) -> list[str]:
+        """What `zoo export` prints: the file, its size, time and parity figures, then the notes."""
+        p = self.parity
+        extra = f", int8 accuracy change {p['acc_change']:+.2f} pt" if "acc_change" in p else ""
+        diff = f"max|diff| {p['max_abs_diff_rel']:.2e} (relative)  " if "max_abs_diff_rel" in p else ""
+        return [f"{self.path}  {self.size_bytes / 1e6:.3f} MB  {self.seconds:.1f} s  {diff}top-1 agreement "
+                f"{p['top1_agreement']:.2f}% on {p['eval_set']}{extra}", *(f"  note: {n}" for n in self.notes)]
+
 
 def build_model(arch: str, dataset: str, src: Source | None, tta: str | None = None) -> torch.nn.Module:
     """The model in eval mode with the source's tensors (random init when there are none), wrapped in the
@@ -52,6 +62,15 @@ def build_model(arch: str, dataset: str, src: Source | None, tta: str | None = N
     if src is not None and src.state is not None:
         load_state_dict_checked(model, src.state, source=src.origin)
     return with_tta(model, tta_of(src.card if src else None) if tta is None else tta).eval()
+
+
+def _checked(o: ExportOptions) -> ExportOptions:
+    """`o` checked, its formats as a tuple."""
+    check_fields(o)
+    o = replace(o, formats=split(o.formats))
+    _check_options(o.precision, o.exporter, o.opset, o.eval_images, o.calib_size)
+    _check_formats(o.formats, o.image_input, o.precision)
+    return o
 
 
 def _check_options(precision: str, exporter: str, opset: int, eval_images: int, calib_size: int) -> None:
@@ -105,29 +124,30 @@ FORMATS = ("onnx", "ort", "openvino")  # the .onnx file; beside it, onnxruntime'
 # and OpenVINO's IR (zoo.export.irformat)
 
 
-def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, out="exports", opset: int = 18,
-           precision: str = "fp32", calib_size: int = 256, exporter: str = "dynamo", eval_images: int = 1000,
-           int8_max_drop: float = 1.0, data: DataOptions | None = None, image_input: bool = False,
-           formats: tuple[str, ...] = ("onnx",), tta: str | None = None) -> ExportResult:
+def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, options: ExportOptions | None = None,
+           data: DataOptions | None = None, folder: FolderOptions | None = None, **fields) -> ExportResult:
     """Export `arch` for `dataset` to `OUT/<arch>.<dataset>[-precision][-image].onnx`, after the parity gate.
+    `options` (or any of its fields by keyword: out=, precision="int8", ...) as `zoo export` takes them, with
+    the same defaults (ExportOptions); `folder`: how a dataset given as a path is read (FolderOptions).
 
     int8_max_drop: the most top-1 accuracy (points) int8 may lose against fp32 on the eval set.
     image_input: a self-contained graph, uint8 images [N, H, W, C] in, logits and probabilities out.
     formats: ("onnx", "ort") also writes onnxruntime's ORT format beside the .onnx file, gated against it.
-    tta: test-time augmentation inside the graph instead of the recipe's ('' for none, "flip", "flip-shift"):
+    tta: test-time augmentation inside the graph instead of the recipe's ("none", "flip", "flip-shift"):
         fewer passes, lower latency, another accuracy (the card's does not apply; the file is named for it).
     """
-    _check_options(precision, exporter, opset, eval_images, calib_size)
-    _check_formats(formats, image_input, precision)
-    spec, data = spec_of(dataset, weights), data or DataOptions()
+    o = _checked(replace(options or ExportOptions(), **fields))
+    out, opset, precision, exporter, image_input = o.out, o.opset, o.precision, o.exporter, o.image_input
+    spec, data = spec_of(dataset, weights, folder), data or DataOptions()
+    dataset = spec.name  # a folder given by its path: the dataset the weights' card names, as zoo export says it
     check_supported(arch, spec)  # an unknown model is named as such, before any weights are looked for
     src = resolve(Target(arch, dataset, str(weights) if weights else None, pretrained))
     recipe_tta = tta_of(src.card)
-    tta = recipe_tta if tta is None else check_tta(tta)
+    tta = recipe_tta if o.graph_tta() is None else check_tta(o.graph_tta())
     model = build_model(arch, dataset, src, tta)
     out = writable_dir(out)
     t0 = time.perf_counter()
-    ev, notes = gate_images(spec, data, eval_images, INT8_GATE_IMAGES if precision == "int8" else eval_images)
+    ev, notes = gate_images(spec, data, o.eval_images, INT8_GATE_IMAGES if precision == "int8" else o.eval_images)
     with owned_tempdir(out, ".export") as tmp:  # a killed export's half-written folder is swept first
         if image_input:
             path = Path(tmp) / "image.onnx"
@@ -136,7 +156,7 @@ def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, o
             fig = parity_image_input(model, path, ev.images, spec)
         else:
             path, fig = _convert_and_gate(model, spec, src, Path(tmp), precision, opset, exporter, ev, data,
-                                          calib_size, int8_max_drop, notes)
+                                          o.calib_size, o.int8_max_drop, notes)
         fig["eval_set"] = f"{dataset} {ev.label}"
         meta = _metadata(arch, spec, src, precision, exporter, opset, fig, image_input)
         if tta != recipe_tta:  # what runs is not what the card measured
@@ -144,19 +164,19 @@ def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, o
         add_metadata(path, meta)
         final = out / onnx_name(arch, dataset, precision, image_input, None if tta == recipe_tta else tta)
         os.replace(path, final)
-    if "openvino" not in formats:  # a previous export's IR of this name would be read for the new file's
+    if "openvino" not in o.formats:  # a previous export's IR of this name would be read for the new file's
         notes += remove_stale_ir(final)
-    if "ort" in formats:  # onnxruntime's ORT format beside it, gated against it
+    if "ort" in o.formats:  # onnxruntime's ORT format beside it, gated against it
         from zoo.export.ortformat import write_ort
 
         ort_path, ort_fig = write_ort(final, ev.normalized(spec))
         fig = {**fig, **ort_fig}
         notes.append(f"ORT format: {ort_path} ({ort_path.stat().st_size / 1e6:.3f} MB), top-1 agreement "
                      f"{ort_fig['ort_agreement']:.2f}% with the .onnx file")
-    if "openvino" in formats:  # OpenVINO's IR beside it, zoo's metadata in its rt_info, gated against it
+    if "openvino" in o.formats:  # OpenVINO's IR beside it, zoo's metadata in its rt_info, gated against it
         from zoo.export.irformat import write_ir
 
-        xml, ir_fig = write_ir(final, ev.normalized(spec), meta, ev.labels.numpy(), int8_max_drop)
+        xml, ir_fig = write_ir(final, ev.normalized(spec), meta, ev.labels.numpy(), o.int8_max_drop)
         fig = {**fig, **ir_fig}
         size = xml.stat().st_size + xml.with_suffix(".bin").stat().st_size
         change = f", {ir_fig['openvino_acc_change']:+.2f} pt of top-1 against fp32" if "openvino_acc_change" in ir_fig \

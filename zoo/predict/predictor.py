@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.predict.options import DEFAULTS
 from zoo.core.cards import graph_tta
 from zoo.core.deploy import openvino_hint, recall, runtime_name
 from zoo.core.errors import ZooError
@@ -111,9 +112,9 @@ class Predictor:
         p.predict(["cat.png"], top_k=3)                   # [Prediction("cat.png", [("cat", 0.91), ...])]
     """
 
-    def __init__(self, source: str | Path, dataset: str | None = None, *, threads: int | None = None,
-                 batch: int = 64, workers: int | None = None, data=None, runtime: str = "auto",
-                 invert: str = "auto", images: int | None = None, log=None):
+    def __init__(self, source: str | Path, dataset: str | None = None, *, threads: int | None = DEFAULTS.threads,
+                 batch: int = DEFAULTS.batch, workers: int | None = None, data=None, runtime: str = DEFAULTS.runtime,
+                 invert: str = DEFAULTS.invert, images: int | None = None, log=None):
         if runtime != "auto":
             file_runtime(runtime, threads)  # an unknown or missing runtime: said before any work
         self.source, self.path = str(source), exported_file(source, dataset, data)

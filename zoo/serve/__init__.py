@@ -14,6 +14,8 @@ from __future__ import annotations
 import signal
 
 from zoo.core.errors import ZooError
+from zoo.predict.options import DEFAULTS
+from zoo.serve.limits import Limits, Listen
 
 MANY = 1 << 20  # the predictor's "images" hint: a server takes the throughput choice
 
@@ -29,12 +31,12 @@ def _needs() -> None:
         raise ZooError(f"zoo serve needs {', '.join(missing)}: pip install 'zoo-classifiers[serve]'")
 
 
-def service(source: str, dataset: str | None = None, *, runtime: str = "auto", threads: int | None = None,
-            limits=None, data=None, log=print):
+def service(source: str, dataset: str | None = None, *, runtime: str = DEFAULTS.runtime,
+            threads: int | None = DEFAULTS.threads, limits=None, data=None, log=print):
     """The Service (zoo.serve.app) of a source as zoo predict takes it; its `.app` is the ASGI application."""
     _needs()
     from zoo.predict.predictor import Predictor
-    from zoo.serve.app import Limits, Service
+    from zoo.serve.app import Service
 
     limits = (limits or Limits()).validate()
     predictor = Predictor(source, dataset, threads=threads, batch=limits.max_batch, runtime=runtime, data=data,
@@ -66,8 +68,11 @@ def run(svc, host: str, port: int, log=print) -> None:
                        f"another --port or --host")
 
 
+__all__ = ["Limits", "Listen", "Service", "run", "service"]
+
+
 def __getattr__(name: str):
-    if name in ("Limits", "Service"):
+    if name == "Service":
         from zoo.serve import app
 
         return getattr(app, name)

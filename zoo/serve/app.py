@@ -23,33 +23,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from zoo.core.errors import ZooError
 from zoo.data.images import Problem, decode
 from zoo.serve.batcher import Batcher, QueueFull
+from zoo.serve.limits import Limits
 
 PAGE = Path(__file__).with_name("page.html")
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one request may ask, and how long and how many the server holds. The defaults suit a small
-    classifier on a CPU: images are a few KB each."""
-    max_body_mb: float = 8.0  # a request's body
-    max_images: int = 64  # images in one request
-    max_batch: int = 32  # images run through the model together
-    max_wait_ms: float = 0.0  # how long a batch waits for more requests; 0: it takes those that came while the
-    # previous batch ran (one client is not slowed, many are batched): see docs/measurements.md, zoo serve
-    max_queued: int = 256  # images waiting for the model; beyond, 503 with Retry-After
-    timeout_s: float = 30.0  # a request's wait for its answer; beyond, 504
-    token: str | None = None  # when set, every /v1 call needs "Authorization: Bearer TOKEN"
-
-    def validate(self) -> Limits:
-        for name in ("max_body_mb", "max_images", "max_batch", "max_queued", "timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ZooError(f"{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
-        if not self.max_wait_ms >= 0:
-            raise ZooError(f"max-wait-ms must be >= 0, got {self.max_wait_ms}")
-        return self
 
 
 @dataclass

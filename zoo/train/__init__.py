@@ -1,10 +1,18 @@
-"""Training: recipes (data), the inner loops, the run folder, and the Run that ties them together."""
+"""Training: recipes (data), the inner loops, the run folder, and the Run that ties them together. Names load
+their module on first use (PEP 562), as in zoo.data: TrainRequest's options are read without torch."""
 
-from zoo.train.dataset import training_spec
-from zoo.train.recipes import RECIPES, TrainConfig, default_recipe, get_recipe, lr_at, parse_overrides
-from zoo.train.run import Run, read_config, recipe_from, train
-from zoo.train.runtime import Runtime, RuntimeRequest
+from __future__ import annotations
 
-__all__ = ["RECIPES", "Run", "Runtime", "RuntimeRequest", "TrainConfig", "default_recipe", "get_recipe", "lr_at",
-           "parse_overrides",
-           "read_config", "recipe_from", "train", "training_spec"]
+from zoo.core.lazy import lazy_names
+
+_LAZY = {
+    "training_spec": "dataset", "TrainRequest": "options", "RuntimeRequest": "options",
+    "RECIPES": "recipes", "TrainConfig": "recipes", "default_recipe": "recipes", "get_recipe": "recipes",
+    "lr_at": "recipes", "parse_overrides": "recipes",
+    "train": "request", "Run": "run", "read_config": "run", "recipe_from": "run", "Runtime": "runtime",
+}
+
+__all__ = sorted(_LAZY)
+
+
+__getattr__, __dir__ = lazy_names(globals(), {name: f"zoo.train.{module}" for name, module in _LAZY.items()})

@@ -298,3 +298,19 @@ def decisions() -> list[dict]:
                      "images_per_s": fp.images_per_s, "noise": fp.noise, "others": fp.others,
                      "provisional": fp.provisional, "measured": fp.measured, "candidates": fp.candidates})
     return rows
+
+
+def decisions_table(rows: list[dict]):
+    """`zoo list --fastpath`'s table of decisions()."""
+    from rich.table import Table
+
+    table = Table(title=f"fast-path decisions ({len(rows)}) in {cache_file()}")
+    for col in ("model.dataset", "batch", "machine", "choice", "img/s", "noise", "others", "measured", "candidates"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["pair"], r["batch"], r["machine"], r["choice"] + (" (provisional)" if r["provisional"] else ""),
+                      f"{r['images_per_s']:.0f}", f"{r['noise']:.1%}", f"{r['others']:.0%}", r["measured"][:16],
+                      ", ".join(f"{k} {v:.0f}" for k, v in r["candidates"].items()))
+    table.caption = "others: share of the CPU other processes used during the probe; provisional: measured again " \
+                    "by the next run; zoo train --reprobe measures again"
+    return table

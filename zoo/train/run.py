@@ -3,7 +3,7 @@
     zoo train resnet20 cifar10                      # paper recipe, fastest path for this machine
     torchrun --nproc-per-node 2 -m zoo.cli train resnet20 cifar10 --out runs/r20   # data-parallel
 
-train() checks everything and loads the data, then a Run does the work:
+start() checks everything and loads the data, then a Run does the work (zoo.train.request resolves first):
 
     run = Run(...); run.restore()                   # from OUT's newest checkpoint, when resuming
     for epoch: run.train_epoch(); run.evaluate(); run.save(...)
@@ -39,8 +39,7 @@ from zoo.train import rundir
 from zoo.train.loop import EpochSums, Interrupted, build_optimizer, evaluate, pct, train_one_epoch
 from zoo.train.probe import fit_probe, frozen_features, subsample
 from zoo.train.progress import EpochProgress
-from zoo.train.dataset import resolve_start
-from zoo.train.recipes import TrainConfig, default_recipe, get_recipe, lr_at
+from zoo.train.recipes import TrainConfig, get_recipe, lr_at
 from zoo.train.fastpath import BUSY, FastPath, choose
 from zoo.train.runtime import Dist, Runtime, RuntimeRequest, StopFlag, init_dist, resolve_runtime, stop_on_signals
 
@@ -434,30 +433,14 @@ def recipe_from(fields: dict, dataset: str, arch: str, **overrides) -> TrainConf
     return get_recipe(fields.pop("recipe", "paper"), get_dataset_spec(dataset), arch, **fields)
 
 
-def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: RuntimeRequest | None = None, *,
-          out: str | os.PathLike | None = None, resume: bool = False, init: str | None = None,
-          data: DataOptions | None = None, save_every_s: float | None = 600.0,
-          progress: bool | None = None, tensorboard: bool = False, head: str = "map") -> dict:
-    """Train `arch` on `dataset` with `recipe` (default: default_recipe(): `paper` for the study's datasets,
-    `finetune` for a folder with `init`, `fast` for one without); returns the final summary (also written to
-    OUT/summary.json).
-
-    resume=True continues from OUT's newest checkpoint (same recipe required). Besides the checkpoint at every
-    epoch's end, one is saved mid-epoch whenever `save_every_s` seconds have passed since the last (None: epoch
-    ends only), so a kill -9 loses at most that much of a long epoch.
-
-    `init` starts from trained weights instead of a random initialization (fine-tuning): "pretrained" (zoo's
-    shipped weights for this pair), "pretrained:DATASET" (this architecture's shipped weights for another
-    dataset; tensors whose shape differs, such as the classifier, start fresh), or a run folder, checkpoint
-    folder or .safetensors file. The classifier's rows follow the class names (`head`: "map" by name, "keep"
-    row for row, "fresh"), the first convolution adapts to the channels (zoo.models.transfer), and the run
-    evaluates once before training (epoch 0 in metrics.jsonl). The source, its sha256 and what was mapped go
-    into config.json and every checkpoint's card.
-    """
-    init, spec = resolve_start(arch, dataset, _chosen_start(init, resume, out))  # as zoo train resolves it
+def train_resolved(arch: str, spec: DatasetSpec, cfg: TrainConfig, runtime: RuntimeRequest, *,
+                   out: str | os.PathLike | None, resume: bool, init: str | None, data: DataOptions,
+                   save_every_s: float | None, progress: bool | None, tensorboard: bool, head: str) -> dict:
+    """Train a resolved request (zoo.train.request: the pair, the spec, the recipe, the start): checks
+    everything, loads the data, then a Run does the work; the final summary."""
     dataset = spec.name
-    cfg = (recipe or _default_recipe(arch, spec, init)).validate()
-    req = (runtime or RuntimeRequest()).validate()
+    cfg = cfg.validate()
+    req = runtime.validate()
     check_supported(arch, spec)  # unknown / unsupported model -> one-line error before anything is written
     if save_every_s is not None and not save_every_s >= 0:
         raise ZooError(f"save interval must be >= 0 seconds, got {save_every_s}")
@@ -481,7 +464,6 @@ def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: R
         # Nothing to train: keep the summary (and skip the fast-path probe and the data loading).
         return {**read_json(out / "summary.json", "run summary"), "already_finished": True}
     # Data before the fast-path probe (a missing dataset is said at once) and before the lock (nothing is left).
-    data = data or DataOptions()
     data = replace(data, download=data.download and dist.main)
     splits = (load_split(dataset, "train", data), load_split(dataset, "test", data))
     rt = resolve_runtime(req, arch, dataset, cfg.batch_size // dist.world_size, cfg.epochs * spec.train_size,
@@ -494,21 +476,6 @@ def train(arch: str, dataset: str, recipe: TrainConfig | None = None, runtime: R
             run.restore()
         run.start()
         return run.fit(progress)
-
-
-def _chosen_start(init: str | None, resume: bool, out) -> str | None:
-    """`init`, except that resuming a run started with --init auto takes the start that run chose."""
-    if init == "auto" and resume and out is not None and (Path(out) / "config.json").is_file():
-        return (read_config(out)[3] or {}).get("arg")
-    return init
-
-
-def _default_recipe(arch: str, spec: DatasetSpec, init: str | None) -> TrainConfig:
-    """default_recipe()'s choice for this pair, said for a folder (whose recipe is zoo's choice, not a paper's)."""
-    name, why = default_recipe(spec, init)
-    if spec.source is not None:
-        print(f"zoo: recipe {name} ({why})", flush=True)
-    return get_recipe(name, spec, arch)
 
 
 def _source_classes(record: dict) -> tuple[str, ...] | None:

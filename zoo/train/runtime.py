@@ -9,30 +9,9 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from zoo.core.errors import ZooError
 from zoo.core.memory import keep_freed_memory
+from zoo.train.options import RuntimeRequest
 from zoo.train.fastpath import choose
-
-
-@dataclass(frozen=True)
-class RuntimeRequest:
-    """What the caller asks for; "auto" is measured per model on this machine and remembered (fastpath)."""
-    device: str = "cpu"  # cpu | cuda
-    precision: str = "auto"  # auto | fp32 | bf16
-    compile: str = "auto"  # auto | on | off
-    channels_last: bool | None = None  # None: the fast path's choice (always on for CUDA)
-    reprobe: bool = False  # measure the fast path again instead of using the remembered decision
-
-    def validate(self) -> RuntimeRequest:
-        if self.device not in ("cpu", "cuda"):
-            raise ZooError(f"unknown device {self.device!r}; choose cpu or cuda")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ZooError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ZooError(f"unknown precision {self.precision!r}; choose auto, fp32 or bf16")
-        if str(self.compile) not in ("auto", "on", "off"):
-            raise ZooError(f"unknown compile setting {self.compile!r}; choose auto, on or off")
-        return self
 
 
 @dataclass(frozen=True)
