@@ -14,14 +14,16 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from zoo.bench.backends import (NullBackend, OpenCvBackend, OpenVinoBackend, OrtBackend, TorchBackend,
-                                 TorchCompileBackend, missing_runtime)
+from zoo.bench.backends import NullBackend, OrtBackend, TorchBackend, TorchCompileBackend, missing_runtime
 from zoo.bench.options import BenchOptions
 from zoo.bench.measure import BUSY, ROUNDS, flags, latency_rounds, predictions, throughput_rounds
 from zoo.core.cards import BenchRow, graph_tta
+from zoo.core.tta import Tta
 from zoo.core.env import OthersWatch, PeakMemory, environment as env_record, other_load
 from zoo.core.errors import ZooError, plural
 from zoo.core.memory import keep_freed_memory
+from zoo.core.backends import file_backends
+from zoo.core.runtimes import RUNTIMES
 from zoo.core.sources import Target, resolve
 from zoo.data import DataOptions, DatasetSpec, EvalSet, load_eval_set, spec_of
 from zoo.export import GateFailed, build_model, exported, read_metadata, torch_logits
@@ -29,7 +31,6 @@ from zoo.models.stats import macs_per_image, num_params
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 PRECISION_PROVIDERS = {"fp32": ("cpu", "cuda"), "int8": ("cpu",), "fp16": ("cuda",)}
-RUNTIMES = ("onnxruntime", "openvino", "opencv", "torch-compile")
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,7 @@ def _label(target: Target, meta: dict) -> str:
     recipe's (zoo export --tta) is named for it, so its rows are told apart from the recipe's file."""
     if "recipe_tta" not in meta:
         return target.arch
-    return f"{target.arch} (tta {graph_tta(meta) or 'none'})"
+    return f"{target.arch} (tta {Tta.of(graph_tta(meta)).label})"
 
 
 def _runtimes(target: Target, cfg: BenchConfig, prov: str, model, data: DataOptions, log, notes, phase):
@@ -250,12 +251,9 @@ def _backends(cfg: BenchConfig, prov: str, prec: str):
     yield "onnxruntime", OrtBackend(PROVIDERS[prov], cfg.threads)
     if prov != "cpu":
         return
-    if "openvino" in cfg.runtimes and prec in ("fp32", "int8"):
-        yield "openvino", OpenVinoBackend("f32", cfg.threads)
-        if prec == "fp32":
-            yield "openvino", OpenVinoBackend(None, cfg.threads)  # its default: bf16 where the CPU has it
-    if "opencv" in cfg.runtimes and prec == "fp32":
-        yield "opencv", OpenCvBackend(cfg.threads)
+    for name in cfg.runtimes:  # the others of zoo.core.runtimes.RUNTIMES that read the file, as asked
+        if name != "onnxruntime" and RUNTIMES[name].reads_onnx:
+            yield from ((name, b) for b in file_backends(name, prec, cfg.threads))
 
 
 def _row(base: dict, prov: str, m: _Loaded, timed: dict, inputs: _Inputs, earlier: list[BenchRow],

@@ -16,6 +16,7 @@ from zoo.bench.options import BenchOptions
 from zoo.bench.recommend import recommend
 from zoo.bench.report import foreign_files, print_table, replace_set, write_reports
 from zoo.core.cards import BenchRow
+from zoo.core.tta import Tta
 from zoo.core.env import other_load
 from zoo.core.errors import ZooError
 from zoo.core.io import writable_dir
@@ -101,7 +102,7 @@ def remember(recs: dict, threads: int | None) -> list[str]:
     said = []
     for name, rec in recs.items():
         if rec.get("weights_sha256") and not rec.get("none"):
-            key = deploy_key(rec["weights_sha256"], rec["export_revision"], threads, rec.get("tta") or "")
+            key = deploy_key(rec["weights_sha256"], rec["export_revision"], threads, Tta.of(rec.get("tta")).value)
             if not keep(key, {"model": name, **rec}):
                 said.append(f"zoo: {name}: kept the recommendation measured on a quieter machine; this one was "
                             f"timed busy (--accept-busy to take it)")

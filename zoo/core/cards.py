@@ -13,6 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from zoo.core.tta import Tta
 from zoo.core.errors import REMAKE, ZooError
 
 RUN_CARD_SCHEMA = 2  # 1: dict cards with `model` and the environment at the top level
@@ -164,11 +165,11 @@ class BenchRow(_Card):
 
 def tta_of(card) -> str:
     """The test-time augmentation a weights card's (or run card's) recipe names; '' for none or no card."""
-    return (card.recipe.get("tta") or "") if card is not None else ""
+    return Tta.of(card.recipe.get("tta")).value if card is not None else ""
 
 
 def graph_tta(meta: dict) -> str:
     """The test-time augmentation inside an exported file's graph, from its metadata: its recipe's, or the one
     `zoo export --tta` chose; '' for none."""
     recipe = meta.get("recipe")
-    return (recipe.get("tta") or "") if isinstance(recipe, dict) else ""
+    return Tta.of(recipe.get("tta")).value if isinstance(recipe, dict) else ""

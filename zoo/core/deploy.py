@@ -21,9 +21,10 @@ from importlib import metadata
 
 from zoo.core.env import cpu_info, machine, now
 from zoo.core.io import atomic_write_json, cache_dir, waiting_lock
+from zoo.core.runtimes import FILE_RUNTIMES, RUNTIMES
+from zoo.core.tta import Tta
 
-RUNTIME_DISTRIBUTIONS = {"onnxruntime": ("onnxruntime-gpu", "onnxruntime"), "openvino": ("openvino",),
-                         "opencv": ("opencv-python-headless", "opencv-python")}
+RUNTIME_DISTRIBUTIONS = {name: RUNTIMES[name].distributions for name in FILE_RUNTIMES}
 
 
 def runtime_name(label: str) -> str:
@@ -60,7 +61,7 @@ def versions() -> str:
 
 
 def _weights_id(weights_sha256: str, tta: str) -> str:
-    return f"{weights_sha256[:16]} tta {tta or 'none'}"
+    return f"{weights_sha256[:16]} tta {Tta.of(tta).label}"
 
 
 def deploy_key(weights_sha256: str, export_revision, threads: int | None, tta: str = "") -> str:

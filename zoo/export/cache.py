@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from zoo.core.cards import tta_of
+from zoo.core.cards import graph_tta, tta_of
 from zoo.core.errors import ZooError
 from zoo.core.io import waiting_lock, writable_dir
 from zoo.core.sources import Target, resolve
@@ -39,7 +39,7 @@ def _reuse_or_export(target: Target, precision: str, data: DataOptions, log, src
     if path.is_file():
         try:
             meta = check_onnx(path)  # the graph's own hash, the pair's shapes
-            made_tta = (meta.get("recipe") or {}).get("tta") or ""
+            made_tta = graph_tta(meta)
             if (meta.get("weights_sha256") or None, meta.get("precision"), made_tta) != (src.sha256, precision, tta):
                 raise ZooError(f"{path} was exported from other weights, precision or test-time augmentation")
             seal(path, meta)

@@ -14,7 +14,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from zoo.core.cards import tta_of
+from zoo.core.cards import graph_tta, tta_of
+from zoo.core.tta import Tta
 from zoo.core.errors import ZooError
 from zoo.core.io import atomic_write_json, cache_dir
 from zoo.core.shipped import sha256_file, weights_dir
@@ -34,7 +35,7 @@ EXPORT_SETTINGS = cache_settings()  # what cached exports are made with: ExportO
 def onnx_name(arch: str, dataset: str, precision: str, image_input: bool = False, tta: str | None = None) -> str:
     """`tta`: a test-time augmentation other than the recipe's ('' for none), named in the file's name."""
     suffix = ("" if precision == "fp32" else f"-{precision}") + ("-image" if image_input else "") + \
-        ("" if tta is None else f"-tta-{tta or 'none'}")
+        ("" if tta is None else f"-tta-{Tta.of(tta).label}")
     return f"{arch.replace('/', '_')}.{dataset}{suffix}.onnx"
 
 
@@ -54,7 +55,7 @@ def seal(path: Path, meta: dict) -> None:
     """Record that `path` passed check_onnx with metadata `meta`."""
     atomic_write_json(_seal_of(path), {"sha256": sha256_file(path), "weights_sha256": meta.get("weights_sha256"),
                                        "precision": meta.get("precision"),
-                                       "tta": (meta.get("recipe") or {}).get("tta") or ""})
+                                       "tta": graph_tta(meta)})
 
 
 def is_sealed(path: Path, weights_sha256: str, precision: str, tta: str) -> bool:

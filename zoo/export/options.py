@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zoo.core.options import at_least, non_negative, opt, split
+from zoo.core.tta import Tta
 
 FORMAT_HELP = ("onnx, and beside it ort (onnxruntime's ORT format, NAME.ort, optimized once) and/or openvino "
                "(OpenVINO's IR, NAME.xml + NAME.bin, zoo's metadata in its rt_info); each gated against the .onnx "
@@ -27,11 +28,11 @@ class ExportOptions:
                                    "out (cast, scaling, normalization and layout inside; fp32)")
     int8_max_drop: float = opt(1.0, "int8 gate: most top-1 points int8 may lose against fp32",
                                type=non_negative("points", "0.5"))
-    tta: str = opt("recipe", TTA_HELP, choices=("recipe", "none", "flip", "flip-shift"))
+    tta: str = opt("recipe", TTA_HELP, choices=("recipe", *(t.label for t in Tta)))
 
     def graph_tta(self) -> str | None:
         """The test-time augmentation to build into the graph: None for the recipe's, '' for none."""
-        return None if self.tta == "recipe" else "" if self.tta == "none" else self.tta
+        return None if self.tta == "recipe" else Tta.of(self.tta).value
 
 
 # What cached exports are made with (the defaults, named in the cache key so that other settings are not reused).

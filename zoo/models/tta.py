@@ -13,8 +13,9 @@ from torch import nn
 
 from zoo.core.cards import tta_of  # noqa: F401  (zoo.models' name for it)
 from zoo.core.errors import ZooError
+from zoo.core.tta import Tta
 
-TTAS = ("", "flip", "flip-shift")  # "": none; flip: the mean of the logits for the image and its left-right
+TTAS = tuple(t.value for t in Tta)  # "": none; flip: the mean of the logits for the image and its left-right
 # mirror; flip-shift: half that, half its mean over the image shifted one pixel up-left and down-right (mirrored
 # border), as airbench94 (Jordan 2024) evaluates: six passes
 
@@ -52,9 +53,9 @@ def check_tta(tta: str) -> str:
 
 def with_tta(model: nn.Module, tta: str | None) -> nn.Module:
     """`model` as a recipe's `tta` field says it is evaluated ('' or None: unchanged)."""
-    tta = check_tta(tta or "")
-    if not tta:
+    tta = Tta.of(tta)
+    if tta is Tta.NONE:
         return model
-    return FlipShiftAverage(model) if tta == "flip-shift" else FlipAverage(model)
+    return FlipShiftAverage(model) if tta is Tta.FLIP_SHIFT else FlipAverage(model)
 
 
