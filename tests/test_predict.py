@@ -165,10 +165,10 @@ def test_predict_runs_the_same_file_in_other_runtimes(onnx_files, test_images, c
 
 
 def test_an_unknown_or_missing_runtime_is_one_line(onnx_files, test_images, capsys, monkeypatch):
-    import zoo.core.runtimes as runtimes
+    import zoo.core.backends as backends
     assert main(["predict", str(onnx_files[0].path), str(test_images), "--runtime", "tensorrt"]) == 2
     assert "unknown runtime 'tensorrt'; choose from auto, onnxruntime, openvino, opencv" in capsys.readouterr().err
-    monkeypatch.setattr(runtimes, "missing_runtime", lambda name: "openvino is not installed (pip install x)")
+    monkeypatch.setattr(backends, "missing_runtime", lambda name: "openvino is not installed (pip install x)")
     assert main(["predict", str(onnx_files[0].path), str(test_images), "--runtime", "openvino"]) == 2
     assert "--runtime openvino: openvino is not installed" in capsys.readouterr().err
 

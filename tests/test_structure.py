@@ -103,3 +103,18 @@ def test_every_error_says_what_to_do():
                 silent += [f"{path}:{call.lineno}: {text}" for text, names in _message_forms(call.args[0])
                            if not _says_what_to_do(text, names)]
     assert not silent, "\n".join(silent)
+
+
+def test_a_runtime_is_named_only_in_the_files_contributing_md_lists_for_one():
+    """docs/contributing.md's "Add a runtime" names the files a runtime touches; no other module names one as a
+    string (a comparison, a table of its own), so that adding a runtime touches those files alone. onnxruntime,
+    the reference every other runtime is compared with, is named where it is the default."""
+    from zoo.core.runtimes import RUNTIMES
+
+    docs = (PACKAGE.parent / "docs" / "contributing.md").read_text()
+    section = docs.split("## Add a runtime", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"`(zoo/[\w/]+\.py)`", section))
+    assert listed and all((PACKAGE.parent / f).is_file() for f in listed), listed
+    naming = {str(path) for path, tree in _trees() for n in ast.walk(tree)
+              if isinstance(n, ast.Constant) and n.value in set(RUNTIMES) - {"onnxruntime"}}
+    assert naming and naming <= listed, sorted(naming - listed)

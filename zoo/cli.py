@@ -18,8 +18,7 @@ from zoo.core.errors import ZooError, missing_extra, os_error_message, set_comma
 from zoo.core.names import check_dataset, check_model, check_pair
 from zoo.core.options import Help, Parser, add_options, at_least, command_flags, values
 from zoo.core.version import __version__
-from zoo.data.folder import FolderOptions
-from zoo.data.options import DataOptions
+from zoo.data.options import DataOptions, FolderOptions
 from zoo.export.options import ExportOptions
 from zoo.predict.options import PredictOptions
 from zoo.serve.limits import Limits, Listen

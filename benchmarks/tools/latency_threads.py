@@ -21,7 +21,7 @@ import numpy as np
 
 def main() -> None:
     from zoo.bench.measure import latency_rounds
-    from zoo.core.runtimes import OrtBackend
+    from zoo.core.backends import OrtBackend
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("onnx")

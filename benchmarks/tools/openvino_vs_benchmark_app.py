@@ -43,7 +43,7 @@ def zoo_figures(path: str, batch: int, precision: str | None, threads: int, seco
     import time
 
     from zoo.bench.measure import latency_ms
-    from zoo.core.runtimes import OpenVinoBackend
+    from zoo.core.backends import OpenVinoBackend
 
     backend = OpenVinoBackend(precision, threads).load(path)
     x = np.random.default_rng(0).standard_normal((batch, 3, 32, 32), np.float32)

@@ -1,4 +1,4 @@
-"""`zoo bench`'s runtimes: those that run the exported file (zoo.core.runtimes) and PyTorch's own, eager and
+"""`zoo bench`'s runtimes: those that run the exported file (zoo.core.backends) and PyTorch's own, eager and
 torch.compile, which run the model the file was exported from."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from zoo.core.runtimes import (Backend, NullBackend, OpenCvBackend, OpenVinoBackend, OrtBackend,  # noqa: F401
+from zoo.core.backends import (Backend, NullBackend, OpenCvBackend, OpenVinoBackend, OrtBackend,  # noqa: F401
                                missing_runtime)
 
 

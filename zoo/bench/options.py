@@ -7,9 +7,10 @@ import os
 from dataclasses import dataclass
 
 from zoo.core.options import at_least, batches, opt, split
+from zoo.core.runtimes import RUNTIMES, missing_runtime
 
-RUNTIME_HELP = ("comma list of onnxruntime, openvino (f32 and its default precision; int8), opencv, torch-compile, or "
-                "all (every one installed): each runs the same model and gets rows of its own; over several, the "
+RUNTIME_HELP = (f"comma list of {', '.join(RUNTIMES)}, or all (every one installed): each runs the same model and gets "
+                "rows of its own (openvino twice for fp32: at f32 and at its default precision); over several, the "
                 "fastest that keeps accuracy is recommended and remembered for zoo predict")
 REPEAT_HELP = ("timed batch-1 calls (>= 1; default: 200, or up to 1,000 while they fit in 1 s, so that p99 rests on "
                ">= 10 calls)")
@@ -38,9 +39,7 @@ class BenchOptions:
         asked = split(self.runtime) or ("onnxruntime",)
         if asked != ("all",):
             return asked
-        from zoo.core.runtimes import missing_runtime
-
-        return ("onnxruntime", *(r for r in ("openvino", "opencv") if not missing_runtime(r)), "torch-compile")
+        return tuple(r for r in RUNTIMES if not missing_runtime(r))
 
     def config(self):
         """The harness's BenchConfig, validated (an unknown precision, runtime or provider is said here)."""

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from zoo.core.cards import BenchRow
 from zoo.core.deploy import runtime_name
+from zoo.core.runtimes import FILE_RUNTIMES
 
 MAX_LOSS = 0.3  # top-1 points a deployable row may lose against PyTorch fp32
 MIN_AGREEMENT = 99.0  # % of images whose top-1 must equal PyTorch fp32's
-DEPLOYABLE = ("onnxruntime", "openvino", "opencv")  # what zoo predict runs (torch-compile is PyTorch itself)
+DEPLOYABLE = FILE_RUNTIMES  # what zoo predict runs (torch-compile is PyTorch itself)
 
 
 def why_not(row: BenchRow, latency: bool = True, busy_ok: bool = False) -> str | None:

@@ -13,7 +13,7 @@ _LAZY = {
     "BatchLoader": "loader", "augment_batch": "loader", "make_loader": "loader",
     "DatasetSpec": "specs", "find_dataset": "specs", "get_dataset_spec": "specs", "list_datasets": "specs",
     "register_dataset": "specs",
-    "FolderOptions": "folder", "open_folder": "folder", "register_record": "folder", "spec_of": "folder",
+    "FolderOptions": "options", "open_folder": "folder", "register_record": "folder", "spec_of": "folder",
     "spec_record": "folder",
 }
 

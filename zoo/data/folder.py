@@ -34,9 +34,9 @@ from PIL import Image
 
 from zoo.core.errors import REMAKE, ZooError, plural, read_advice
 from zoo.core.io import atomic_write_json, cache_dir, read_json, sweep_stale
-from zoo.core.options import at_least, fraction, opt
 from zoo.core.owned import OWNER, owned_tempdir
 from zoo.core.names import looks_like_path, pretrained_dataset
+from zoo.data.options import FolderOptions
 from zoo.data.images import EXTENSIONS, ImageSpec, Problem, decode, infer_polarity, open_image
 from zoo.data.specs import DatasetSpec, FolderSource, find_dataset, get_dataset_spec, register_dataset
 
@@ -45,32 +45,6 @@ SPLIT_DIRS = {"train": ("train", "training"), "test": ("val", "valid", "validati
 NATIVE_SIZE = {1: 28, 3: 32}  # the zoo architectures' sizes: MNIST-like grey, CIFAR-like colour
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 CHUNK = 256  # images per decoding task, at least
-
-
-GROUP = "a dataset given as a path (a folder of class folders, or a CSV of path,label)"
-
-
-@dataclass(frozen=True)
-class FolderOptions:
-    """How a folder becomes a dataset (recorded with every run, so a resume or an export sees the same)."""
-    val_fraction: float = opt(0.1, "held out per class when the folder has no val/ or test/ (0 < F <= 0.5)",
-                              type=fraction, group=GROUP)
-    seed: int = 0  # of that split
-    channels: int | None = opt(None, "1 (grey) or 3 (RGB) (default: from the images)", type=int, choices=(1, 3),
-                               group=GROUP)
-    size: int | None = opt(None, "pixels per side (default: 28 for grey, 32 for RGB, or --init's dataset's)",
-                           type=at_least(8), group=GROUP)
-    outside_paths: bool = opt(False, "a CSV may name images outside its own folder (../ or absolute paths)",
-                              flag="--allow-outside-paths", group=GROUP)  # otherwise such rows are skipped, said
-
-    def validate(self) -> FolderOptions:
-        if not 0 < self.val_fraction <= 0.5:
-            raise ZooError(f"--val-fraction must be in (0, 0.5], got {self.val_fraction}")
-        if self.channels not in (None, 1, 3):
-            raise ZooError(f"--channels must be 1 (grey) or 3 (RGB), got {self.channels}")
-        if self.size is not None and not 8 <= self.size <= 512:
-            raise ZooError(f"--size must be 8..512 pixels, got {self.size}")
-        return self
 
 
 @dataclass

@@ -19,6 +19,7 @@ from zoo.core.errors import ZooError, plural
 from zoo.core.io import writable_dir
 from zoo.core.options import check_fields, split
 from zoo.core.owned import owned_tempdir
+from zoo.core.runtimes import RUNTIMES
 from zoo.core.sources import Source, Target, resolve
 from zoo.core.state import load_state_dict_checked
 from zoo.core.version import __version__
@@ -120,8 +121,9 @@ def calibration_images(spec: DatasetSpec, data: DataOptions, n: int) -> tuple[np
     return cal.normalized(spec), notes
 
 
-FORMATS = ("onnx", "ort", "openvino")  # the .onnx file; beside it, onnxruntime's ORT format (zoo.export.ortformat)
-# and OpenVINO's IR (zoo.export.irformat)
+# the .onnx file; beside it, each runtime's own format (zoo.core.runtimes.RUNTIMES): onnxruntime's ORT format
+# (zoo.export.ortformat) and OpenVINO's IR (zoo.export.irformat)
+FORMATS = ("onnx", *(r.own_format[0] for r in RUNTIMES.values() if r.own_format))
 
 
 def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, options: ExportOptions | None = None,

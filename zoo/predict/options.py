@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zoo.core.options import at_least, opt
+from zoo.core.runtimes import FILE_RUNTIMES
 
 RUNTIME_HELP = ("auto (the runtime and precision zoo bench --runtime all found fastest without losing accuracy for "
-                "this model on this machine; else onnxruntime), onnxruntime, openvino (its default precision: bf16 "
-                "on AMX/AVX512-BF16 CPUs) or opencv")
+                f"this model on this machine; else onnxruntime), or one of {', '.join(FILE_RUNTIMES)} (openvino at its "
+                "default precision: bf16 on AMX/AVX512-BF16 CPUs)")
 INVERT_HELP = ("auto: an image drawn the other way round from the model's training images (dark ink on light for a "
                "digit model) is inverted first, and said; yes: invert every image; no: never")
 

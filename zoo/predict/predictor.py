@@ -15,7 +15,8 @@ from zoo.predict.options import DEFAULTS
 from zoo.core.cards import graph_tta
 from zoo.core.deploy import openvino_hint, recall, runtime_name
 from zoo.core.errors import ZooError
-from zoo.core.runtimes import file_runtime, missing_runtime
+from zoo.core.backends import file_runtime
+from zoo.core.runtimes import OWN_FORMATS, missing_runtime
 from zoo.core.sessions import IrSession, ort_session, session_metadata
 from zoo.data.images import INVERT, ImageSpec, Problem, decode, normalize_pixels, orient, to_pixels
 
@@ -118,7 +119,7 @@ class Predictor:
         if runtime != "auto":
             file_runtime(runtime, threads)  # an unknown or missing runtime: said before any work
         self.source, self.path = str(source), exported_file(source, dataset, data)
-        own = {".ort": "onnxruntime", ".xml": "openvino"}.get(self.path.suffix)
+        own = OWN_FORMATS.get(self.path.suffix)
         if own:  # a runtime's own format: no other runtime reads it
             if runtime not in ("auto", own):
                 raise ZooError(f"{self.path} is in {own}'s own format; --runtime {runtime} reads the "

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from zoo.core.errors import ZooError
 from zoo.core.names import check_pair
+from zoo.core.runtimes import OWN_FORMATS
 
-FILE_SUFFIXES = (".onnx", ".ort", ".xml")  # the files zoo export writes, each read as it is
+FILE_SUFFIXES = (".onnx", *OWN_FORMATS)  # the files zoo export writes, each read as it is
 
 
 def split_items(items: list[str]) -> tuple[str, str | None, list[str]]:

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 
 from zoo.core.errors import ZooError
 from zoo.core.options import at_least, non_negative, opt
-from zoo.data.folder import FolderOptions
-from zoo.data.options import DataOptions
+from zoo.data.options import DataOptions, FolderOptions
 
 RECIPE_HELP = ("paper, fast, finetune (small datasets from --init weights), record (fast, longer, EMA) or speedrun "
                "(zoonet's) (default: paper for the study's datasets; for a folder, finetune with --init, else fast; "
