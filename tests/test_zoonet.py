@@ -104,3 +104,19 @@ def _plain(run) -> torch.nn.Module:
     model = create_model("zoonet", "cifar10")
     model.load_state_dict(from_path(run).state)
     return model.eval()
+
+
+def test_speedrun_reads_its_test_time_augmentation_at_the_last_epoch_and_one_pass_before(fake_root, tmp_path):
+    """As airbench evaluates: the epochs before the last in one pass (said in the metrics), the last with the
+    recipe's flip + shift, whose figure the card keeps."""
+    cfg = _speedrun(epochs=2, batch_size=100)
+    assert not cfg.tta_each_epoch and cfg.tta == "flip-shift"
+    s = train("zoonet", "cifar10", cfg, FP32, out=tmp_path / "r", data=data(fake_root), progress=False)
+    lines = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["test_tta"] for m in lines] == ["none", "flip-shift"]
+    assert s["final"]["test_tta"] == "flip-shift"
+    every = _speedrun(epochs=2, batch_size=100, tta_each_epoch=True)
+    train("zoonet", "cifar10", every, FP32, out=tmp_path / "e", data=data(fake_root), progress=False)
+    lines_e = [json.loads(x) for x in (tmp_path / "e" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["test_tta"] for m in lines_e] == ["flip-shift", "flip-shift"]
+    assert lines_e[-1]["test_acc"] == lines[-1]["test_acc"]  # the same training: only the reading differs

@@ -85,9 +85,14 @@ class EpochProgress:
         ranged = "lr_max" in m and m["lr_max"] != m["lr_min"]  # one-cycle: the epoch's range, not its first step
         lr = f"{m['lr_min']:.4g}-{m['lr_max']:.4g}" if ranged else f"{m['lr']:.4g}"
         line = (f"epoch {self._label}  lr {lr}  train loss {m['train_loss']:.4f} acc {m['train_acc']:.2f}%  "
-                f"test loss {m['test_loss']:.4f} acc {m['test_acc']:.2f}%  {m['images_per_s']:.0f} img/s  "
+                f"test loss {m['test_loss']:.4f} acc {m['test_acc']:.2f}%{_passes(m)}  {m['images_per_s']:.0f} img/s  "
                 f"{m['wall_s']:.1f} s")
         if self._progress is not None:
             self._progress.console.print(line)
         else:
             print(line, file=sys.stderr, flush=True)
+
+
+def _passes(m: dict) -> str:
+    """How the epoch's test figures were read, when the recipe has test-time augmentation."""
+    return {None: "", "none": " (one pass)"}.get(m.get("test_tta"), f" ({m.get('test_tta')})")

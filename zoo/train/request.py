@@ -103,7 +103,7 @@ def train(arch: str, dataset: str | DatasetSpec, recipe: str | TrainConfig | Non
 
     resume=True continues from OUT's newest checkpoint (same recipe required). Besides the checkpoint at every
     epoch's end, one is saved mid-epoch whenever `save_every_s` seconds have passed since the last (None: epoch
-    ends only), so a kill -9 loses at most that much of a long epoch.
+    ends only; 0: after every step), so a kill -9 loses at most that much of a long epoch.
 
     `init` starts from trained weights instead of a random initialization (fine-tuning): "pretrained" (zoo's
     shipped weights for this pair), "pretrained:DATASET" (this architecture's shipped weights for another
@@ -117,10 +117,15 @@ def train(arch: str, dataset: str | DatasetSpec, recipe: str | TrainConfig | Non
     if save_every_s is not None and not save_every_s >= 0:
         raise ZooError(f"save interval must be >= 0 seconds, got {save_every_s}")
     req = TrainRequest(arch, dataset, recipe=recipe, out=out, resume=resume, init=init, head=head,
-                       tensorboard=tensorboard, save_every=(save_every_s or 0) / 60, overrides=overrides,
+                       tensorboard=tensorboard, save_every=_minutes(save_every_s), overrides=overrides,
                        runtime=runtime or RuntimeRequest(), folder=folder or FolderOptions(),
                        data=data or DataOptions())
     return req.run(progress, log)
+
+
+def _minutes(save_every_s: float | None) -> float:
+    """train()'s interval in TrainRequest's minutes (0 there: epoch ends only); 0 s, every step, stays positive."""
+    return 0.0 if save_every_s is None else max(save_every_s, 1e-12) / 60
 
 
 def outcome(s: dict) -> tuple[str | None, str]:

@@ -29,6 +29,7 @@ from zoo.core.io import atomic_write_json, check_can_create, read_json
 from zoo.core.shipped import sha256_bytes
 from zoo.core.sources import init_source
 from zoo.core.version import __version__
+from zoo.core.tta import Tta
 from zoo.core.state import load_state_dict_checked, load_state_dict_transfer, state_dict_of
 from zoo.data import (BatchLoader, DataOptions, DatasetSpec, find_dataset, get_dataset_spec, keep_sample,
                       load_split, register_record, spec_record)
@@ -257,7 +258,8 @@ class Run:
     def evaluate(self) -> dict:
         """The finished epoch's metrics line: train figures from the running sums, test figures measured now."""
         tl, tc, tn = self.dist.all_sum(self.sums.as_tensor()).tolist()
-        model = with_tta(self.evaluated, self.cfg.tta)
+        tta = self.cfg.tta if self.cfg.tta_each_epoch or self.epoch + 1 >= self.cfg.epochs else ""
+        model = with_tta(self.evaluated, tta)
         el, ec, en = self.dist.all_sum(torch.tensor(evaluate(model, self.test_loader, self.rt.precision),
                                                     dtype=torch.float64)).tolist()
         elapsed = time.perf_counter() - self._t_epoch
@@ -267,7 +269,8 @@ class Run:
         return {"epoch": self.epoch + 1, "lr": lr_at(self.cfg, self.epoch), "lr_min": min(lrs), "lr_max": max(lrs),
                 "train_loss": tl / tn,
                 "train_acc": pct(tc, tn), "test_loss": el / en, "test_acc": pct(ec, en),
-                "images_per_s": tn / max(step_time, 1e-9), "wall_s": self.sums.wall + elapsed}
+                "images_per_s": tn / max(step_time, 1e-9), "wall_s": self.sums.wall + elapsed,
+                **({"test_tta": Tta.of(tta).label} if self.cfg.tta else {})}
 
     def end_epoch(self, metrics: dict) -> None:
         """Log the epoch, then checkpoint it (a kill between the two leaves a line restore() drops)."""
