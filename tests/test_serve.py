@@ -243,3 +243,31 @@ def test_refusals_that_waiting_cannot_cure_are_413_and_every_error_is_json():
             assert status == code and json.loads(body)["error"], (path, body)
     finally:
         assert s.stop() == 0
+
+
+def _children(pid: int) -> list[int]:
+    """The live child processes of `pid` (Linux's /proc)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts processes through Linux's /proc")
+def test_workers_answer_from_several_processes_and_stop_together_on_sigterm():
+    s = Server("--workers", "2")
+    try:
+        workers = _children(s.proc.pid)
+        assert len(workers) >= 2, workers
+        png = (SAMPLES / "3_0.png").read_bytes()
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: s.request("/v1/predict", png), range(12)))
+        assert all(status == 200 for status, _, _ in answers)
+        tops = {json.dumps(json.loads(body)["predictions"][0]["top"]) for _, body, _ in answers}
+        assert len(tops) == 1  # every process runs the same model: one answer, to the last digit
+    finally:
+        assert s.stop() == 0
+    deadline = time.monotonic() + 10
+    while [w for w in workers if Path(f"/proc/{w}").exists()] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [w for w in workers if Path(f"/proc/{w}").exists()]  # none left behind

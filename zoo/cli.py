@@ -204,17 +204,25 @@ def cmd_serve(args) -> int:
     source, dataset, rest = split_items(args.items)
     if rest:
         raise ZooError(f"zoo serve takes a model, not images: {rest[0]} (send images to POST /v1/predict)")
-    from zoo.serve import run, service
+    from zoo.serve import run, run_workers, service
 
     limits = values(Limits, args, token=os.environ.get("ZOO_SERVE_TOKEN") or None).validate()
     listen = values(Listen, args)
     if not listen.loopback() and limits.token is None:
         print(f"zoo: note: listening on {listen.host}, beyond this machine, with no token: anyone who can reach it "
               f"can use it (set ZOO_SERVE_TOKEN to require one)", file=sys.stderr)
-    svc = service(source, dataset, runtime=args.runtime, threads=args.threads, limits=limits,
-                  data=_data(args) if dataset or not is_file(source) else None,
-                  log=lambda line: print(line, file=sys.stderr, flush=True))
-    run(svc, listen.host, listen.port, log=lambda line: print(line, flush=True))
+    data = _data(args) if dataset or not is_file(source) else None
+    threads = listen.threads_each(args.threads)
+    svc = service(source, dataset, runtime=args.runtime, threads=threads, limits=limits, data=data,
+                  log=lambda line: print(line, file=sys.stderr, flush=True))  # also the one check before workers
+    if listen.workers > 1:
+        from zoo.serve.worker import spec_of
+
+        del svc  # each worker loads its own
+        run_workers(spec_of(source, dataset, args.runtime, threads, limits, data), listen.host, listen.port,
+                    listen.workers, log=lambda line: print(line, flush=True))
+    else:
+        run(svc, listen.host, listen.port, log=lambda line: print(line, flush=True))
     return 0
 
 

@@ -68,7 +68,27 @@ def run(svc, host: str, port: int, log=print) -> None:
                        f"another --port or --host")
 
 
-__all__ = ["Limits", "Listen", "Service", "run", "service"]
+def run_workers(spec: str, host: str, port: int, workers: int, log=print) -> None:
+    """Serve with `workers` processes (zoo.serve.worker), each building the service from `spec`
+    (zoo.serve.worker.spec_of), until SIGTERM or Ctrl-C; uvicorn's supervisor stops them."""
+    import os
+
+    import uvicorn
+
+    from zoo.serve.worker import SPEC
+
+    os.environ[SPEC] = spec
+    log(f"zoo: serving on http://{host if ':' not in host else f'[{host}]'}:{port}/ with {workers} processes, "
+        f"POST /v1/predict, GET /metrics (each process counts its own)")
+    try:
+        uvicorn.run("zoo.serve.worker:app", factory=True, host=host, port=port, workers=workers,
+                    log_level="warning", timeout_graceful_shutdown=30)
+    except SystemExit:  # uvicorn could not bind the address
+        raise ZooError(f"could not listen on {host}:{port} (in use, or not this machine's address); choose "
+                       f"another --port or --host") from None
+
+
+__all__ = ["Limits", "Listen", "Service", "run", "run_workers", "service"]
 
 
 def __getattr__(name: str):

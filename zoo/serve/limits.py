@@ -40,6 +40,15 @@ class Limits:
 class Listen:
     host: str = opt("127.0.0.1", "address to listen on (default: this machine only)")
     port: int = opt(8000, "port (default 8000)", type=at_least(1))
+    workers: int = opt(1, "server processes, each with the model, its batcher and its counters; the system spreads "
+                          "connections over them (threads per process: the cores shared out, unless --threads)",
+                       type=at_least(1))
+
+    def threads_each(self, threads: int | None) -> int | None:
+        """Intra-op threads per process: as asked, else (several workers) the cores shared out among them."""
+        import os
+
+        return threads or (max(1, (os.cpu_count() or 1) // self.workers) if self.workers > 1 else None)
 
     def loopback(self) -> bool:
         import ipaddress
