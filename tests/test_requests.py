@@ -87,3 +87,18 @@ def test_train_export_and_bench_record_the_same_through_the_cli_and_the_api(tmp_
     for x, y in zip(rows_cli, rows_api):
         assert {k: v for k, v in x.items() if not any(t in k for t in timing)} == \
             {k: v for k, v in y.items() if not any(t in k for t in timing)}
+
+
+def test_a_matrix_is_one_request_per_pair_with_the_options_given(fake_root, tmp_path):
+    """zoo train --matrix: each pair of the matrix is the same request for its own model, dataset and folder;
+    a pair whose dataset is missing is skipped, said."""
+    from zoo.targets import matrix_requests
+
+    req = TrainRequest(epochs=1, seed=3, out=str(tmp_path), data=DataOptions(fake_root, verify=False))
+    [(job, one)] = list(matrix_requests(req, "paper", "mlp.mnist"))
+    assert (one.model, one.dataset, one.recipe, one.epochs, one.seed, one.resume) == \
+        ("mlp", "mnist", "paper", 1, 3, False)
+    assert one.out == tmp_path / "mlp.mnist.paper" and job.skip is None
+    [(job, one)] = list(matrix_requests(dataclasses.replace(req, data=DataOptions(tmp_path / "none")), "paper",
+                                        "mlp.mnist"))
+    assert one is None and "dataset not found" in job.skip
