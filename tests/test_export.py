@@ -209,9 +209,9 @@ def test_unwritable_output(tmp_path):
 
 
 def test_unsupported_op_is_one_line_and_leaves_nothing(tmp_path, fake_root, monkeypatch):
-    import zoo.models.registry as registry
+    import zoo.models.entries as entries
 
-    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))  # the test's model leaves with the test
+    monkeypatch.setattr(entries, "MODELS", dict(entries.MODELS))  # the test's model leaves with the test
     class Eig(torch.nn.Module):
         def forward(self, x):
             return torch.linalg.eigvals(x[:, 0, :10, :10]).real

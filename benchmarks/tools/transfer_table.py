@@ -55,7 +55,7 @@ def cifar100(root: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]
 def untouched(arch: str, source: str, folder: Path, x: np.ndarray, y: np.ndarray) -> float:
     """Top-1 of `source`'s shipped model, as shipped (its test-time augmentation), restricted to the folder's
     classes (their logits only): what a fine-tune of known classes must not fall below."""
-    from zoo.data.specs import get_dataset_spec
+    from zoo.data import get_dataset_spec
     from zoo.models import create_model
 
     spec = get_dataset_spec(source)
@@ -99,7 +99,7 @@ def evaluate_run(run: Path, x: np.ndarray, y: np.ndarray) -> float:
     """Top-1 of the run's kept weights (best.safetensors) with its recipe's test-time augmentation, in torch."""
     from safetensors.torch import load_file
 
-    from zoo.data.specs import get_dataset_spec
+    from zoo.data import get_dataset_spec
     from zoo.models import create_model, with_tta
     from zoo.train import read_config
 

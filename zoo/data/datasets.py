@@ -14,7 +14,8 @@ import torch
 from zoo.core.errors import ZooError, has_flag
 from zoo.core.io import cache_dir
 from zoo.data.options import DataOptions
-from zoo.data.specs import DatasetSpec, get_dataset_spec
+from zoo.data.folder import get_dataset_spec
+from zoo.data.specs import DatasetMissing, DatasetSpec  # noqa: F401  (zoo.data.datasets' name for it)
 
 SPLITS = ("train", "test")
 
@@ -41,10 +42,6 @@ def tv_dataset_class(spec: DatasetSpec, verify: bool = True):
     import torchvision.datasets as tvd
 
     return getattr(tvd, spec.tv_class)
-
-
-class DatasetMissing(ZooError):
-    """The dataset's files are not there (as opposed to there and damaged, which is never papered over)."""
 
 
 def _fetch() -> str:

@@ -21,11 +21,11 @@ from zoo.core.errors import ZooError
 from zoo.core.io import atomic_write_bytes
 from zoo.core.shipped import eval_sample
 from zoo.data.datasets import DatasetMissing, load_split
+from zoo.data.folder import KEPT_SAMPLE
 from zoo.data.options import DataOptions
 from zoo.data.specs import DatasetSpec
 
 ORIGINS = ("test split", "train split", "shipped sample", "held-out and training images", "kept sample", "none")
-KEPT_SAMPLE = "heldout.npz"  # in a run folder trained on a folder of images: real images to gate its exports on
 KEPT_IMAGES = 1000  # at most, and at most KEPT_BYTES (zoo.core.bounded) before compression
 
 
@@ -115,17 +115,6 @@ def keep_sample(out: str | os.PathLike, splits: tuple) -> Path:
     np.savez_compressed(buf, images=x, labels=y, held_out=np.int64(min(n, len(held_y))))
     atomic_write_bytes(path, buf.getvalue())
     return path
-
-
-def kept_sample_of(weights: str | os.PathLike) -> Path | None:
-    """The kept sample of the run folder that `weights` names (the folder, its best.safetensors, or one of its
-    checkpoints/epoch-N folders), if it has one."""
-    p = Path(weights)
-    base = p if p.is_dir() else p.parent
-    for run in (base, base.parent.parent):
-        if (run / KEPT_SAMPLE).is_file() and (run / "config.json").is_file():
-            return run / KEPT_SAMPLE
-    return None
 
 
 def kept_sample(spec: DatasetSpec) -> tuple[torch.Tensor, torch.Tensor, int] | None:

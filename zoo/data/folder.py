@@ -32,13 +32,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from zoo.core.errors import REMAKE, ZooError, plural, read_advice
+from zoo.core.errors import REMAKE, ZooError, close_matches, plural, read_advice
 from zoo.core.io import atomic_write_json, cache_dir, read_json, sweep_stale
 from zoo.core.owned import OWNER, owned_tempdir
 from zoo.core.names import looks_like_path, pretrained_dataset
 from zoo.data.options import FolderOptions
 from zoo.data.images import EXTENSIONS, ImageSpec, Problem, decode, infer_polarity, open_image
-from zoo.data.specs import DatasetSpec, FolderSource, find_dataset, get_dataset_spec, register_dataset
+from zoo.data.specs import (DatasetMissing, DatasetSpec, FolderSource, find_dataset, list_datasets,
+                            register_dataset)
 
 FORMAT = 1  # of the cache folder; part of its key
 SPLIT_DIRS = {"train": ("train", "training"), "test": ("val", "valid", "validation", "test")}
@@ -666,7 +667,6 @@ def folder_split(spec: DatasetSpec, split: str) -> tuple[np.ndarray, np.ndarray]
     recorded (the spec's classes must still be the folder's)."""
     src = spec.source
     if not Path(src.path).exists():
-        from zoo.data.datasets import DatasetMissing
         raise DatasetMissing(f"{spec.name}: its images ({src.path}) are not there any more")
     opened = _open(src.path, FolderOptions(src.val_fraction, src.seed, spec.channels, spec.size, src.outside_paths),
                    log=_quiet)
@@ -701,13 +701,35 @@ def spec_from_record(record: dict) -> DatasetSpec:
         raise ZooError(f"a recorded dataset spec is damaged ({type(e).__name__}: {e}); {REMAKE}") from None
 
 
+def get_dataset_spec(name: str) -> DatasetSpec:
+    """A registered dataset, or a folder of images / CSV file given as a path (opened with default options)."""
+    if find_dataset(name) is not None:
+        return find_dataset(name)
+    if looks_like_path(name):
+        return open_folder(name)
+    raise ZooError(f"unknown dataset {name!r}{close_matches(name, list_datasets())} (or give a folder of images, "
+                   f"one sub-folder per class, or a CSV of path,label)")
+
+
+KEPT_SAMPLE = "heldout.npz"  # in a run folder trained on a folder of images: real images to gate its exports on
+
+
+def kept_sample_of(weights: str | os.PathLike) -> Path | None:
+    """The kept sample of the run folder that `weights` names (the folder, its best.safetensors, or one of its
+    checkpoints/epoch-N folders), if it has one."""
+    p = Path(weights)
+    base = p if p.is_dir() else p.parent
+    for run in (base, base.parent.parent):
+        if (run / KEPT_SAMPLE).is_file() and (run / "config.json").is_file():
+            return run / KEPT_SAMPLE
+    return None
+
+
 def _recorded(weights: str | os.PathLike | None) -> DatasetSpec | None:
     """The folder dataset recorded in the card of `weights` (a run trained on a folder), if any."""
     if weights is None:
         return None
     from zoo.core.sources import card_at
-
-    from zoo.data.evalset import kept_sample_of
 
     record = getattr(card_at(weights), "dataset_spec", None)
     if not record:

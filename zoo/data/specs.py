@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from zoo.core.errors import ZooError, close_matches
+from zoo.core.errors import ZooError
 
 CIFAR100_CLASSES = (
     "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly "
@@ -73,19 +73,6 @@ def find_dataset(name: str) -> DatasetSpec | None:
     return _DATASETS.get(name)
 
 
-def get_dataset_spec(name: str) -> DatasetSpec:
-    """A registered dataset, or a folder of images / CSV file given as a path (opened with default options)."""
-    if name in _DATASETS:
-        return _DATASETS[name]
-    from zoo.core.names import looks_like_path
-    from zoo.data.folder import open_folder
-
-    if looks_like_path(name):
-        return open_folder(name)
-    raise ZooError(f"unknown dataset {name!r}{close_matches(name, _DATASETS)} (or give a folder of images, "
-                   f"one sub-folder per class, or a CSV of path,label)")
-
-
 def list_datasets() -> list[str]:
     return list(_DATASETS)
 
@@ -108,3 +95,7 @@ register_dataset(DatasetSpec(
     "cifar100", "CIFAR100", 3, 32, tuple(CIFAR100_CLASSES),
     (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), "cifar", 50_000, _CIFAR_AUG,
     "cifar-100-python"))
+
+
+class DatasetMissing(ZooError):
+    """The dataset's files are not there (as opposed to there and damaged, which is never papered over)."""

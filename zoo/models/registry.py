@@ -7,16 +7,19 @@ ZooError for a dataset shape it cannot handle.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import replace
 
 from torch import nn
 
-from zoo.data.specs import DatasetSpec, get_dataset_spec, list_datasets
+from zoo.data.folder import get_dataset_spec
+from zoo.data.specs import DatasetSpec, list_datasets
 from zoo.core.errors import ZooError, close_matches
 from zoo.core.sources import from_pretrained
 from zoo.core.state import load_state_dict_checked, load_state_dict_transfer
-from zoo.models.transfer import transfer_state
+import zoo.models.entries as entries
+from zoo.models.entries import TIMM_PREFIX, ModelEntry, min_size_check, register_model, requires  # noqa: F401
+from zoo.models.transfer import classifier, transfer_state  # noqa: F401  (zoo.models' name for it)
 from zoo.models.tta import tta_of, with_tta
 
 # The paper's matrix: 16 (arch, dataset) pairs and the test accuracy (%) it reports for each.
@@ -32,36 +35,13 @@ PAPER_MATRIX: dict[tuple[str, str], float] = {
 # Arguments that come from the dataset spec and must never be passed by the caller.
 _SPEC_KWARGS = {"num_classes", "in_chans", "in_channels", "img_size", "input_size"}
 
-TIMM_PREFIX = "timm/"
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    builder: Callable[..., nn.Module]  # builder(spec, **overrides) -> nn.Module
-
-
-_MODELS: dict[str, ModelEntry] = {}
-
-
-def register_model(name: str | None = None):
-    """Decorator: register a builder under `name` (default: the function's name). Duplicates raise."""
-    def wrap(fn):
-        key = name or fn.__name__
-        if key in _MODELS:
-            raise ValueError(f"model {key!r} is already registered")
-        _MODELS[key] = ModelEntry(key, fn)
-        return fn
-    return wrap
-
-
 def get_model_entry(name: str) -> ModelEntry:
-    if name in _MODELS:
-        return _MODELS[name]
+    if name in entries.MODELS:
+        return entries.MODELS[name]
     if name.startswith(TIMM_PREFIX):
         from zoo.models.timm_models import timm_entry
         return timm_entry(name)
-    raise ZooError(f"unknown model {name!r}{close_matches(name, _MODELS)}")
+    raise ZooError(f"unknown model {name!r}{close_matches(name, entries.MODELS)}")
 
 
 def _matches(name: str, patterns: str | Iterable[str] | None) -> bool:
@@ -74,7 +54,7 @@ def _matches(name: str, patterns: str | Iterable[str] | None) -> bool:
 def list_models(include: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None,
                 dataset: str | None = None) -> list[str]:
     """Registered architecture names matching shell wildcards; with `dataset`, only those that build for it."""
-    names = [n for n in _MODELS if _matches(n, include) and not (exclude and _matches(n, exclude))]
+    names = [n for n in entries.MODELS if _matches(n, include) and not (exclude and _matches(n, exclude))]
     if dataset is not None:
         spec = get_dataset_spec(dataset)
         names = [n for n in names if supports(n, spec.name)]
@@ -156,29 +136,3 @@ def adapts_channels(name: str, spec: DatasetSpec, source: int | DatasetSpec) -> 
     trained = build(replace(spec, channels=source) if isinstance(source, int) else source)
     state, _ = transfer_state(model, trained.state_dict(), head="keep")
     return all(k in state and state[k].shape == t.shape for k, t in model.state_dict().items())
-
-
-def classifier(model: nn.Module) -> nn.Module:
-    """The layer that maps features to classes: timm's get_classifier(), else the model's last Linear."""
-    if hasattr(model, "get_classifier"):
-        return model.get_classifier()
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ZooError(f"{type(model).__name__} has no Linear classifier to train alone")
-    return linears[-1]
-
-
-def requires(check: Callable[[DatasetSpec], None]):
-    """Attach a shape check to a builder: check(spec) raises ZooError when the dataset is unsupported."""
-    def wrap(fn):
-        fn.check = check
-        return fn
-    return wrap
-
-
-def min_size_check(arch: str, min_size: int):
-    def check(spec: DatasetSpec) -> None:
-        if spec.size < min_size:
-            raise ZooError(f"{arch} needs images of at least {min_size}x{min_size} pixels; "
-                           f"{spec.name} has {spec.size}x{spec.size}")
-    return check

@@ -10,7 +10,7 @@ from torch import nn
 
 from zoo.data.specs import DatasetSpec
 from zoo.core.errors import ZooError, close_matches
-from zoo.models.registry import TIMM_PREFIX, ModelEntry, min_size_check, register_model, requires
+from zoo.models.entries import TIMM_PREFIX, ModelEntry, min_size_check, register_model, requires
 
 VERIFIED = ("resnet18", "mobilenetv3_small_100")
 

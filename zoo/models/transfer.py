@@ -95,10 +95,18 @@ def _few(names: list[str], k: int = 5) -> str:
     return ", ".join(names[:k]) + (f", … {len(names) - k} more" if len(names) > k else "")
 
 
+def classifier(model: nn.Module) -> nn.Module:
+    """The layer that maps features to classes: timm's get_classifier(), else the model's last Linear."""
+    if hasattr(model, "get_classifier"):
+        return model.get_classifier()
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ZooError(f"{type(model).__name__} has no Linear classifier to train alone")
+    return linears[-1]
+
+
 def head_names(model: nn.Module) -> tuple[str | None, str | None]:
     """State-dict names of the classifier's weight and bias (None when the model has no Linear head)."""
-    from zoo.models.registry import classifier
-
     try:
         head = classifier(model)
     except ZooError:
