@@ -37,6 +37,7 @@ from zoo.models import check_supported, classifier, create_model, with_tta
 from zoo.models.stats import num_params
 from zoo.models.transfer import HEAD_MODES, transfer_state
 from zoo.train import rundir
+from zoo.train.averagers import averagers
 from zoo.train.loop import EpochSums, Interrupted, build_optimizer, evaluate, pct, train_one_epoch
 from zoo.train.probe import fit_probe, frozen_features, subsample
 from zoo.train.progress import EpochProgress
@@ -68,8 +69,7 @@ class Run:
         if rt.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.opt = build_optimizer(self.model, cfg)
-        self.ema = _averaged(self.model, cfg.ema)
-        self.slow = _slow_copy(self.model) if cfg.lookahead else None  # Lookahead's slow weights
+        self.averagers = averagers(self.model, cfg.ema, cfg.lookahead)  # EMA, Lookahead (zoo.train.averagers)
         self.n_params = num_params(self.model)
         self.epoch, self.sums, self.gen_state, self.best, self.last_metrics = 0, EpochSums(), None, -1.0, {}
         common = dict(mean=spec.mean, std=spec.std, device=torch.device(rt.device), channels_last=rt.channels_last,
@@ -125,11 +125,16 @@ class Run:
     @property
     def evaluated_model(self) -> torch.nn.Module:
         """What is evaluated, checkpointed as the run's weights and exported: the average when ema is on."""
-        return self.ema.module if self.ema is not None else self.model
+        return self._read(self.model)
 
     @property
     def evaluated(self) -> torch.nn.Module:
-        return self.ema.module if self.ema is not None else self.net
+        return self._read(self.net)
+
+    def _read(self, model: torch.nn.Module) -> torch.nn.Module:
+        for a in self.averagers:
+            model = a.evaluated(model)
+        return model
 
     def _freeze_backbone(self) -> None:
         """Linear probing: only the classifier learns; the rest keeps its weights and, in eval mode whenever the
@@ -154,14 +159,9 @@ class Run:
         weights, card, state = rundir.load_checkpoint(self.out)
         check_same_recipe(self.out, card.recipe, self.cfg)
         self.last_metrics = card.metrics  # the summary's "final" if no epoch is left to run
-        if self.ema is not None:
-            load_state_dict_checked(self.ema.module, weights, source=str(self.out))
-            self.ema.n_averaged.fill_(state["ema_n_averaged"])
-            weights = state["trained_weights"]
+        for a in self.averagers:  # each takes back its own; the weights training resumes from come back
+            weights = a.restore(state, weights, str(self.out))
         load_state_dict_checked(self.model, weights, source=str(self.out))
-        if self.slow is not None:
-            for k, t in self.slow.items():
-                t.copy_(state["lookahead"][k])
         self.opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         self.epoch, self.best = state["epoch"], state["best"]
@@ -199,11 +199,8 @@ class Run:
             sums = replace(sums, wall=sums.wall + time.perf_counter() - self._t_epoch)
             state["loader_generator"] = self.train_loader.generator.get_state()
         state["sums"] = dict(sums.__dict__)
-        if self.ema is not None:  # the checkpoint's model is the average; the trained weights resume from here
-            state["trained_weights"] = state_dict_of(self.model)
-            state["ema_n_averaged"] = int(self.ema.n_averaged)
-        if self.slow is not None:
-            state["lookahead"] = self.slow
+        for a in self.averagers:
+            state.update(a.state(self.model))
         path = rundir.save_checkpoint(self.out, tag, state_dict_of(self.evaluated_model), self.card(metrics or {}),
                                       state, best=best)
         self._saved_at = time.perf_counter()
@@ -218,11 +215,11 @@ class Run:
         self._t_epoch = time.perf_counter()
         bar.start_epoch(self.epoch, self.cfg.epochs, len(self.train_loader), self.sums.step)
 
+        steps = len(self.train_loader)
+
         def on_step(sums: EpochSums, lr: float) -> None:
-            if self.slow is not None:
-                self._lookahead(sums.step)
-            if self.ema is not None:
-                self.ema.update_parameters(self.model)
+            for a in self.averagers:
+                a.step(self.model, self.epoch * steps + sums.step, self.cfg.epochs * steps)
             bar.step(sums, lr, self.dist.world_size)
             due = self.save_every_s is not None and time.perf_counter() - self._saved_at >= self.save_every_s
             if self.dist.main and due and sums.step < len(self.train_loader):
@@ -239,17 +236,10 @@ class Run:
             raise Interrupted(f"interrupted ({stop.signal.name}) at epoch {self.epoch + 1} step {self.sums.step}; "
                               f"saved; continue with zoo train --resume --out {self.out}", stop.signal) from None
         self.gen_state = None
-        if self.slow is not None and self.epoch + 1 == self.cfg.epochs:
-            _pull(self.model, self.slow, 1.0)  # the run ends on the slow weights
+        if self.epoch + 1 == self.cfg.epochs:
+            for a in self.averagers:
+                a.end(self.model)  # Lookahead: the run ends on the slow weights
         return self.sums
-
-    def _lookahead(self, step: int) -> None:
-        """Every cfg.lookahead steps: the slow weights move toward the fast ones and the fast take their place,
-        with airbench94's decay 0.95^k x progress^3 (none early in training, 0.95^k at its end)."""
-        k, steps = self.cfg.lookahead, len(self.train_loader)
-        done = self.epoch * steps + step
-        if done % k == 0:
-            _pull(self.model, self.slow, 0.95 ** k * (done / (self.cfg.epochs * steps)) ** 3)
 
     def _all_finite(self, loss: torch.Tensor) -> bool:
         finite = torch.isfinite(loss).float().reshape(1)
@@ -505,28 +495,6 @@ def _fit_whitening(model: torch.nn.Module, images: torch.Tensor, spec: DatasetSp
     eigenvalues = model.fit_whitening(x, WHITEN_EPS)
     return {"images": len(x), "split": "train (the first images)", "eps": WHITEN_EPS,
             "eigenvalues": [round(v, 6) for v in eigenvalues]}
-
-
-def _slow_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
-
-
-@torch.no_grad()
-def _pull(model: torch.nn.Module, slow: dict[str, torch.Tensor], decay: float) -> None:
-    """slow <- decay x slow + (1 - decay) x fast; fast <- slow (every floating tensor: BatchNorm statistics too)."""
-    state = model.state_dict()
-    for k, t in slow.items():
-        t.lerp_(state[k], 1 - decay)
-        state[k].copy_(t)
-
-
-def _averaged(model: torch.nn.Module, decay: float):
-    """torch's own EMA of the weights and the BatchNorm buffers (AveragedModel, as torchvision's references)."""
-    if not decay:
-        return None
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def _check_tensorboard() -> None:
