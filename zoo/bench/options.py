@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from zoo.core.options import at_least, batches, opt, split
@@ -46,7 +45,8 @@ class BenchOptions:
         from zoo.bench.harness import BenchConfig
 
         sizes = [self.batch] if isinstance(self.batch, int) else sorted(set(self.batch))
+        cores = {"threads": self.threads} if self.threads else {}  # else BenchConfig's: all cores
         return BenchConfig(precisions=split(self.precision) or ("fp32",), providers=split(self.provider),
-                           threads=self.threads or os.cpu_count() or 1, warmup=self.warmup, runs=self.repeat,
-                           batch=max(sizes), sweep=tuple(sizes) if len(sizes) > 1 else (), eager=self.eager,
-                           null=self.null, runtimes=self.runtimes()).validate()
+                           warmup=self.warmup, runs=self.repeat, batch=max(sizes),
+                           sweep=tuple(sizes) if len(sizes) > 1 else (), eager=self.eager, null=self.null,
+                           runtimes=self.runtimes(), **cores).validate()

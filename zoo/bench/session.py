@@ -14,7 +14,7 @@ from pathlib import Path
 from zoo.bench.harness import bench_target, environment, resolve_providers
 from zoo.bench.options import BenchOptions
 from zoo.bench.recommend import recommend
-from zoo.bench.report import foreign_files, print_table, replace_set, write_reports
+from zoo.bench.report import foreign_files, load_report, print_table, replace_set, write_reports
 from zoo.core.cards import BenchRow
 from zoo.core.tta import Tta
 from zoo.core.env import other_load
@@ -131,8 +131,6 @@ def render(report: dict, out, runs: str | Path, keep: bool = False, adopt: tuple
 
 def rerender(report_path: str | Path, out: str | Path | None = None, runs: str | Path = "runs") -> None:
     """`zoo report`: render a saved report.json again (into `out`, default beside it); nothing is measured."""
-    from zoo.bench.report import load_report
-
     report = load_report(Path(report_path))
     source = Path(report_path) / "report.json" if Path(report_path).is_dir() else Path(report_path)
     out = Path(out or source.parent)

@@ -6,7 +6,7 @@ the command line spells it, and `zoo.cli` builds its options from them (`add_opt
     class ExportOptions:
         opset: int = opt(18, "ONNX opset", type=at_least(7))
 
-The argument types below are also the checks a request runs on values given from Python (`check_value`).
+The argument types below are also the checks a request runs on values given from Python (`check_fields`).
 """
 
 from __future__ import annotations

@@ -703,8 +703,9 @@ def spec_from_record(record: dict) -> DatasetSpec:
 
 def get_dataset_spec(name: str) -> DatasetSpec:
     """A registered dataset, or a folder of images / CSV file given as a path (opened with default options)."""
-    if find_dataset(name) is not None:
-        return find_dataset(name)
+    known = find_dataset(name)
+    if known is not None:
+        return known
     if looks_like_path(name):
         return open_folder(name)
     raise ZooError(f"unknown dataset {name!r}{close_matches(name, list_datasets())} (or give a folder of images, "

@@ -66,7 +66,7 @@ def sample_folder(source: str, dataset: str | None) -> tuple[Path, str]:
 def export_pending(source: str, dataset: str | None) -> str | None:
     """The name of the weights when they will be exported into zoo's cache before the first prediction (seconds),
     else None (an exported file, or an export made already)."""
-    if Path(source).suffix in FILE_SUFFIXES:
+    if is_file(source):
         return None
     from zoo.core.sources import Target, card_at
     from zoo.export.cachekey import sealed_export

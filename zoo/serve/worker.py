@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict, replace
 
 from zoo.data.options import DataOptions
 from zoo.serve.limits import Limits
@@ -16,11 +17,10 @@ SPEC = "ZOO_SERVE_SPEC"
 
 def spec_of(source: str, dataset: str | None, runtime: str, threads: int | None, limits: Limits,
             data: DataOptions | None) -> str:
-    """What a worker needs to build the service, as the environment carries it."""
+    """What a worker needs to build the service, as the environment carries it (a data root path as text)."""
     return json.dumps({"source": source, "dataset": dataset, "runtime": runtime, "threads": threads,
-                       "limits": {k: v for k, v in vars(limits).items()},
-                       "data": None if data is None else {"root": str(data.root) if data.root else None,
-                                                          "download": False, "verify": data.verify}})
+                       "limits": asdict(limits),
+                       "data": None if data is None else asdict(replace(data, download=False))}, default=str)
 
 
 def app():

@@ -95,7 +95,7 @@ def train(arch: str, dataset: str | DatasetSpec, recipe: str | TrainConfig | Non
           runtime: RuntimeRequest | None = None, *, out: str | os.PathLike | None = None, resume: bool = False,
           init: str | None = None, data: DataOptions | None = None, folder: FolderOptions | None = None,
           save_every_s: float | None = TrainRequest.save_every * 60, progress: bool | None = None,
-          tensorboard: bool = False, head: str = "map", log=print, **overrides) -> dict:
+          tensorboard: bool = False, head: str = TrainRequest.head, log=print, **overrides) -> dict:
     """Train `arch` on `dataset` with `recipe` (a name or a TrainConfig; default: default_recipe(): `paper` for
     the study's datasets, `finetune` for a folder with `init`, `fast` for one without), any recipe field
     overridden by keyword (`epochs=2, lr=0.05`); returns the final summary (also written to OUT/summary.json).

@@ -3,7 +3,8 @@
     zoo train resnet20 cifar10                      # paper recipe, fastest path for this machine
     torchrun --nproc-per-node 2 -m zoo.cli train resnet20 cifar10 --out runs/r20   # data-parallel
 
-start() checks everything and loads the data, then a Run does the work (zoo.train.request resolves first):
+train_resolved() checks everything and loads the data, then a Run does the work (zoo.train.request resolves
+first):
 
     run = Run(...); run.restore()                   # from OUT's newest checkpoint, when resuming
     for epoch: run.train_epoch(); run.evaluate(); run.save(...)
@@ -435,8 +436,6 @@ def train_resolved(arch: str, spec: DatasetSpec, cfg: TrainConfig, runtime: Runt
     cfg = cfg.validate()
     req = runtime.validate()
     check_supported(arch, spec)  # unknown / unsupported model -> one-line error before anything is written
-    if save_every_s is not None and not save_every_s >= 0:
-        raise ZooError(f"save interval must be >= 0 seconds, got {save_every_s}")
     dist = init_dist(req.device)
     if cfg.batch_size % dist.world_size:
         raise ZooError(f"batch size {cfg.batch_size} does not split over {dist.world_size} processes; "
