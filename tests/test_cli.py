@@ -133,9 +133,11 @@ def test_curves_come_from_any_run_folder_and_say_which(fake_root, tmp_path, caps
 
 def test_importing_from_above_a_checkout_named_zoo_says_what_happened(tmp_path):
     (tmp_path / "zoo").symlink_to(REPO, target_is_directory=True)
-    r = subprocess.run([sys.executable, "-c", "import zoo; print(zoo.list_models()[:2])"], capture_output=True,
-                       text=True, cwd=tmp_path)
-    assert r.returncode == 0 and r.stdout == "['mlp', 'cnn']\n"
+    code = ("import zoo, zoo.core.names as n; print(zoo.list_models()[:2], zoo.__file__ == zoo.__spec__.origin, "
+            "n.__file__.startswith(zoo.__path__[0]), zoo.__file__)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    # one identity: the package inside, by its own file and spec, its submodules beside it
+    assert r.returncode == 0 and r.stdout == f"['mlp', 'cnn'] True True {tmp_path / 'zoo' / 'zoo' / '__init__.py'}\n"
     assert r.stderr == (f"zoo: note: `import zoo` found the checkout folder {tmp_path / 'zoo'} (Python runs in the "
                         f"folder above it), not an installed zoo; using the package inside it, "
                         f"{tmp_path / 'zoo' / 'zoo'}\n")

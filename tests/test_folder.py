@@ -17,6 +17,7 @@ from PIL import Image
 from zoo.cli import main
 from zoo.core.errors import ZooError
 from zoo.data import FolderOptions, load_split, open_folder
+from zoo.data import decoded as decoded_mod
 from zoo.data import folder as folder_mod
 from zoo.data.images import decode
 from zoo.data.images import ImageSpec, to_pixels
@@ -112,23 +113,23 @@ def test_the_fast_png_decoders_decode_exactly_what_pillow_does(tmp_path, monkeyp
         monkeypatch.setitem(sys.modules, "imagecodecs", None)  # as if not installed: OpenCV's turn
     root = write_digits(tmp_path / "digits", limit=1200, size=28)  # at the model's size: the fast path's case
     write_images(tmp_path / "rgb", per_class=600, size=(32, 32))
-    png = folder_mod._png_decoder()
+    png = decoded_mod._png_decoder()
     assert png is not None and png.__name__ == ("spng" if decoder == "imagecodecs" else "opencv")
     fast = [load_split(open_folder(r, log=quiet).name, "train")[0].numpy().copy()
             for r in (root, tmp_path / "rgb")]
-    monkeypatch.setattr(folder_mod, "_png_decoder", lambda: None)
+    monkeypatch.setattr(decoded_mod, "_png_decoder", lambda: None)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache-pillow"))
     folder_mod._OPENED.clear()
     slow = [load_split(open_folder(r, log=quiet).name, "train")[0].numpy() for r in (root, tmp_path / "rgb")]
     assert all(np.array_equal(a, b) for a, b in zip(fast, slow))
     # and the fast decoder did the work: Pillow decoded only the image each chunk is checked on
-    monkeypatch.setattr(folder_mod, "_png_decoder", lambda: png)
+    monkeypatch.setattr(decoded_mod, "_png_decoder", lambda: png)
     pillow = []
-    monkeypatch.setattr(folder_mod, "decode", lambda f, spec: pillow.append(f) or decode(f, spec))
+    monkeypatch.setattr(decoded_mod, "decode", lambda f, spec: pillow.append(f) or decode(f, spec))
     for folder, channels, size in ((root, 1, 28), (tmp_path / "rgb", 3, 32)):
         files, pillow[:] = sorted(str(f) for f in folder.rglob("*.png"))[:300], []
         np.lib.format.open_memmap(tmp_path / "rows.npy", "w+", np.uint8, (300, channels, size, size)).flush()
-        bad, _ = folder_mod.decode_chunk(str(tmp_path / "rows.npy"), 0, files, channels, size, 300)
+        bad, _ = decoded_mod.decode_chunk(str(tmp_path / "rows.npy"), 0, files, channels, size, 300)
         assert bad == [] and pillow == files[:1]
 
 
@@ -160,17 +161,17 @@ def test_the_cache_is_hit_missed_and_invalidated(tmp_path):
 
 def test_an_interrupted_decode_leaves_nothing_and_a_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
     root = write_images(tmp_path / "pets", per_class=6)
-    real = folder_mod.decode_chunk
+    real = decoded_mod.decode_chunk
 
     def fail(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(folder_mod, "decode_chunk", fail)
+    monkeypatch.setattr(decoded_mod, "decode_chunk", fail)
     with pytest.raises(KeyboardInterrupt):
         open_folder(root, log=quiet)
     cache = tmp_path / "cache" / "zoo" / "folders"
     assert list(cache.iterdir()) == []  # no half-written cache, no temporary folder
-    monkeypatch.setattr(folder_mod, "decode_chunk", real)
+    monkeypatch.setattr(decoded_mod, "decode_chunk", real)
     open_folder(root, log=quiet)
     (entry,) = list(cache.iterdir())
     with open(entry / "images.npy", "r+b") as f:

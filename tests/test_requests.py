@@ -9,7 +9,7 @@ import pytest
 
 from zoo.bench.options import BenchOptions
 from zoo.core.options import cli_fields
-from zoo.data import DataOptions, FolderOptions
+from zoo.data import DataOptions, FolderOptions, get_dataset_spec
 from zoo.export.options import ExportOptions
 from zoo.predict.options import PredictOptions
 from zoo.serve.limits import Limits, Listen
@@ -69,7 +69,8 @@ def test_train_export_and_bench_record_the_same_through_the_cli_and_the_api(tmp_
     assert (tmp_path / "cli" / "config.json").read_bytes() == (tmp_path / "api" / "config.json").read_bytes()
 
     assert main(["export", "cnn", str(root), "--weights", "cli", "--out", "ecli", "--val-fraction", "0.2"]) == 0
-    r = export("cnn", str(root), weights="api", out="eapi", folder=FolderOptions(val_fraction=0.2))
+    spec = get_dataset_spec(str(root), "api", FolderOptions(val_fraction=0.2))  # a stage takes a spec as a path
+    r = export("cnn", spec, weights="api", out="eapi")
     cli_file = next((tmp_path / "ecli").glob("*.onnx"))
     assert cli_file.name == r.path.name
     a, b = read_metadata(cli_file), read_metadata(r.path)
@@ -87,6 +88,9 @@ def test_train_export_and_bench_record_the_same_through_the_cli_and_the_api(tmp_
     for x, y in zip(rows_cli, rows_api):
         assert {k: v for k, v in x.items() if not any(t in k for t in timing)} == \
             {k: v for k, v in y.items() if not any(t in k for t in timing)}
+    from zoo.targets import bench_targets
+
+    assert bench_targets("cnn", spec, weights="api") == [Target("cnn", spec.name, "api")]  # bench takes a spec too
 
 
 def test_a_matrix_is_one_request_per_pair_with_the_options_given(fake_root, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from zoo.data import FolderOptions, get_dataset_spec, open_folder, spec_of
+from zoo.data import FolderOptions, get_dataset_spec, open_folder
 from zoo.data import folder as folder_mod
 from zoo.models import create_model
 from zoo.models.transfer import adapt_input_conv, class_key, map_classes, transfer_state
@@ -129,7 +129,7 @@ def test_channels_are_inferred_from_the_pixels_not_the_file_mode(tmp_path, fmt, 
 
 
 def test_init_normalizes_as_its_weights_and_keeps_the_images_channels(tmp_path):
-    spec = spec_of(str(_digits_as(tmp_path, "jpeg")), opts=FolderOptions(), init="pretrained:mnist", log=quiet)
+    spec = get_dataset_spec(str(_digits_as(tmp_path, "jpeg")), opts=FolderOptions(), init="pretrained:mnist", log=quiet)
     assert (spec.channels, spec.size, spec.mean, spec.std) == (1, 28, (0.1307,), (0.3081,))
 
 

@@ -15,7 +15,7 @@ from zoo.core.lazy import lazy_names
 
 # public name -> the module that defines it
 _LAZY = {
-    "DatasetSpec": "zoo.data.specs", "get_dataset_spec": "zoo.data.folder", "list_datasets": "zoo.data.specs",
+    "DatasetSpec": "zoo.data.specs", "get_dataset_spec": "zoo.data.resolve", "list_datasets": "zoo.data.specs",
     "register_dataset": "zoo.data.specs",
     # zoo.models, not its registry module: importing the package registers every architecture
     "PAPER_MATRIX": "zoo.models", "create_model": "zoo.models", "list_models": "zoo.models",

@@ -35,8 +35,8 @@ def _folder(args) -> FolderOptions:
 
 def _dataset(args, weights: str | None = None) -> str | None:
     """The DATASET argument as a registered name: built in, recorded in the weights' card, or a folder opened."""
-    from zoo.data import spec_of
-    return spec_of(args.dataset, weights, _folder(args)).name if args.dataset else None
+    from zoo.data import get_dataset_spec
+    return get_dataset_spec(args.dataset, weights, _folder(args)).name if args.dataset else None
 
 
 # ---------------------------------------------------------------- list

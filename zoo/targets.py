@@ -13,7 +13,7 @@ from zoo.core.errors import ZooError
 from zoo.core.io import read_json
 from zoo.core.shipped import get_card, manifest
 from zoo.core.sources import Target
-from zoo.data import DataOptions, dataset_available, get_dataset_spec
+from zoo.data import DataOptions, DatasetSpec, dataset_available, get_dataset_spec
 from zoo.export import check_onnx
 from zoo.models import check_supported, list_pairs
 from zoo.train import TrainRequest, get_recipe
@@ -81,11 +81,14 @@ def single_target(arch: str, dataset: str, weights: str | None, random: bool, ru
     return target
 
 
-def bench_targets(arch: str | None = None, dataset: str | None = None, *, weights: str | None = None,
+def bench_targets(arch: str | None = None, dataset: str | DatasetSpec | None = None, *, weights: str | None = None,
                   random: bool = False, onnx: list[str] | None = None, matrix: str | None = None,
                   runs_dir: str | Path = "runs") -> list[Target]:
     """What `zoo bench` measures: exported files, one pair, or the paper's pairs (trained runs first with
-    --matrix, else the shipped weights; --random fills the pairs that have neither)."""
+    --matrix, else the shipped weights; --random fills the pairs that have neither). `dataset`: a name, a
+    folder's path or a DatasetSpec."""
+    if isinstance(dataset, DatasetSpec):
+        dataset = get_dataset_spec(dataset, weights).name  # registered: the stages below find it by its name
     if onnx:
         metas = [(f, check_onnx(f)) for f in onnx]
         for f, m in metas:

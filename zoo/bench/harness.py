@@ -25,7 +25,7 @@ from zoo.core.memory import keep_freed_memory
 from zoo.core.backends import file_backends
 from zoo.core.runtimes import RUNTIMES
 from zoo.core.sources import Target, resolve
-from zoo.data import DataOptions, DatasetSpec, EvalSet, load_eval_set, spec_of
+from zoo.data import DataOptions, DatasetSpec, EvalSet, get_dataset_spec, load_eval_set
 from zoo.export import GateFailed, build_model, exported, read_metadata, torch_logits
 from zoo.models.stats import macs_per_image, num_params
 
@@ -143,7 +143,7 @@ def bench_target(target: Target, cfg: BenchConfig, providers: list[str], data: D
     `phase` is told what is being done (export, accuracy through a runtime, timing) as it starts."""
     data = data or DataOptions()
     keep_freed_memory()  # eager as PyTorch's CPU guide runs it: the file runtimes' arenas keep theirs (core/memory.py)
-    spec = spec_of(target.dataset, target.weights)
+    spec = get_dataset_spec(target.dataset, target.weights)
     ev = load_eval_set(spec, data)
     note = data_note(ev)
     if note and notes is not None and note not in notes:

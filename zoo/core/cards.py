@@ -92,7 +92,7 @@ class RunCard(_Card):
     init: dict | None = None  # fine-tuning source: arg, source, dataset, sha256, reinitialized
     env: dict = field(default_factory=dict)  # torch, zoo, machine, date
     state_sha256: str = ""  # of the checkpoint's state.pt (optimizer, RNG, running sums)
-    dataset_spec: dict | None = None  # a dataset given as a path: its whole spec (zoo.data.folder.spec_record)
+    dataset_spec: dict | None = None  # a dataset given as a path: its whole spec (zoo.data.resolve.spec_record)
     schema: int = RUN_CARD_SCHEMA
 
     @property

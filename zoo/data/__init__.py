@@ -11,10 +11,9 @@ _LAZY = {
     "load_split": "datasets", "resolve_root": "datasets",
     "EvalSet": "evalset", "load_eval_set": "evalset", "normalize": "evalset", "keep_sample": "evalset",
     "BatchLoader": "loader", "augment_batch": "loader", "make_loader": "loader",
-    "DatasetSpec": "specs", "find_dataset": "specs", "get_dataset_spec": "folder", "list_datasets": "specs",
+    "DatasetSpec": "specs", "find_dataset": "specs", "get_dataset_spec": "resolve", "list_datasets": "specs",
     "register_dataset": "specs",
-    "FolderOptions": "options", "open_folder": "folder", "register_record": "folder", "spec_of": "folder",
-    "spec_record": "folder",
+    "FolderOptions": "options", "open_folder": "folder", "register_record": "resolve", "spec_record": "resolve",
 }
 
 __all__ = sorted(_LAZY)

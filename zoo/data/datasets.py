@@ -14,7 +14,7 @@ import torch
 from zoo.core.errors import ZooError, has_flag
 from zoo.core.io import cache_dir
 from zoo.data.options import DataOptions
-from zoo.data.folder import get_dataset_spec
+from zoo.data.resolve import get_dataset_spec
 from zoo.data.specs import DatasetMissing, DatasetSpec  # noqa: F401  (zoo.data.datasets' name for it)
 
 SPLITS = ("train", "test")

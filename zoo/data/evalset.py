@@ -21,7 +21,7 @@ from zoo.core.errors import ZooError
 from zoo.core.io import atomic_write_bytes
 from zoo.core.shipped import eval_sample
 from zoo.data.datasets import DatasetMissing, load_split
-from zoo.data.folder import KEPT_SAMPLE
+from zoo.data.resolve import KEPT_SAMPLE
 from zoo.data.options import DataOptions
 from zoo.data.specs import DatasetSpec
 

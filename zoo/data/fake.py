@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data.folder import get_dataset_spec
+from zoo.data.resolve import get_dataset_spec
 
 
 def _images(n: int, c: int, size: int, num_classes: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

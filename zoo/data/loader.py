@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from zoo.data.datasets import load_split
 from zoo.data.options import DataOptions
-from zoo.data.folder import get_dataset_spec
+from zoo.data.resolve import get_dataset_spec
 
 AUGMENTATIONS = ("crop", "flip", "rotate", "translate", "altflip")
 TRANSLATE = 2  # px of `translate`'s shift

@@ -10,8 +10,8 @@ import onnx
 
 from zoo.core.errors import ZooError
 from zoo.core.sessions import ort_session  # noqa: F401  (re-exported: export's gate and bench use it)
-from zoo.data.folder import register_record
-from zoo.data.folder import get_dataset_spec
+from zoo.data.resolve import register_record
+from zoo.data.resolve import get_dataset_spec
 
 
 def graph_sha256(proto) -> str:

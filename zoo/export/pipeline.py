@@ -23,7 +23,7 @@ from zoo.core.runtimes import RUNTIMES
 from zoo.core.sources import Source, Target, resolve
 from zoo.core.state import load_state_dict_checked
 from zoo.core.version import __version__
-from zoo.data import DataOptions, DatasetSpec, EvalSet, FolderOptions, load_eval_set, spec_of, spec_record
+from zoo.data import DataOptions, DatasetSpec, EvalSet, FolderOptions, get_dataset_spec, load_eval_set, spec_record
 from zoo.export.convert import (EXPORT_REVISION, EXPORTERS, INT8_SETTINGS, PRECISIONS, ImageInput, int8_label,
                                 onnx_name, to_fp16, to_int8, torch_to_onnx)
 from zoo.export.gate import GateFailed, parity, parity_image_input
@@ -126,11 +126,12 @@ def calibration_images(spec: DatasetSpec, data: DataOptions, n: int) -> tuple[np
 FORMATS = ("onnx", *(r.own_format[0] for r in RUNTIMES.values() if r.own_format))
 
 
-def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, options: ExportOptions | None = None,
-           data: DataOptions | None = None, folder: FolderOptions | None = None, **fields) -> ExportResult:
-    """Export `arch` for `dataset` to `OUT/<arch>.<dataset>[-precision][-image].onnx`, after the parity gate.
-    `options` (or any of its fields by keyword: out=, precision="int8", ...) as `zoo export` takes them, with
-    the same defaults (ExportOptions); `folder`: how a dataset given as a path is read (FolderOptions).
+def export(arch: str, dataset: str | DatasetSpec, *, weights=None, pretrained: bool = False,
+           options: ExportOptions | None = None, data: DataOptions | None = None, folder: FolderOptions | None = None,
+           **fields) -> ExportResult:
+    """Export `arch` for `dataset` (a name, a folder's path or a DatasetSpec) to `OUT/<arch>.<dataset>[-precision]
+    [-image].onnx`, after the parity gate. `options` (or its fields by keyword: out=, precision="int8", ...) as
+    `zoo export` takes them, its defaults (ExportOptions); `folder`: how a path is read (FolderOptions).
 
     int8_max_drop: the most top-1 accuracy (points) int8 may lose against fp32 on the eval set.
     image_input: a self-contained graph, uint8 images [N, H, W, C] in, logits and probabilities out.
@@ -139,16 +140,15 @@ def export(arch: str, dataset: str, *, weights=None, pretrained: bool = False, o
         fewer passes, lower latency, another accuracy (the card's does not apply; the file is named for it).
     """
     o = _checked(replace(options or ExportOptions(), **fields))
-    out, opset, precision, exporter, image_input = o.out, o.opset, o.precision, o.exporter, o.image_input
-    spec, data = spec_of(dataset, weights, folder), data or DataOptions()
-    dataset = spec.name  # a folder given by its path: the dataset the weights' card names, as zoo export says it
+    opset, precision, exporter, image_input = o.opset, o.precision, o.exporter, o.image_input
+    spec, data = get_dataset_spec(dataset, weights, folder), data or DataOptions()
+    dataset = spec.name  # a path or a spec: the dataset by its name (the card's, the file's)
     check_supported(arch, spec)  # an unknown model is named as such, before any weights are looked for
     src = resolve(Target(arch, dataset, str(weights) if weights else None, pretrained))
     recipe_tta = tta_of(src.card)
     tta = recipe_tta if o.graph_tta() is None else check_tta(o.graph_tta())
     model = build_model(arch, dataset, src, tta)
-    out = writable_dir(out)
-    t0 = time.perf_counter()
+    out, t0 = writable_dir(o.out), time.perf_counter()
     ev, notes = gate_images(spec, data, o.eval_images, INT8_GATE_IMAGES if precision == "int8" else o.eval_images)
     with owned_tempdir(out, ".export") as tmp:  # a killed export's half-written folder is swept first
         if image_input:

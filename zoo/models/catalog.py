@@ -5,7 +5,7 @@ catalog file at publish time and for the test that keeps it true."""
 from __future__ import annotations
 
 from zoo.core.catalog import CATALOG_FORMAT, listed_rows, with_card
-from zoo.data.folder import get_dataset_spec
+from zoo.data.resolve import get_dataset_spec
 from zoo.models.registry import PAPER_MATRIX, create_model, get_model_entry, list_pairs
 from zoo.models.stats import fp32_size_mb, macs_per_image, num_params
 

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from torch import nn
 
-from zoo.data.folder import get_dataset_spec
+from zoo.data.resolve import get_dataset_spec
 from zoo.data.specs import DatasetSpec, list_datasets
 from zoo.core.errors import ZooError, close_matches
 from zoo.core.sources import from_pretrained

@@ -18,7 +18,8 @@ from zoo.core.shipped import manifest
 from zoo.core.sources import init_source
 from zoo.core.state import load_state_dict_transfer
 from zoo.data import DatasetSpec, FolderOptions, get_dataset_spec, normalize
-from zoo.data.folder import folder_split, open_folder, with_normalization_of
+from zoo.data.folder import folder_split, open_folder
+from zoo.data.resolve import with_normalization_of
 from zoo.models import adapts_channels, create_model
 from zoo.models.transfer import transfer_state
 from zoo.train.probe import fit_probe, frozen_features, subsample

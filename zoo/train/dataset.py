@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from zoo.core.errors import ZooError
 from zoo.core.names import looks_like_path, pretrained_dataset
-from zoo.data import DatasetSpec, FolderOptions, find_dataset, get_dataset_spec, register_dataset, spec_of
+from zoo.data import DatasetSpec, FolderOptions, find_dataset, get_dataset_spec, register_dataset
 from zoo.models import adapts_channels
 
 
@@ -24,12 +24,12 @@ def training_spec(arch: str, dataset: str | DatasetSpec, init: str | None = None
     """The spec `dataset` stands for when `arch` trains on it from `init` (see the module docstring); the
     folder's lines (what was found in it) go to `log` once its channels are settled."""
     if isinstance(dataset, DatasetSpec):
-        return dataset
+        return get_dataset_spec(dataset)
     if find_dataset(dataset) is not None:  # a built-in dataset, or a folder opened already (by zoo train)
         return find_dataset(dataset)
     opts = opts or FolderOptions()
     said: list[str] = []
-    spec = spec_of(dataset, opts=opts, init=init, log=said.append)
+    spec = get_dataset_spec(dataset, opts=opts, init=init, log=said.append)
     base = _init_base(spec, init, opts)
     if base is None or base.channels == spec.channels or adapts_channels(arch, spec, base):
         for line in said:
@@ -38,7 +38,7 @@ def training_spec(arch: str, dataset: str | DatasetSpec, init: str | None = None
     log(f"zoo: {arch} cannot adapt {base.name}'s {base.channels}-channel weights to {spec.channels}-channel images "
         f"past its first layer: reading the images as {base.channels} channels, as the weights were trained "
         f"(--channels {spec.channels} to start those layers fresh instead)")
-    return spec_of(dataset, opts=replace(opts, channels=base.channels), init=init, log=log)
+    return get_dataset_spec(dataset, opts=replace(opts, channels=base.channels), init=init, log=log)
 
 
 def _init_base(spec: DatasetSpec, init: str | None, opts: FolderOptions) -> DatasetSpec | None:

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from zoo.core.env import OthersWatch, machine, now
 from zoo.core.io import atomic_write_json, cache_dir
 from zoo.core.memory import keep_freed_memory
-from zoo.data.folder import get_dataset_spec
+from zoo.data.resolve import get_dataset_spec
 from zoo.models import create_model
 from zoo.train.loop import autocast
 

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from zoo.core.errors import ZooError, plural
 from zoo.data import DataOptions, DatasetSpec, FolderOptions, find_dataset
-from zoo.data.folder import same_path
+from zoo.data.resolve import same_path
 from zoo.train.dataset import resolve_start
 from zoo.train.options import TrainRequest
 from zoo.train.recipes import TrainConfig, default_recipe, get_recipe
