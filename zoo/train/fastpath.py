@@ -6,11 +6,17 @@ Which of bf16 autocast, channels_last and torch.compile helps depends on the mod
 bf16 instructions). The probe:
 
 - builds every candidate once and runs WARMUP untimed steps of each (compilation happens there);
+- steps PROBE_BATCH images at most (the run's batch when smaller): per image, the candidates rank and run
+  alike at 128 and at 1,024 (ZooNet on an Intel Xeon with AMX: bf16 + channels_last 1,074 vs 1,143 img/s,
+  plain fp32 309 vs 306), and a step of 128 costs an eighth of one of 1,024;
 - then times them in interleaved rounds (A A A B B B C C C, ...), so drift and other processes hit all
   candidates alike; the first step of each turn is not timed (switching candidates costs the next step its
   caches: measured, it made the IQR 24% of the median on ResNet-20); a candidate's figure is the median of
   its timed steps, so a one-off spike (a JIT step of 7 s beside 0.65 s ones) moves it by one rank, not by
   its size;
+- stops timing a candidate once even its fastest step is DOMINATED times slower than the leader's median
+  (plain fp32 beside bf16 on a CPU with AMX: 3.5x; a spike only makes steps slower, so the fastest one is the
+  fair witness); its figure so far stays in the record;
 - stops when, after at least MIN_ROUNDS rounds, no candidate's median moved by more than STABLE since the
   previous round, or after MAX_ROUNDS rounds, or once BUDGET_S seconds of timed rounds have passed;
 - adds torch.compile of the best eager path when the run is long enough to repay its compile time, timed
@@ -22,8 +28,10 @@ bf16 instructions). The probe:
   VM whose steps scatter by 20% (AMD EPYC: idle probes read 5-21%) still pins a median of 22
   steps to +-4%, and re-probing every run there would buy nothing.
 
-Decisions live in ~/.cache/zoo/fastpath.json per (model, dataset shape, batch, CPU, torch version), with
-their figures and date (`zoo list --fastpath`); `zoo train --reprobe` measures again.
+Decisions live in ~/.cache/zoo/fastpath.json per (model, input shape, CPU, torch version): once per machine
+for a model, whatever the dataset, its classes or the batch (ZooNet's first run on a machine: 78 s of probe at
+batch 1,024 before, 7 s now), with their figures and date (`zoo list --fastpath`); `zoo train --reprobe`
+measures again.
 """
 
 from __future__ import annotations
@@ -50,10 +58,15 @@ STEPS_PER_TURN = 2  # timed steps per candidate per round
 SETTLE = 1  # untimed steps at the start of each turn (the switch from another candidate)
 MIN_ROUNDS, MAX_ROUNDS = 3, 12
 STABLE = 0.02  # a median that moved less than this between rounds has settled
+PROBE_BATCH = 128  # images per probe step, at most
+DOMINATED = 1.5  # a candidate whose fastest step is this much slower than the leader's median is not timed on
 BUDGET_S = 60.0  # seconds of timed rounds, at most (ResNet-18 at batch 256 steps in ~2.5 s here)
 COMPILE_MARGIN = 1.1  # torch.compile must be this much faster than the eager path it compiles
-# The shortest probe times 3 candidates for WARMUP + MIN_ROUNDS x (SETTLE + STEPS_PER_TURN) steps each: a run of
-# fewer than ten times that many steps is not probed (the probe would cost more than a tenth of it).
+# torch.compile is timed for runs of more than this many seconds of training: its probe (~40 s) and its compile
+# (~30 s) are then repaid by a 10% gain; a 10-minute run (ZooNet's speedrun) never spends them
+COMPILE_MIN_S = 1200
+# The longest probe without eliminations times 3 candidates for WARMUP + MIN_ROUNDS x (SETTLE + STEPS_PER_TURN)
+# steps each: a run of fewer than ten times that many steps is not probed (it would cost more than a tenth of it).
 SHORT_RUN_STEPS = 10 * 3 * (WARMUP + MIN_ROUNDS * (SETTLE + STEPS_PER_TURN))
 BUSY = 0.15  # share of the machine other processes used during the probe that makes it provisional
 NOISY = 0.05  # the relative uncertainty of the winner's median above which the decision is provisional
@@ -71,6 +84,7 @@ class FastPath:
     measured: str = ""  # when (UTC)
     candidates: dict = field(default_factory=dict)  # every candidate's images/s, by label
     freed_memory_kept: bool = False  # measured with core.memory.keep_freed_memory() in effect
+    batch: int = 0  # images per probe step
 
     @property
     def label(self) -> str:
@@ -85,14 +99,15 @@ def cache_file() -> Path:
     return cache_dir("fastpath.json")
 
 
-def _key(arch: str, dataset: str, batch: int) -> str:
-    """What a decision is remembered by. Folders of one image shape share theirs (the network's cost is its
-    input's, not the class names'): a user fine-tuning on a new folder each time measures once per machine."""
-    spec = get_dataset_spec(dataset)
-    shape = "x".join(map(str, spec.input_shape))
-    if spec.source is not None:
-        return f"{arch}.folder|{shape}|b{batch}|{machine()}|torch {torch.__version__}"
-    return f"{arch}.{dataset}|{shape}/{spec.num_classes}|b{batch}|{machine()}|torch {torch.__version__}"
+def _key(arch: str, dataset: str) -> str:
+    """What a decision is remembered by: the network and its input's shape, on this CPU and torch. Its cost is
+    its input's, not the classes' (a head of 10 or 100) or the folder's: a model measures once per machine."""
+    shape = "x".join(map(str, get_dataset_spec(dataset).input_shape))
+    return f"{arch}|{shape}|{machine()}|torch {torch.__version__}"
+
+
+def probe_batch(batch: int) -> int:
+    return min(batch, PROBE_BATCH)
 
 
 class _Candidate:
@@ -144,12 +159,14 @@ def time_rounds(cands: list[_Candidate]) -> int:
     for c in cands:
         for _ in range(WARMUP):
             c.step()
-    t0, prev = time.perf_counter(), None
+    t0, prev, active = time.perf_counter(), {}, list(cands)
     for r in range(1, MAX_ROUNDS + 1):
-        for c in cands:
+        for c in active:
             c.times += [c.step() for _ in range(SETTLE + STEPS_PER_TURN)][SETTLE:]
-        med = [_median(c) for c in cands]
-        settled = prev is not None and all(abs(m / p - 1) < STABLE for m, p in zip(med, prev))
+        lead = min(_median(c) for c in active)
+        active = [c for c in active if min(c.times) <= DOMINATED * lead]  # the far slower ones: not timed on
+        med = {c: _median(c) for c in active}
+        settled = all(c in prev and abs(m / prev[c] - 1) < STABLE for c, m in med.items())
         if r >= MIN_ROUNDS and (settled or time.perf_counter() - t0 > BUDGET_S):
             return r
         prev = med
@@ -177,20 +194,20 @@ def eager_candidates(arch: str, dataset: str, log=print) -> list[FastPath]:
 
 
 def _figures(cands: list[_Candidate], batch: int) -> list[FastPath]:
-    return [replace(c.path, images_per_s=batch / _median(c), noise=_iqr_rel(c.times)) for c in cands]
+    return [replace(c.path, images_per_s=batch / _median(c), noise=_iqr_rel(c.times), batch=batch) for c in cands]
 
 
 def measure(arch: str, dataset: str, batch: int, total_images: int, log=print) -> FastPath:
     """Time the candidates (module docstring) and return the fastest, with the probe's record."""
     kept = keep_freed_memory()  # training runs with it (runtime.py): so must what decides its path
-    t0 = time.perf_counter()
+    t0, batch = time.perf_counter(), probe_batch(batch)
     with OthersWatch() as watch:
         cands = [_Candidate(arch, dataset, batch, p) for p in eager_candidates(arch, dataset, log)]
         rounds = time_rounds(cands)
         timed = _figures(cands, batch)
         best, winner = max(zip(timed, cands), key=lambda fc: fc[0].images_per_s)
         beside, verdict = {}, ""  # the eager figure compile was judged against, and the log's words for it
-        if total_images / best.images_per_s > 600:  # > 10 min of training: worth ~1 min of compilation
+        if total_images / best.images_per_s > COMPILE_MIN_S:
             pair = [_Candidate(arch, dataset, batch, p) for p in (best, replace(best, compile=True))]
             rounds += time_rounds(pair)
             eager, compiled = _figures(pair, batch)
@@ -236,16 +253,16 @@ def _entry(value) -> FastPath | None:
 
 def choose(arch: str, dataset: str, device: str, batch: int, total_images: int = 0, reprobe: bool = False,
            log=None) -> FastPath:
-    """The remembered decision for this model, batch and machine; measured when there is none, when it is
+    """The remembered decision for this model and machine; measured when there is none, when it is
     provisional, when it was measured with another allocator setting than this process has (core/memory.py:
     the figures and even the winner change with it), or when `reprobe`."""
     if device == "cuda":  # tensor cores: bf16 + channels_last + compile is the known-good GPU path
         return FastPath("bf16", True, True)
-    key = _key(arch, dataset, batch)
+    key = _key(arch, dataset)
     cached = _entry(_read_cache().get(key))
     kept = keep_freed_memory()  # as measure() will, to compare with the decision's record
     log = log or (lambda s: print(s, flush=True))
-    if not reprobe and 0 < total_images < SHORT_RUN_STEPS * batch:
+    if not reprobe and 0 < total_images < SHORT_RUN_STEPS * probe_batch(batch):
         return _short_run(arch, dataset, cached, -(-total_images // batch), log)
     if cached is not None and not cached.provisional and cached.freed_memory_kept == kept and not reprobe:
         return cached
@@ -291,10 +308,10 @@ def decisions() -> list[dict]:
         fp = _entry(value)
         if fp is None:
             continue
-        pair, *rest = key.split("|")
-        batch = next((p[1:] for p in rest if p.startswith("b") and p[1:].isdigit()), "?")
+        model, *rest = key.split("|")
+        shape = rest[0] if rest else ""
         cpu = rest[-2] if len(rest) >= 2 else ""
-        rows.append({"pair": pair, "batch": batch, "machine": cpu, "choice": fp.label,
+        rows.append({"model": model, "input": shape, "batch": fp.batch, "machine": cpu, "choice": fp.label,
                      "images_per_s": fp.images_per_s, "noise": fp.noise, "others": fp.others,
                      "provisional": fp.provisional, "measured": fp.measured, "candidates": fp.candidates})
     return rows
@@ -305,10 +322,12 @@ def decisions_table(rows: list[dict]):
     from rich.table import Table
 
     table = Table(title=f"fast-path decisions ({len(rows)}) in {cache_file()}")
-    for col in ("model.dataset", "batch", "machine", "choice", "img/s", "noise", "others", "measured", "candidates"):
+    for col in ("model", "input", "probe batch", "machine", "choice", "img/s", "noise", "others", "measured",
+                "candidates"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r["pair"], r["batch"], r["machine"], r["choice"] + (" (provisional)" if r["provisional"] else ""),
+        choice = r["choice"] + (" (provisional)" if r["provisional"] else "")
+        table.add_row(r["model"], r["input"], str(r["batch"] or "?"), r["machine"], choice,
                       f"{r['images_per_s']:.0f}", f"{r['noise']:.1%}", f"{r['others']:.0%}", r["measured"][:16],
                       ", ".join(f"{k} {v:.0f}" for k, v in r["candidates"].items()))
     table.caption = "others: share of the CPU other processes used during the probe; provisional: measured again " \
