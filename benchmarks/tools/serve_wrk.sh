@@ -5,6 +5,7 @@
 # PNG from the shipped samples back to back.
 #
 #   benchmarks/tools/serve_wrk.sh resnet20 cifar10 [DURATION]
+#   SERVE_ARGS="--runtime openvino" benchmarks/tools/serve_wrk.sh resnet20 cifar10     # both servers on OpenVINO
 set -euo pipefail
 model=${1:-resnet20} dataset=${2:-cifar10} duration=${3:-10}
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -18,7 +19,7 @@ port=$(python -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); 
 for setting in "batching:" "naive:--max-batch 1" ${EXTRA_SETTING:+"$EXTRA_SETTING"}; do
     label=${setting%%:*} extra=${setting#*:}
     # shellcheck disable=SC2086
-    zoo serve "$model" "$dataset" --port "$port" --queue 4096 $extra > /dev/null 2>&1 &
+    zoo serve "$model" "$dataset" --port "$port" --queue 4096 ${SERVE_ARGS:-} $extra > /dev/null 2>&1 &
     server=$!
     until curl -sf "http://127.0.0.1:$port/readyz" > /dev/null; do sleep 0.2; done
     for conns in 1 8 64; do
