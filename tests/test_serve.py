@@ -271,3 +271,30 @@ def test_workers_answer_from_several_processes_and_stop_together_on_sigterm():
     while [w for w in workers if Path(f"/proc/{w}").exists()] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [w for w in workers if Path(f"/proc/{w}").exists()]  # none left behind
+
+
+def test_small_images_are_decoded_on_the_event_loop_and_a_large_one_on_the_thread_pool(monkeypatch):
+    """A CIFAR-sized PNG costs less to decode than to hand to a thread; a photo would stall every other request."""
+    import asyncio
+    import io
+    import threading
+
+    import numpy as np
+    from PIL import Image
+
+    from zoo.serve import app as app_mod
+    from zoo.serve import service
+
+    svc, on_loop, real = service("cnn", "mnist"), [], app_mod.decode
+    monkeypatch.setattr(app_mod, "decode", lambda *a: on_loop.append(threading.current_thread()
+                                                                       is threading.main_thread()) or real(*a))
+    big = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 200, 3), np.uint8)).save(big, "PNG")
+    assert big.tell() > app_mod.INLINE_BYTES
+
+    async def ask():
+        async with svc._lifespan(svc.app):
+            for data in ((SAMPLES / "1_0.png").read_bytes(), big.getvalue()):
+                assert (await svc._answer([("image", data)], 1)).status_code == 200
+    asyncio.run(ask())
+    assert on_loop == [True, False]

@@ -22,7 +22,7 @@ MANY = 1 << 20  # the predictor's "images" hint: a server takes the throughput c
 
 def _needs() -> None:
     missing = []
-    for module in ("starlette", "uvicorn", "prometheus_client", "multipart"):
+    for module in ("starlette", "uvicorn", "prometheus_client", "python_multipart"):
         try:
             __import__(module)
         except ImportError:

@@ -28,6 +28,10 @@ from zoo.serve.batcher import Batcher, QueueFull
 from zoo.serve.limits import Limits
 
 PAGE = Path(__file__).with_name("page.html")
+# A request whose images are this small together is decoded on the event loop: handing a CIFAR-sized PNG to a
+# thread cost more than decoding it (resnet20 on OpenVINO, 64 clients: 1,710 / 1,621 req/s inline against 1,271 /
+# 1,054 through the pool); larger ones go to the thread pool, so a photo never stalls the other requests.
+INLINE_BYTES = 64 * 1024
 
 
 @dataclass
@@ -148,9 +152,12 @@ class Service:
         m, p = self.metrics, self.predictor
         if len(files) > self.limits.max_images:
             return _error(413, f"{len(files)} images, over the limit of {self.limits.max_images} a request", m, "size")
-        loop = asyncio.get_running_loop()
-        decoded = await asyncio.gather(*(loop.run_in_executor(None, decode, data, p.spec, name)
-                                         for name, data in files))  # beside the model's thread, not before it
+        if sum(len(d) for _, d in files) <= INLINE_BYTES:  # on the event loop, beside the model's thread
+            decoded = [decode(data, p.spec, name) for name, data in files]
+        else:  # on the thread pool: a photo's decode would stall every other request
+            loop = asyncio.get_running_loop()
+            decoded = await asyncio.gather(*(loop.run_in_executor(None, decode, data, p.spec, name)
+                                             for name, data in files))
         bad = [d for d in decoded if isinstance(d, Problem)]
         if bad:
             return _error(400, "; ".join(f"{b.path}: {b.reason}" for b in bad[:3]), m, "input")
