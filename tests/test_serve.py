@@ -143,7 +143,8 @@ def test_limits_token_body_and_queue():
 
 
 def test_a_full_queue_answers_503_with_retry_after():
-    """Two images wait for a batch (held open 1.5 s); a third, while they wait, finds the queue of two full."""
+    """Two images wait for a batch (held open 1.5 s); a third, while they wait, finds the queue of two full. So
+    does a body that is no image: refused before it is read, a 503 past saturation costs less than an answer."""
     s = Server("--queue", "2", "--max-wait-ms", "1500")
     try:
         data, kind = _multipart([SAMPLES / "1_0.png", SAMPLES / "2_0.png"])
@@ -151,10 +152,11 @@ def test_a_full_queue_answers_503_with_retry_after():
             first = pool.submit(s.request, "/v1/predict", data, {"Content-Type": kind})
             time.sleep(0.5)
             status, body, headers = s.request("/v1/predict", (SAMPLES / "3_0.png").read_bytes())
+            unread = s.request("/v1/predict", b"not an image")[0]
             assert first.result()[0] == 200
-        assert status == 503 and headers.get("retry-after", headers.get("Retry-After")) == "1"
+        assert status == 503 and headers.get("retry-after", headers.get("Retry-After")) == "1" and unread == 503
         assert "queued" in json.loads(body)["error"]
-        assert 'zoo_rejects_total{reason="queue"} 1.0' in s.get("/metrics")[1].decode()
+        assert 'zoo_rejects_total{reason="queue"} 2.0' in s.get("/metrics")[1].decode()
     finally:
         assert s.stop() == 0
 

@@ -102,6 +102,10 @@ class Service:
         m = self.metrics
         if not self._authorized(request):
             return _error(401, "missing or wrong bearer token (Authorization: Bearer TOKEN)", m, "auth")
+        if self.batcher.queued >= self.limits.max_queued:  # refused before its body is read and decoded: past
+            # saturation a 503 must cost less than an answer, or the answers dwindle as the refusals grow
+            return _error(503, f"busy: {self.batcher.queued} images are queued (at most {self.limits.max_queued}); "
+                               f"try again shortly", m, "queue", {"Retry-After": "1"})
         asked = request.query_params.get("top_k", "5")
         if not asked.isdigit() or int(asked) < 1:
             return _error(400, f"top_k must be a whole number >= 1, got {asked!r}", m, "input")
