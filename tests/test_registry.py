@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -155,3 +157,51 @@ def test_every_registered_model_is_a_torch_hub_entry():
             "assert not m.training")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-1500:]
+
+
+def test_adding_a_model_as_contributing_md_says_makes_it_a_model_everywhere(monkeypatch):
+    """docs/contributing.md's "Add a model", followed with a toy: a builder under @register_model taking its
+    shape from the spec, its name in zoo.core.names; it builds, the command line accepts it, classifier() finds
+    its head, and it is a torch.hub entry."""
+    import importlib.util
+
+    from torch import nn
+
+    from zoo.core import names
+    from zoo.models.entries import MODELS
+    from zoo.models.transfer import classifier
+
+    @register_model("toy_net")
+    def toy_net(spec):
+        return nn.Sequential(nn.Flatten(), nn.Linear(spec.channels * spec.size ** 2, 16), nn.ReLU(),
+                             nn.Linear(16, spec.num_classes))
+    try:
+        monkeypatch.setattr(names, "MODELS", (*names.MODELS, "toy_net"))
+        model = create_model("toy_net", "cifar10")
+        assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10) and "toy_net" in list_models()
+        assert classifier(model) is model[3]
+        names.check_model("toy_net")  # the command line's early check, before torch is imported
+        spec = importlib.util.spec_from_file_location("hubconf_toy", Path(__file__).resolve().parents[1] / "hubconf.py")
+        hub = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(hub)
+        assert hub.toy_net(dataset="mnist")(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+    finally:
+        MODELS.pop("toy_net")
+
+
+def test_adding_a_dataset_as_contributing_md_says_makes_it_a_dataset_everywhere(monkeypatch):
+    """"Add a dataset", followed with a toy spec: registered and named in zoo.core.names, every resolver finds
+    it and models build for its shape and classes."""
+    from zoo.core import names
+    from zoo.data import DatasetSpec, get_dataset_spec, list_datasets, register_dataset
+    from zoo.data.specs import _DATASETS
+
+    toy = DatasetSpec("toyset", "", 3, 32, ("a", "b", "c"), (0.5,) * 3, (0.25,) * 3, "cifar", 300)
+    register_dataset(toy)
+    try:
+        monkeypatch.setattr(names, "DATASETS", (*names.DATASETS, "toyset"))
+        names.check_dataset("toyset")
+        assert get_dataset_spec("toyset") is toy and "toyset" in list_datasets()
+        assert create_model("resnet20", "toyset")(torch.zeros(2, 3, 32, 32)).shape == (2, 3)
+    finally:
+        _DATASETS.pop("toyset")
