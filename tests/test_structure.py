@@ -118,3 +118,37 @@ def test_a_runtime_is_named_only_in_the_files_contributing_md_lists_for_one():
     naming = {str(path) for path, tree in _trees() for n in ast.walk(tree)
               if isinstance(n, ast.Constant) and n.value in set(RUNTIMES) - {"onnxruntime"}}
     assert naming and naming <= listed, sorted(naming - listed)
+
+
+@pytest.mark.e2e
+def test_adding_a_runtime_as_contributing_md_says_is_a_row_and_a_backend(tmp_path):
+    """docs/contributing.md's "Add a runtime", followed in a copy of the package: a row in RUNTIMES and a backend
+    class with its BACKENDS entry, nothing else; `zoo predict --runtime` and `zoo bench --runtime` then run it."""
+    import json
+
+    copy = tmp_path / "zoo"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "_weights").symlink_to(PACKAGE.parent / "weights", target_is_directory=True)  # as the wheel has them
+    table = copy / "core" / "runtimes.py"
+    assert table.read_text().count("\n)}") == 1
+    table.write_text(table.read_text().replace(
+        "\n)}", '\n    RuntimeFacts("toyrt", None, None, ("onnxruntime",), ("fp32",)),\n)}'))
+    backends = copy / "core" / "backends.py"
+    backends.write_text(backends.read_text() + (
+        '\n\nclass ToyBackend(OrtBackend):\n    """onnxruntime under another name."""\n'
+        '\n\nBACKENDS["toyrt"] = lambda threads, hint: ToyBackend("CPUExecutionProvider", threads)\n'))
+    env = {**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def zoo(*args):
+        done = subprocess.run([sys.executable, "-m", "zoo.cli", *args], capture_output=True, text=True,
+                              cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stderr[-1500:]
+        return done.stdout
+    out = json.loads(zoo("predict", "cnn", "mnist", "--runtime", "toyrt", "--json"))
+    assert out[0]["runtime"] == "toyrt" and out[0]["file"].startswith(str(tmp_path))
+    onnx = next((PACKAGE.parent / "weights" / "exports").glob("*/cnn.mnist.onnx"))
+    zoo("bench", "--onnx", str(onnx), "--runtime", "toyrt", "--threads", "1", "--warmup", "1", "--repeat", "3",
+        "--batch", "8", "--out", str(tmp_path / "b"))
+    rows = json.loads((tmp_path / "b" / "report.json").read_text())["rows"]
+    toy, ort = (next(r for r in rows if r["runtime"] == name) for name in ("toyrt", "onnxruntime"))
+    assert toy["top1"] == ort["top1"]

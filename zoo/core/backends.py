@@ -180,14 +180,21 @@ def file_backends(name: str, precision: str, threads: int | None = None) -> list
     return [file_runtime(name, threads)]
 
 
+# Each file runtime of zoo.core.runtimes.RUNTIMES: (threads, hint) -> its unloaded backend. `hint`: a precision
+# the runtime may be asked to run at (OpenVINO's "f32" or "bf16"; None: its default).
+BACKENDS = {
+    "onnxruntime": lambda threads, hint: OrtBackend("CPUExecutionProvider", threads),
+    "openvino": lambda threads, hint: OpenVinoBackend(hint, threads),
+    "opencv": lambda threads, hint: OpenCvBackend(threads),
+}
+
+
 def file_runtime(name: str, threads: int | None = None, hint: str | None = None):
-    """An unloaded backend for an .onnx file: onnxruntime (CPU), openvino (its default precision, or `hint`) or
-    opencv. A runtime that is not installed is a one-line error naming the extra to install."""
+    """An unloaded backend for an .onnx file on runtime `name` (BACKENDS). A runtime that is not installed is a
+    one-line error naming the extra to install."""
     if name not in FILE_RUNTIMES:
         raise ZooError(f"unknown runtime {name!r}; choose from auto, {', '.join(FILE_RUNTIMES)}")
     why = missing_runtime(name)
     if why:
         raise ZooError(f"--runtime {name}: {why}")
-    if name == "openvino":
-        return OpenVinoBackend(hint, threads)
-    return OpenCvBackend(threads) if name == "opencv" else OrtBackend("CPUExecutionProvider", threads)
+    return BACKENDS[name](threads, hint)
