@@ -268,7 +268,7 @@ def test_a_full_disk_while_decoding_a_folder_is_one_line_and_leaves_nothing(tmp_
 
 
 def test_a_killed_exports_temporary_folder_is_swept_by_the_next(tmp_path):
-    from zoo.core.io import sweep_stale
+    from zoo.core.owned import sweep_stale
 
     code = ("import os\nfrom zoo.core.owned import owned_tempdir\n"
             f"with owned_tempdir({str(tmp_path)!r}, '.export') as d:\n    os._exit(9)")  # killed inside its export
@@ -476,10 +476,10 @@ def test_a_run_folder_works_after_its_image_folder_is_deleted(tmp_path, monkeypa
 def test_a_killed_publishs_scratch_folder_is_swept_by_the_next(tmp_path, monkeypatch):
     import re
 
-    from zoo.core.io import scratch_dir
+    from zoo.core.owned import scratch_dir
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    dead = subprocess.run([sys.executable, "-c", "import os\nfrom zoo.core.io import scratch_dir\n"
+    dead = subprocess.run([sys.executable, "-c", "import os\nfrom zoo.core.owned import scratch_dir\n"
                            "with scratch_dir('publish') as d:\n    print(d, flush=True)\n    os._exit(9)"],
                           capture_output=True, text=True)
     left = Path(dead.stdout.strip())

@@ -95,10 +95,10 @@ def cmd_train(args) -> int:
 def _train_one(req: TrainRequest) -> int:
     """Train one pair; 130 after a Ctrl-C, 143 after a SIGTERM (the step was saved), else 0."""
     from zoo.train.loop import Interrupted
-    from zoo.train.request import outcome
+    from zoo.train.request import outcome, run
 
     try:
-        s = req.run(log=lambda line: print(line, flush=True))
+        s = run(req, log=lambda line: print(line, flush=True))
     except Interrupted as e:
         print(f"zoo: {e}", file=sys.stderr)
         return e.exit_code
@@ -140,12 +140,13 @@ def cmd_export(args) -> int:
 # ---------------------------------------------------------------- bench / report
 def cmd_bench(args) -> int:
     check_pair(args.model, None if args.weights else args.dataset)
+    from zoo.bench.harness import bench_config
     from zoo.bench.session import finish, measure
     from zoo.core.ui import TargetProgress
     from zoo.targets import bench_targets
 
     options = values(BenchOptions, args)
-    options.config()  # an unknown precision, provider or runtime: said before any target is looked for
+    bench_config(options)  # an unknown precision, provider or runtime: said before any target is looked for
     targets = bench_targets(args.model, _dataset(args, args.weights), weights=args.weights, random=args.random,
                             onnx=args.onnx, matrix=args.matrix, runs_dir=args.runs)
     for t in targets[:1] if len(targets) == 1 else ():

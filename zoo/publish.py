@@ -18,7 +18,8 @@ from zoo.bench.backends import OrtBackend
 from zoo.bench.measure import top1
 from zoo.core.cards import SEAL, RunCard, WeightsCard, sealed
 from zoo.core.errors import ZooError
-from zoo.core.io import atomic_write_bytes, atomic_write_json, read_json, read_jsonl, scratch_dir
+from zoo.core.io import atomic_write_bytes, atomic_write_json, read_json, read_jsonl
+from zoo.core.owned import scratch_dir
 from zoo.core.shipped import eval_sample, manifest, read_manifest, sha256_bytes, weights_dir, write_manifest
 from zoo.core.sources import Target, from_path
 from zoo.data import DataOptions, EvalSet, get_dataset_spec, load_eval_set, load_split

@@ -16,6 +16,7 @@ import torch
 
 from zoo.bench.backends import NullBackend, OrtBackend, TorchBackend, TorchCompileBackend, missing_runtime
 from zoo.bench.options import BenchOptions
+from zoo.core.options import split
 from zoo.bench.measure import BUSY, ROUNDS, flags, latency_rounds, predictions, throughput_rounds
 from zoo.core.cards import BenchRow, graph_tta
 from zoo.core.tta import Tta
@@ -63,6 +64,16 @@ class BenchConfig:
             if missing_runtime(r):  # asked for by name: an error, not a note
                 raise ZooError(f"--runtime {r}: {missing_runtime(r)}")
         return self
+
+
+def bench_config(o: BenchOptions) -> BenchConfig:
+    """The options as the harness's BenchConfig, validated (an unknown precision, runtime or provider is said
+    here)."""
+    sizes = [o.batch] if isinstance(o.batch, int) else sorted(set(o.batch))
+    cores = {"threads": o.threads} if o.threads else {}  # else BenchConfig's: all cores
+    return BenchConfig(precisions=split(o.precision) or ("fp32",), providers=split(o.provider), warmup=o.warmup,
+                       runs=o.repeat, batch=max(sizes), sweep=tuple(sizes) if len(sizes) > 1 else (), eager=o.eager,
+                       null=o.null, runtimes=o.runtimes(), **cores).validate()
 
 
 def cuda_usable() -> bool:

@@ -1,5 +1,6 @@
 """What `zoo bench` and `zoo.bench.session.bench` take: one set of defaults for both, importable without torch
-(`zoo --help` builds its options from these fields). `config()` resolves them into the harness's BenchConfig."""
+(`zoo --help` builds its options from these fields). zoo.bench.harness.bench_config resolves them into the
+harness's BenchConfig."""
 
 from __future__ import annotations
 
@@ -40,13 +41,3 @@ class BenchOptions:
             return asked
         return tuple(r for r in RUNTIMES if not missing_runtime(r))
 
-    def config(self):
-        """The harness's BenchConfig, validated (an unknown precision, runtime or provider is said here)."""
-        from zoo.bench.harness import BenchConfig
-
-        sizes = [self.batch] if isinstance(self.batch, int) else sorted(set(self.batch))
-        cores = {"threads": self.threads} if self.threads else {}  # else BenchConfig's: all cores
-        return BenchConfig(precisions=split(self.precision) or ("fp32",), providers=split(self.provider),
-                           warmup=self.warmup, runs=self.repeat, batch=max(sizes),
-                           sweep=tuple(sizes) if len(sizes) > 1 else (), eager=self.eager, null=self.null,
-                           runtimes=self.runtimes(), **cores).validate()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zoo.bench.harness import bench_target, environment, resolve_providers
+from zoo.bench.harness import bench_config, bench_target, environment, resolve_providers
 from zoo.bench.options import BenchOptions
 from zoo.bench.recommend import recommend
 from zoo.bench.report import foreign_files, load_report, print_table, replace_set, write_reports
@@ -59,7 +59,7 @@ def measure(targets: list[Target], options: BenchOptions, data: DataOptions | No
     written)."""
     progress = progress or Quiet()
     load_before = other_load()
-    cfg = options.config()
+    cfg = bench_config(options)
     check_report_folder(writable_dir(options.out))
     providers, notes = resolve_providers(cfg)
     if "fp16" in cfg.precisions and "cuda" not in providers:

@@ -156,18 +156,3 @@ def _holder(path: Path) -> str:
     except OSError:
         return "unknown"
 
-
-def sweep_stale(folder: str | os.PathLike, prefix: str) -> None:
-    """Remove `folder`'s temporary folders named PREFIX-... that a killed zoo left (zoo.core.owned: only folders
-    carrying zoo's marker whose writer is provably gone; a user's folder of the same name is never touched)."""
-    from zoo.core.owned import sweep
-
-    sweep(folder, prefix)
-
-
-def scratch_dir(kind: str):
-    """A temporary folder in zoo's cache (cache_dir("tmp")/.KIND-...), removed when done; those that killed
-    processes left behind are swept first, so that a kill -9 never leaves files that nothing removes."""
-    from zoo.core.owned import owned_tempdir
-
-    return owned_tempdir(cache_dir("tmp"), f".{kind}")

@@ -31,6 +31,9 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from zoo.core.io import atomic_write_json, cache_dir
+from zoo.core.shipped import sha256_file
+
 OWNER = ".zoo-owner"
 MANIFEST = ".zoo-files.json"
 MARK = "zoo temporary folder"
@@ -98,8 +101,6 @@ def sweep(parent: str | os.PathLike, prefix: str) -> list[Path]:
 
 def _sha256(path: Path) -> str | None:
     """The file's sha256 (zoo.core.shipped.sha256_file), None for what is not a regular file or cannot be read."""
-    from zoo.core.shipped import sha256_file
-
     try:
         return sha256_file(path) if path.is_file() and not path.is_symlink() else None
     except OSError:
@@ -108,8 +109,6 @@ def _sha256(path: Path) -> str | None:
 
 def write_manifest(folder: str | os.PathLike, names: list[str], what: str = "files") -> None:
     """List `names` (files now in `folder`, as zoo wrote them) in the folder's manifest, replacing it."""
-    from zoo.core.io import atomic_write_json
-
     folder = Path(folder)
     atomic_write_json(folder / MANIFEST, {"zoo": what, "files": {n: _sha256(folder / n) for n in sorted(names)}})
 
@@ -127,3 +126,15 @@ def owned_files(folder: str | os.PathLike) -> list[Path]:
         return []
     return [folder / n for n, sha in sorted(listed.items())
             if isinstance(n, str) and "/" not in n and n not in ("", ".", "..") and sha and _sha256(folder / n) == sha]
+
+
+def sweep_stale(folder: str | os.PathLike, prefix: str) -> None:
+    """Remove `folder`'s temporary folders named PREFIX-... that a killed zoo left: only folders carrying zoo's
+    marker whose writer is provably gone; a user's folder of the same name is never touched."""
+    sweep(folder, prefix)
+
+
+def scratch_dir(kind: str):
+    """A temporary folder in zoo's cache (cache_dir("tmp")/.KIND-...), removed when done; those that killed
+    processes left behind are swept first, so that a kill -9 never leaves files that nothing removes."""
+    return owned_tempdir(cache_dir("tmp"), f".{kind}")

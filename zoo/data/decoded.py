@@ -19,8 +19,8 @@ import numpy as np
 from PIL import Image
 
 from zoo.core.errors import ZooError, plural
-from zoo.core.io import atomic_write_json, cache_dir, read_json, sweep_stale
-from zoo.core.owned import OWNER, owned_tempdir
+from zoo.core.io import atomic_write_json, cache_dir, read_json
+from zoo.core.owned import OWNER, owned_tempdir, sweep_stale
 from zoo.data.images import ImageSpec, Problem, decode, open_image
 from zoo.data.scan import Listing, dataset_name
 

@@ -3,7 +3,7 @@ builds its options from these fields): the TrainRequest, and the RuntimeRequest 
 resolves a request (the pair, the start, the dataset as training reads it, the recipe) and runs it.
 
     req = TrainRequest("resnet20", "photos/", init="pretrained:cifar10", epochs=2)
-    summary = req.run()
+    summary = zoo.train.request.run(req)
 """
 
 from __future__ import annotations
@@ -93,15 +93,3 @@ class TrainRequest:
         return {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "seed": self.seed,
                 "freeze_backbone": self.freeze_backbone or None, **parse_overrides(self.sets or []),
                 **self.overrides}
-
-    def resolve(self, log=print):
-        """(arch, spec, recipe, init): zoo.train.request.resolve."""
-        from zoo.train.request import resolve
-
-        return resolve(self, log)
-
-    def run(self, progress: bool | None = None, log=print) -> dict:
-        """Resolve, then train; the run's summary (zoo.train.request.run)."""
-        from zoo.train.request import run
-
-        return run(self, progress, log)

@@ -75,7 +75,7 @@ def _default(spec: DatasetSpec, init: str | None, log) -> str:
 
 def run(req: TrainRequest, progress: bool | None = None, log=print) -> dict:
     """Resolve, then train (zoo.train.run.train_resolved); the run summary."""
-    r = req.resolve(log)
+    r = resolve(req, log)
     return train_resolved(r.arch, r.spec, r.recipe, req.runtime, out=req.out, resume=req.resume, init=r.init,
                           data=req.data, save_every_s=req.save_every * 60 if req.save_every > 0 else None,
                           progress=progress, tensorboard=req.tensorboard, head=req.head)
@@ -120,7 +120,7 @@ def train(arch: str, dataset: str | DatasetSpec, recipe: str | TrainConfig | Non
                        tensorboard=tensorboard, save_every=_minutes(save_every_s), overrides=overrides,
                        runtime=runtime or RuntimeRequest(), folder=folder or FolderOptions(),
                        data=data or DataOptions())
-    return req.run(progress, log)
+    return run(req, progress, log)
 
 
 def _minutes(save_every_s: float | None) -> float:
