@@ -182,6 +182,24 @@ def test_an_interrupted_decode_leaves_nothing_and_a_damaged_cache_is_rebuilt(tmp
     assert open_folder(root, log=quiet).num_classes == 2  # decoded afresh
 
 
+
+def test_a_damaged_cache_entry_loses_only_what_zoo_wrote_into_it(tmp_path, monkeypatch):
+    """A user's file inside a damaged entry stays; an entry without zoo's mark naming it is not touched at all."""
+    root = write_images(tmp_path / "pets", per_class=6)
+    open_folder(root, log=quiet)
+    (entry,) = list((tmp_path / "cache" / "zoo" / "folders").iterdir())
+    (entry / "images.npy").write_bytes(b"damaged")
+    (entry / "notes.txt").write_text("mine")
+    folder_mod._OPENED.clear()
+    with pytest.raises(ZooError, match="damaged .* removed; run again"):
+        open_folder(root, log=quiet)
+    assert sorted(p.name for p in entry.iterdir()) == ["notes.txt"]
+    (entry / "meta.json").write_text("{}")  # an entry without zoo's mark: damaged, yet not provably zoo's
+    folder_mod._OPENED.clear()
+    with pytest.raises(ZooError, match="cannot prove it wrote; remove that folder"):
+        open_folder(root, log=quiet)
+    assert sorted(p.name for p in entry.iterdir()) == ["meta.json", "notes.txt"]
+
 # ---------------------------------------------------------------- through the CLI, on real digits
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):

@@ -5,11 +5,11 @@ temporary folder and renamed into place (all or nothing); a damaged entry is rem
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
 import os
-import shutil
 import time
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -24,7 +24,10 @@ from zoo.core.owned import OWNER, owned_tempdir, sweep_stale
 from zoo.data.images import ImageSpec, Problem, decode, open_image
 from zoo.data.scan import Listing, dataset_name
 
-FORMAT = 1  # of the cache folder; part of its key
+FORMAT = 2  # of the cache folder; part of its key (2: entries carry ENTRY_MARK)
+ENTRY_MARK = ".zoo-cache-entry"  # in an entry zoo built: {"zoo": ENTRY, "entry": its folder's name}
+ENTRY = "zoo folder cache"
+ENTRY_FILES = ("images.npy", "labels.npy", "meta.json", ENTRY_MARK)  # all that zoo writes into one
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 CHUNK = 256  # images per decoding task, at least
 
@@ -308,6 +311,7 @@ def _build(listing: Listing, channels: int, size: int, dest: Path, log) -> None:
             "mean": mean, "std": std, "decode_s": round(wall, 2), "images_per_s": round(len(files) / wall),
             "skipped": [{"path": p.path, "reason": p.reason} for p in listing.skipped + [b for _, b in bad]]})
         del images
+        atomic_write_json(tmp / ENTRY_MARK, {"zoo": ENTRY, "entry": dest.name})  # what _discard reads
         (tmp / OWNER).unlink()  # the folder becomes the cache entry: no longer a temporary one to sweep
         try:
             os.replace(tmp, dest)
@@ -334,10 +338,27 @@ def cached(listing: Listing, channels: int, size: int, log) -> Opened:
         images = np.load(dest / "images.npy", mmap_mode="c")  # copy-on-write: writable, never written back
         labels = np.load(dest / "labels.npy")
     except (ZooError, OSError, ValueError) as e:
-        shutil.rmtree(dest, ignore_errors=True)
-        raise ZooError(f"zoo's cache of {listing.root} was damaged ({e}) and is removed; run again to decode it "
-                       f"afresh") from None
+        raise _discard(dest, listing.root, str(e)) from None
     if len(images) != len(labels) or meta.get("n_train", 0) + meta.get("n_held_out", 0) != len(labels):
-        shutil.rmtree(dest, ignore_errors=True)
-        raise ZooError(f"zoo's cache of {listing.root} was damaged (counts differ) and is removed; run again")
+        raise _discard(dest, listing.root, "counts differ")
     return Opened(images, labels, meta["n_train"], {**meta, "notes": listing.notes, "cache": str(dest)})
+
+
+def _discard(dest: Path, root: Path, why: str) -> ZooError:
+    """Remove a damaged cache entry, only as far as zoo can prove it wrote it: the files zoo writes into an
+    entry, when the entry's mark (read bounded) names it; the folder itself only once nothing else is in it.
+    Returns the error to raise."""
+    try:
+        mark = dest / ENTRY_MARK
+        ours = mark.is_file() and not mark.is_symlink() and mark.stat().st_size <= 4096 and \
+            json.loads(mark.read_text()) == {"zoo": ENTRY, "entry": dest.name}
+    except (OSError, ValueError):
+        ours = False
+    if not ours:
+        return ZooError(f"zoo's cache of {root} at {dest} is damaged ({why}) and holds files zoo cannot prove it "
+                        f"wrote; remove that folder and run again")
+    with contextlib.suppress(OSError):
+        for name in ENTRY_FILES:
+            (dest / name).unlink(missing_ok=True)
+        dest.rmdir()  # not empty: files zoo did not write stay
+    return ZooError(f"zoo's cache of {root} was damaged ({why}) and is removed; run again to decode it afresh")
