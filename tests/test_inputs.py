@@ -268,14 +268,14 @@ def test_a_full_disk_while_decoding_a_folder_is_one_line_and_leaves_nothing(tmp_
 
 
 def test_a_killed_exports_temporary_folder_is_swept_by_the_next(tmp_path):
-    from zoo.core.owned import sweep_stale
+    from zoo.core.owned import sweep
 
     code = ("import os\nfrom zoo.core.owned import owned_tempdir\n"
             f"with owned_tempdir({str(tmp_path)!r}, '.export') as d:\n    os._exit(9)")  # killed inside its export
     subprocess.run([sys.executable, "-c", code], check=False)
     (tmp_path / f".export-{os.getpid()}-mine").mkdir()  # a user's folder of that name: not zoo's, never swept
     assert len(list(tmp_path.glob(".export-*"))) == 2
-    sweep_stale(tmp_path, ".export")
+    sweep(tmp_path, ".export")
     assert sorted(p.name for p in tmp_path.iterdir()) == [f".export-{os.getpid()}-mine"]
 
 

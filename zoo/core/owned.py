@@ -61,14 +61,21 @@ def owned_tempdir(parent: str | os.PathLike, prefix: str):
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _marked(marker: Path) -> bool:
-    """The marker is a regular file zoo wrote (read bounded: a FIFO or a huge file is not one)."""
+def read_mark(path: Path) -> dict | None:
+    """A mark zoo writes (a line of JSON naming what zoo made), read bounded: None for what is not a regular file
+    of at most MAX_MARKER_BYTES holding a JSON object (a FIFO or a huge file is not one)."""
     try:
-        if not marker.is_file() or marker.is_symlink() or marker.stat().st_size > MAX_MARKER_BYTES:
-            return False
-        return json.loads(marker.read_text()).get("zoo") == MARK
-    except (OSError, ValueError, AttributeError):
-        return False
+        if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_MARKER_BYTES:
+            return None
+        mark = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return mark if isinstance(mark, dict) else None
+
+
+def _marked(marker: Path) -> bool:
+    """The marker is a regular file zoo wrote."""
+    return (read_mark(marker) or {}).get("zoo") == MARK
 
 
 def owner_gone(folder: Path) -> bool:
@@ -126,12 +133,6 @@ def owned_files(folder: str | os.PathLike) -> list[Path]:
         return []
     return [folder / n for n, sha in sorted(listed.items())
             if isinstance(n, str) and "/" not in n and n not in ("", ".", "..") and sha and _sha256(folder / n) == sha]
-
-
-def sweep_stale(folder: str | os.PathLike, prefix: str) -> None:
-    """Remove `folder`'s temporary folders named PREFIX-... that a killed zoo left: only folders carrying zoo's
-    marker whose writer is provably gone; a user's folder of the same name is never touched."""
-    sweep(folder, prefix)
 
 
 def scratch_dir(kind: str):

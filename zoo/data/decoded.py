@@ -20,7 +20,7 @@ from PIL import Image
 
 from zoo.core.errors import ZooError, plural
 from zoo.core.io import atomic_write_json, cache_dir, read_json
-from zoo.core.owned import OWNER, owned_tempdir, sweep_stale
+from zoo.core.owned import OWNER, owned_tempdir, read_mark, sweep
 from zoo.data.images import ImageSpec, Problem, decode, open_image
 from zoo.data.scan import Listing, dataset_name
 
@@ -320,16 +320,11 @@ def _build(listing: Listing, channels: int, size: int, dest: Path, log) -> None:
                 raise  # not another process that decoded the same files first
 
 
-def _clean_stale(folder: Path) -> None:
-    """Temporary folders of decodes that were killed (their process is gone)."""
-    sweep_stale(folder, ".tmp")
-
-
 def cached(listing: Listing, channels: int, size: int, log) -> Opened:
     """The cache entry for this listing, decoded first when there is none; a damaged one is removed."""
     key = _key(listing, channels, size)
     root = cache_dir("folders")
-    _clean_stale(root)
+    sweep(root, ".tmp")  # the temporary folders of decodes that were killed (their process gone)
     dest = root / f"{dataset_name(listing.root)}-{key[:16]}"
     if not (dest / "meta.json").is_file():
         _build(listing, channels, size, dest, log)
@@ -348,13 +343,7 @@ def _discard(dest: Path, root: Path, why: str) -> ZooError:
     """Remove a damaged cache entry, only as far as zoo can prove it wrote it: the files zoo writes into an
     entry, when the entry's mark (read bounded) names it; the folder itself only once nothing else is in it.
     Returns the error to raise."""
-    try:
-        mark = dest / ENTRY_MARK
-        ours = mark.is_file() and not mark.is_symlink() and mark.stat().st_size <= 4096 and \
-            json.loads(mark.read_text()) == {"zoo": ENTRY, "entry": dest.name}
-    except (OSError, ValueError):
-        ours = False
-    if not ours:
+    if read_mark(dest / ENTRY_MARK) != {"zoo": ENTRY, "entry": dest.name}:
         return ZooError(f"zoo's cache of {root} at {dest} is damaged ({why}) and holds files zoo cannot prove it "
                         f"wrote; remove that folder and run again")
     with contextlib.suppress(OSError):
