@@ -485,3 +485,46 @@ def test_phases_are_told_as_they_start(fake_root):
     assert [p.split(",")[0] for p in told if p.startswith("export")] == ["export fp32", "export int8"]
     assert "fp32 onnxruntime: loading, then accuracy on" in " ".join(told)
     assert told[-1] == "timing 3 runtimes"  # eager, fp32 and int8 onnxruntime
+
+
+def test_cuda_counts_as_usable_only_where_the_driver_sees_a_device(monkeypatch):
+    """onnxruntime-gpu lists CUDA on every machine; without torch (the light install) the CUDA driver is asked,
+    as torch's own check does: no driver, or a driver that sees no device, is no GPU."""
+    import ctypes
+    import sys
+
+    import onnxruntime as ort
+
+    from zoo.core.sessions import cuda_device
+
+    class Driver:
+        def __init__(self, devices):
+            self.devices = devices
+
+        def cuInit(self, flags):
+            return 0
+
+        def cuDeviceGetCount(self, count):
+            count._obj.value = self.devices
+            return 0
+
+        def cuDeviceGet(self, device, ordinal):
+            return 0
+
+        def cuDeviceGetName(self, buf, size, device):
+            buf.value = b"Test GPU"
+            return 0
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+
+    def no_driver(name):
+        raise OSError(name)
+
+    monkeypatch.setattr(ctypes, "CDLL", no_driver)
+    assert cuda_device() is None
+    for devices, name in ((0, None), (1, "Test GPU")):
+        monkeypatch.setattr(ctypes, "CDLL", lambda _, d=devices: Driver(d))
+        assert cuda_device() == name
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert cuda_device() is None

@@ -338,3 +338,25 @@ def test_the_shipped_exports_say_nothing_of_the_machine_that_made_them():
     """torch's exporter records each node's Python stack (file paths of the exporting machine): dropped."""
     files = sorted((WEIGHTS / "exports").rglob("*.onnx"))
     assert len(files) == 2 and not [f for f in files if b"stack_trace" in f.read_bytes()]
+
+
+def test_bench_measures_an_exported_file_without_torch(tmp_path):
+    """zoo bench --onnx in the light install: the shipped sample, onnxruntime's top-1 on it, the counts the file
+    carries, a report; torch, onnx and matplotlib never imported."""
+    onnx = next((WEIGHTS / "exports").glob("*/resnet20.cifar10.onnx"))
+    code = LIGHT + ("from zoo.cli import main\n"
+                    f"rc = main(['bench', '--onnx', {str(onnx)!r}, '--out', 'b', '--repeat', '20'])\n"
+                    "print(rc, [m for m in ('torch', 'onnx', 'matplotlib') if sys.modules.get(m) is not None])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                          env={**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == "0 []", done.stderr[-2000:]
+    assert "no plots in this report: they need" in done.stdout + done.stderr
+    row = json.loads((tmp_path / "b" / "report.json").read_text())["rows"][0]
+    from zoo.core.backends import OrtBackend
+    from zoo.core.shipped import eval_sample, get_card
+    from zoo.data import get_dataset_spec, normalize
+
+    x, y = eval_sample("cifar10")
+    pred = OrtBackend().load(onnx).predict(normalize(x, get_dataset_spec("cifar10"))).argmax(1)
+    assert row["eval_set"] == "shipped sample (1000)" and row["top1"] == pytest.approx(100 * (pred == y).mean())
+    assert row["params"] == get_card("resnet20", "cifar10").num_params and row["macs"] == 2 * 40_551_040  # flip

@@ -27,12 +27,12 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, *args, env=None):
+    def __init__(self, *args, env=None, source=("cnn", "mnist"), python=sys.executable, cwd=None):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "zoo.cli", "serve", "cnn", "mnist", "--port",
-                                      str(self.port), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env={**os.environ, **(env or {})})
+        self.proc = subprocess.Popen([str(python), "-m", "zoo.cli", "serve", *source, "--port", str(self.port), *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+                                     env={**os.environ, **(env or {})})
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -300,3 +300,49 @@ def test_small_images_are_decoded_on_the_event_loop_and_a_large_one_on_the_threa
                 assert (await svc._answer([("image", data)], 1)).status_code == 200
     asyncio.run(ask())
     assert on_loop == [True, False]
+
+
+# ---------------------------------------------------------------- the light install, for real
+LIGHT_OUT = ("torch", "torchvision", "timm", "onnx", "matplotlib")
+
+
+@pytest.mark.e2e
+def test_the_light_install_serves_predicts_and_benches_an_exported_file(tmp_path):
+    """pip install 'zoo-classifiers[serve]' into a fresh venv (the wheel built from this checkout, its
+    dependencies from the package index, which pip's cache serves after CI's install): none of torch, onnx,
+    matplotlib arrive, and an .onnx file is served, predicted from and benched."""
+    repo = Path(__file__).resolve().parents[1]
+    dist, venv = tmp_path / "dist", tmp_path / "light"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist),
+                    str(repo)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    wheel = next(dist.glob("zoo_classifiers-*.whl"))
+    done = subprocess.run([str(py), "-m", "pip", "install", "-q", f"{wheel}[serve]"], capture_output=True, text=True)
+    if done.returncode and ("No matching distribution" in done.stderr or "connection" in done.stderr.lower()):
+        pytest.skip(f"no package index here: {done.stderr.strip().splitlines()[-1][:200]}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    there = subprocess.run([str(py), "-c", "import importlib.util as u; print([m for m in " + repr(LIGHT_OUT)
+                            + " if u.find_spec(m)])"], capture_output=True, text=True, check=True).stdout.strip()
+    assert there == "[]", there
+    onnx = next((repo / "weights" / "exports").glob("*/resnet20.cifar10.onnx"))
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    zoo = [str(venv / "bin" / "zoo")]
+    sample = repo / "weights" / "samples" / "cifar10" / "cat_0.png"
+    said = subprocess.run([*zoo, "predict", str(onnx), str(sample), "--json"], capture_output=True, text=True,
+                          env={**os.environ, **env}, cwd=tmp_path)
+    assert said.returncode == 0 and json.loads(said.stdout)[0]["top"][0]["class"] == "cat", said.stderr[-1000:]
+    bench = subprocess.run([*zoo, "bench", "--onnx", str(onnx), "--out", str(tmp_path / "bench")], capture_output=True,
+                           text=True, env={**os.environ, **env}, cwd=tmp_path)
+    assert bench.returncode == 0, bench.stderr[-1500:]
+    rows = json.loads((tmp_path / "bench" / "report.json").read_text())["rows"]
+    from zoo.core.shipped import get_card
+
+    assert rows[0]["runtime"] == "onnxruntime" and rows[0]["top1"] > 85, rows  # the shipped sample, without torch
+    assert rows[0]["params"] == get_card("resnet20", "cifar10").num_params and rows[0]["macs"] > 0  # its metadata
+    s = Server(source=(str(onnx),), python=py, env=env, cwd=tmp_path)
+    try:
+        status, body, _ = s.request("/v1/predict", sample.read_bytes())
+        assert status == 200 and json.loads(body)["predictions"][0]["top"][0]["class"] == "cat", body
+    finally:
+        assert s.stop() == 0

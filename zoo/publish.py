@@ -87,7 +87,7 @@ def _ort_top1(arch: str, dataset: str, weights: Path, out: Path, images: np.ndar
 
 def _measured_blob(run: Path, state: dict, card: RunCard, ev: EvalSet, data: DataOptions, storage: str):
     """(the bytes to ship, their top-1, the ONNX MB, extra metrics); fp16 is measured as stored."""
-    images, labels = ev.normalized(get_dataset_spec(card.dataset)), ev.labels.numpy()  # once, for both exports
+    images, labels = ev.normalized(get_dataset_spec(card.dataset)), ev.labels  # once, for both exports
     with scratch_dir("publish") as tmp:  # a killed publish's is swept by the next
         acc, onnx_mb = _ort_top1(card.arch, card.dataset, run, Path(tmp), images, labels, data)
         blob = (run / "best.safetensors").read_bytes()
@@ -157,8 +157,8 @@ def write_sample_images(dest: Path, log=print) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
         step = spec.num_classes // classes
         for c in range(0, spec.num_classes, step):
-            for i, idx in enumerate(torch.nonzero(y == c).flatten()[:k].tolist()):
-                pixels = x[idx].permute(1, 2, 0).numpy().squeeze()
+            for i, idx in enumerate(np.flatnonzero(y == c)[:k].tolist()):
+                pixels = x[idx].transpose(1, 2, 0).squeeze()
                 drawn = "_dark-on-light" if name == "mnist" and i == 1 else ""
                 path = folder / f"{spec.class_names[c]}_{i}{drawn}.png"
                 buf = io.BytesIO()

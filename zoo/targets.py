@@ -1,5 +1,7 @@
 """Which models a command works on, and where their weights come from: the policy shared by
-`zoo export`, `zoo bench` and `zoo train --matrix` (the CLI only parses and prints).
+`zoo export`, `zoo bench` and `zoo train --matrix` (the CLI only parses and prints). Models, training and
+export are imported where a function needs them: `zoo bench --onnx` in the light install (no torch, no onnx)
+takes exported files through here too.
 """
 
 from __future__ import annotations
@@ -7,23 +9,26 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zoo.core.cards import RunCard
 from zoo.core.errors import ZooError
 from zoo.core.io import read_json
+from zoo.core.sessions import file_metadata
 from zoo.core.shipped import get_card, manifest
 from zoo.core.sources import Target
-from zoo.data import DataOptions, DatasetSpec, dataset_available, get_dataset_spec
-from zoo.export import check_onnx
-from zoo.models import check_supported, list_pairs
-from zoo.train import TrainRequest, get_recipe
-from zoo.train.rundir import default_out, find_runs, finished, read_last
+from zoo.data import DataOptions, DatasetSpec, get_dataset_spec, register_record
+
+if TYPE_CHECKING:
+    from zoo.train import TrainRequest
 
 MATRICES = ("paper",)
 
 
 def matrix_pairs(matrix: str, only: str | None = None) -> list[tuple[str, str]]:
     """The (arch, dataset) pairs of a named matrix, optionally filtered by a MODEL.DATASET wildcard."""
+    from zoo.models import list_pairs
+
     if matrix not in MATRICES:
         raise ZooError(f"unknown matrix {matrix!r}; choose {', '.join(MATRICES)}")
     pairs = [(a, d) for a, d in list_pairs(paper=True) if fnmatch.fnmatchcase(f"{a}.{d}", only or "*")]
@@ -34,6 +39,8 @@ def matrix_pairs(matrix: str, only: str | None = None) -> list[tuple[str, str]]:
 
 def best_run(runs_dir: str | Path, arch: str, dataset: str) -> Path | None:
     """The run folder under runs_dir for arch.dataset (any recipe, any folder name) with the best test accuracy."""
+    from zoo.train.rundir import find_runs
+
     best, best_acc = None, -1.0
     for run in find_runs(Path(runs_dir)):
         if (run.arch, run.dataset) != (arch, dataset) or not (run.path / "best.json").is_file():
@@ -71,6 +78,8 @@ def export_targets(matrix: str, runs_dir: str | Path) -> tuple[list[Target], lis
 
 def single_target(arch: str, dataset: str, weights: str | None, random: bool, runs_dir: str | Path) -> Target:
     """MODEL DATASET: --weights, --random, else the shipped weights, else the best trained run."""
+    from zoo.models import check_supported
+
     check_supported(arch, dataset)
     if weights or random:
         return Target(arch, dataset, weights)
@@ -90,7 +99,7 @@ def bench_targets(arch: str | None = None, dataset: str | DatasetSpec | None = N
     if isinstance(dataset, DatasetSpec):
         dataset = get_dataset_spec(dataset, weights).name  # registered: the stages below find it by its name
     if onnx:
-        metas = [(f, check_onnx(f)) for f in onnx]
+        metas = [(f, exported_file(f)) for f in onnx]
         for f, m in metas:
             if m.get("layout") == "NHWC":
                 raise ZooError(f"{f} is a self-contained image-input graph (uint8 pixels in); bench measures the "
@@ -111,6 +120,20 @@ def bench_targets(arch: str | None = None, dataset: str | DatasetSpec | None = N
     return targets
 
 
+def exported_file(path: str | Path) -> dict:
+    """An exported file's metadata, checked: by onnx.checker, its graph's hash and its shapes where onnx is
+    installed (zoo.export.check_onnx); in the light install, as zoo predict checks a file (onnxruntime loads it,
+    its metadata is held to its graph). A folder dataset's spec in the file is registered by its name."""
+    try:
+        from zoo.export import check_onnx
+    except ImportError:  # no onnx: the light install
+        meta = file_metadata(path)
+        register_record(meta.get("dataset_spec"))
+        get_dataset_spec(str(meta["dataset"]))  # a dataset zoo does not know is said here
+        return meta
+    return check_onnx(path)
+
+
 @dataclass(frozen=True)
 class MatrixJob:
     arch: str
@@ -123,6 +146,10 @@ class MatrixJob:
 def train_plan(matrix: str, only: str | None, recipe: str, epochs: int | None, runs_root: str | Path,
                data: DataOptions) -> list[MatrixJob]:
     """Every pair of the matrix: finished runs and missing datasets are skipped, interrupted ones resumed."""
+    from zoo.data.datasets import dataset_available
+    from zoo.train import get_recipe
+    from zoo.train.rundir import default_out, finished, read_last
+
     jobs = []
     for arch, ds in matrix_pairs(matrix, only):
         cfg = get_recipe(recipe, get_dataset_spec(ds), arch, epochs=epochs)

@@ -113,7 +113,7 @@ def main() -> int:
     test = load_eval_set(spec, data)
     if not test.full_split:
         sys.exit(f"needs the full {args.dataset} test split: {test.why}")
-    x, y = test.normalized(spec), test.labels.numpy()
+    x, y = test.normalized(spec), test.labels
     calib = load_eval_set(spec, data, split="train").take(args.calib, seed=0).normalized(spec)
     threads = os.cpu_count() or 1
     base = session(fp32, threads)

@@ -31,7 +31,7 @@ def main(arch: str = "resnet20", dataset: str = "cifar10", batch: int = 256) -> 
                                              data=data).path
     convert.shortcuts_as_convs = rewrite
     ev = load_eval_set(spec, data)
-    images, labels = ev.normalized(spec), ev.labels.numpy()
+    images, labels = ev.normalized(spec), ev.labels
     backends = {k: OrtBackend().load(p) for k, p in files.items()}
     rates = dict(zip(backends, throughput_rounds(list(backends.values()), images[:batch], warmup=20, runs=25)))
     print(f"{arch}.{dataset}, {ev.label}, batch {batch}, onnxruntime:")

@@ -7,7 +7,8 @@ features on the same training images.
         --variant default= --variant old=recipe:finetune_v1
 
 A variant is NAME=OVERRIDES: comma-separated FIELD:VALUE recipe overrides (zoo train --set), `recipe:NAME` for
-another recipe, `init:X` for another start (default pretrained:cifar10; `none` trains from scratch).
+another recipe, `init:X` for another start (default pretrained:cifar10; `none` trains from scratch); `+` joins
+a tuple's items (`augment:crop+flip+rotate`).
 Each folder has train/ (K per class, CIFAR-100 training images) and val/ (100 per class, other CIFAR-100
 training images: what zoo picks its best epoch on); the figure is top-1 on the CIFAR-100 test split.
 """
@@ -149,6 +150,8 @@ def parse_variant(text: str) -> tuple[str, dict]:
 
 
 def _value(text: str):
+    if "+" in text:  # a tuple field (augment:crop+flip+rotate): commas separate the overrides
+        return text.split("+")
     try:
         return json.loads(text)
     except json.JSONDecodeError:

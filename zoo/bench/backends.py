@@ -1,10 +1,10 @@
 """`zoo bench`'s runtimes: those that run the exported file (zoo.core.backends) and PyTorch's own, eager and
-torch.compile, which run the model the file was exported from."""
+torch.compile, which run the model the file was exported from (torch imported when one is loaded: benching an
+.onnx file needs none)."""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from zoo.core.backends import (Backend, NullBackend, OpenCvBackend, OpenVinoBackend, OrtBackend,  # noqa: F401
                                missing_runtime)
@@ -19,14 +19,17 @@ class TorchBackend(Backend):
         self.device, self.threads = device, threads
 
     def load(self, model) -> TorchBackend:
+        import torch
+
+        self.torch = torch
         if self.threads:
             torch.set_num_threads(self.threads)
         self.model = model.eval().to(self.device)
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return self.model(torch.from_numpy(x).to(self.device)).cpu().numpy()
+        with self.torch.inference_mode():
+            return self.model(self.torch.from_numpy(x).to(self.device)).cpu().numpy()
 
 
 class TorchCompileBackend(TorchBackend):
@@ -36,5 +39,5 @@ class TorchCompileBackend(TorchBackend):
 
     def load(self, model) -> TorchCompileBackend:
         super().load(model)
-        self.model = torch.compile(self.model)
+        self.model = self.torch.compile(self.model)
         return self

@@ -1,6 +1,8 @@
 """`zoo bench`: for each target, export (cached by weights hash), then measure per provider and precision:
 top-1 on the eval set, size, batch-1 latency percentiles, large-batch throughput, and PyTorch eager on the
-same inputs. Rows are BenchRows; report.py renders them.
+same inputs. Rows are BenchRows; report.py renders them. An exported file (`zoo bench --onnx`) is measured
+without torch or onnx where they are not installed (the light install): PyTorch and export are imported only
+for weights.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
-import torch
 
 from zoo.bench.backends import NullBackend, OrtBackend, TorchBackend, TorchCompileBackend, missing_runtime
 from zoo.bench.options import BenchOptions
@@ -25,10 +25,9 @@ from zoo.core.errors import ZooError, plural
 from zoo.core.memory import keep_freed_memory
 from zoo.core.backends import file_backends
 from zoo.core.runtimes import RUNTIMES
+from zoo.core.sessions import cuda_device, file_metadata
 from zoo.core.sources import Target, resolve
 from zoo.data import DataOptions, DatasetSpec, EvalSet, get_dataset_spec, load_eval_set
-from zoo.export import GateFailed, build_model, exported, read_metadata, torch_logits
-from zoo.models.stats import macs_per_image, num_params
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 PRECISION_PROVIDERS = {"fp32": ("cpu", "cuda"), "int8": ("cpu",), "fp16": ("cuda",)}
@@ -77,7 +76,7 @@ def bench_config(o: BenchOptions) -> BenchConfig:
 
 
 def cuda_usable() -> bool:
-    return "CUDAExecutionProvider" in ort.get_available_providers() and torch.cuda.is_available()
+    return cuda_device() is not None
 
 
 def resolve_providers(cfg: BenchConfig) -> tuple[list[str], list[str]]:
@@ -101,7 +100,7 @@ class _Inputs:
     def __init__(self, spec: DatasetSpec, ev: EvalSet, batch: int):
         rng = np.random.default_rng(0)
         self.images = ev.normalized(spec) if ev.images is not None else None
-        self.labels = ev.labels.numpy() if ev.labels is not None else None
+        self.labels = ev.labels if ev.labels is not None else None
         self.x1 = self.images[:1] if self.images is not None else rng.standard_normal((1, *spec.input_shape),
                                                                                       np.float32)
         self.xb = (self.images[:batch] if self.images is not None and len(self.images) >= batch
@@ -161,23 +160,23 @@ def bench_target(target: Target, cfg: BenchConfig, providers: list[str], data: D
         notes.insert(0, note)
         log(f"zoo: warning: {note}")
     inputs = _Inputs(spec, ev, cfg.batch)
-    # an .onnx target's graph holds its own test-time augmentation: the model is built with it, so params and
-    # MACs count what the file runs per image (a card-built model is wrapped as its recipe says)
-    meta = read_metadata(target.onnx) if target.onnx else {}
-    model = build_model(target.arch, target.dataset, None if target.onnx else resolve(target),
-                        graph_tta(meta) if target.onnx else None)
-    base = {"arch": _label(target, meta), "dataset": target.dataset, "params": num_params(model),
-            "macs": macs_per_image(model, spec.input_shape), "eval_set": ev.label, "threads": cfg.threads}
+    meta = file_metadata(target.onnx) if target.onnx else {}
+    model, (params, macs) = _model_and_counts(target, meta, spec)
+    base = {"arch": _label(target, meta), "dataset": target.dataset, "params": params, "macs": macs,
+            "eval_set": ev.label, "threads": cfg.threads}
     # PyTorch fp32 eager's answers: what every row's accuracy is compared with (not for a bare .onnx file, whose
     # weights PyTorch does not have).
     if not target.onnx and inputs.images is not None:
+        from zoo.export import torch_logits
+
         phase(f"accuracy: PyTorch eager, {plural(len(inputs.images), 'image')}")
         TorchBackend("cpu", cfg.threads).load(model)  # eval mode, the threads every runtime gets
         inputs.reference = torch_logits(model, inputs.images).argmax(1)  # the export gate reuses these logits
     rows: list[BenchRow] = []
     for prov in providers:
         loaded = []
-        for prec, runtime, backend, source, meta in _runtimes(target, cfg, prov, model, data, log, notes, phase):
+        for prec, runtime, backend, source, meta in _runtimes(target, cfg, prov, model, data, log, notes, phase,
+                                                              meta):
             try:
                 loaded.append(_load(prec, runtime, backend, source, meta, inputs, phase))
             except ZooError as e:  # a runtime that cannot read this file: a note, the others still run
@@ -202,6 +201,25 @@ def bench_target(target: Target, cfg: BenchConfig, providers: list[str], data: D
     return rows
 
 
+def _model_and_counts(target: Target, meta: dict, spec: DatasetSpec) -> tuple[object, tuple[int | None, int | None]]:
+    """(the PyTorch model, or None for an exported file; (parameters, MACs per image)). A file's counts are read
+    from its metadata (exports write them); else counted on its architecture built with the graph's own
+    test-time augmentation, so MACs count what the file runs per image (needs torch: without it, unknown). A
+    model from weights is wrapped as its recipe says."""
+    if target.onnx:
+        counted = [meta.get(k) for k in ("params", "macs")]
+        if all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counted):
+            return None, tuple(counted)
+    try:
+        from zoo.export import build_model
+        from zoo.models.stats import macs_per_image, num_params
+    except ImportError:  # the light install measures the file; what it counts needs the architecture
+        return None, (None, None)
+    model = build_model(target.arch, target.dataset, None if target.onnx else resolve(target),
+                        graph_tta(meta) if target.onnx else None)
+    return (None if target.onnx else model), (num_params(model), macs_per_image(model, spec.input_shape))
+
+
 def _label(target: Target, meta: dict) -> str:
     """The model's name in the rows: an .onnx file exported with another test-time augmentation than its
     recipe's (zoo export --tta) is named for it, so its rows are told apart from the recipe's file."""
@@ -210,30 +228,42 @@ def _label(target: Target, meta: dict) -> str:
     return f"{target.arch} (tta {Tta.of(graph_tta(meta)).label})"
 
 
-def _runtimes(target: Target, cfg: BenchConfig, prov: str, model, data: DataOptions, log, notes, phase):
+def _runtimes(target: Target, cfg: BenchConfig, prov: str, model, data: DataOptions, log, notes, phase,
+              file_meta: dict):
     """(precision, runtime, backend, what it runs, metadata) for every runtime measured at this provider: PyTorch
-    eager (the reference), each precision's exported file through each file runtime, torch.compile."""
+    eager (the reference), each precision's exported file (or the file given, with `file_meta`) through each
+    file runtime, torch.compile."""
     device = "cuda" if prov == "cuda" else "cpu"
     if cfg.eager and not target.onnx:
         yield "fp32", "torch-eager", TorchBackend(device, cfg.threads), model, {"weights": "PyTorch model"}
     for prec in cfg.precisions if not target.onnx else (None,):
         if prec is not None and prov not in PRECISION_PROVIDERS[prec]:
             continue
-        try:
-            if not target.onnx:
-                phase(f"export {prec}, or its cached file")
-            path, meta = exported(target, prec, data, log)
-        except GateFailed as e:  # one pair's failed gate must not sink the whole report
-            if notes is None:
-                raise
-            notes.append(f"{target.name} {prec}: not measured: {e.reason}")
-            log(f"{notes[-1]}; figures: {e.figures}")
+        made = (Path(target.onnx), file_meta) if target.onnx else _exported(target, prec, data, log, notes, phase)
+        if made is None:
             continue
+        path, meta = made
         prec = meta.get("precision", prec or "fp32")
         for runtime, backend in _backends(cfg, prov, prec):
             yield prec, runtime, backend, path, meta
     if "torch-compile" in cfg.runtimes and not target.onnx and prov == "cpu":
         yield "fp32", "torch-compile", TorchCompileBackend("cpu", cfg.threads), model, {"weights": "PyTorch model"}
+
+
+def _exported(target: Target, prec: str, data: DataOptions, log, notes, phase) -> tuple[Path, dict] | None:
+    """The target's exported file at `prec` and its metadata (exported once, then cached); None when its gate
+    failed and `notes` takes the reason (one pair's failed gate must not sink the whole report)."""
+    from zoo.export import GateFailed, exported
+
+    phase(f"export {prec}, or its cached file")
+    try:
+        return exported(target, prec, data, log)
+    except GateFailed as e:
+        if notes is None:
+            raise
+        notes.append(f"{target.name} {prec}: not measured: {e.reason}")
+        log(f"{notes[-1]}; figures: {e.figures}")
+        return None
 
 
 def _load(prec: str, runtime: str, backend, source, meta: dict, inputs: _Inputs, phase) -> _Loaded:
@@ -300,7 +330,7 @@ def _line(r: BenchRow) -> str:
 
 def environment(cfg: BenchConfig, providers: list[str], load_before: float) -> dict:
     env = env_record("onnxruntime", "torch")
-    return {**env, "cpu": env.pop("machine"), "gpu": torch.cuda.get_device_name(0) if "cuda" in providers else None,
+    return {**env, "cpu": env.pop("machine"), "gpu": cuda_device() if "cuda" in providers else None,
             "providers": providers, "threads": cfg.threads, "config": asdict(cfg),
             "freed_memory_kept": keep_freed_memory(),
             "load_before": load_before, "load_after": other_load()}

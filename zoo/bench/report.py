@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from rich.table import Table
+from rich.text import Text
 
 from zoo.bench.measure import LATENCY_BUDGET_S, MIN_RUNS, TAIL_RUNS
 from zoo.core.cards import BenchRow
@@ -162,12 +163,12 @@ def print_table(report: dict) -> None:
         t.add_column(h, justify="left" if h in ("model", "dataset", "prec", "EP", "runtime", "flags") else "right",
                      no_wrap=True)
     for r in sort_rows(report["rows"]):
-        t.add_row(*(cell(r, k, f, short=True) for k, _, f in cols))
+        t.add_row(*(Text(cell(r, k, f, short=True)) for k, _, f in cols))  # Text: a name's [brackets] are not markup
     sets = sorted({r.eval_set for r in report["rows"] if r.eval_set})
     errors = [f"{r.name}: not measured: {r.error}" for r in report["rows"] if r.error]
     errors += [FLAGS_NOTE] if any(r.flags for r in report["rows"]) else []
-    t.caption = "top-1 on: " + "; ".join(sets) + "".join(f"\n{n}" for n in [*report.get("notes", []),
-                                                                                          *errors])
+    t.caption = Text("top-1 on: " + "; ".join(sets) + "".join(f"\n{n}" for n in [*report.get("notes", []),
+                                                                                               *errors]))
     console()(t)
     for x in recommended_lines(report):
         console()(f"recommended: {x}", markup=False, highlight=False)

@@ -115,18 +115,27 @@ def render(report: dict, out, runs: str | Path, keep: bool = False, adopt: tuple
     out-of-space render leaves the old set as it was); with `keep`, the old set moves to out/previous/. Only
     files zoo wrote are moved or replaced (zoo.bench.report.replace_set)."""
     from zoo.bench.html import write_html
-    from zoo.bench.plots import render_plots
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with owned_tempdir(out, ".report") as tmp:  # a killed render's folder is swept first
-        plots = render_plots(report, tmp, Path(runs))
+        plots = _plots(report, tmp, Path(runs), log)
         write_reports(report, tmp), write_html(report, tmp, plots)
         paths, prev = replace_set(tmp, out, keep, adopt)
     if prev is not None:
         log(f"zoo: the previous report in {out} moved to {prev}")
     print_table(report)
     log("wrote " + ", ".join(str(p) for p in paths))
+
+
+def _plots(report: dict, out: Path, runs: Path, log) -> list[Path]:
+    """The report's plots; none in the light install (matplotlib comes with the train extra), said once."""
+    try:
+        from zoo.bench.plots import render_plots
+    except ImportError as e:
+        log(f"zoo: no plots in this report: they need {e.name} (pip install 'zoo-classifiers[train]')")
+        return []
+    return render_plots(report, out, runs)
 
 
 def rerender(report_path: str | Path, out: str | Path | None = None, runs: str | Path = "runs") -> None:

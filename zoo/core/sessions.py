@@ -6,7 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from zoo.core.errors import ZooError
+
+NEEDED = ("class_names", "mean", "std", "input_shape")  # what a consumer of an exported file reads from it
+MAX_SIDE = 2048  # pixels: an input side beyond this is not a small classifier's (nor memory zoo should take)
 
 
 def ort_session(path: str | Path, provider: str = "CPUExecutionProvider", threads: int | None = None):
@@ -42,6 +47,94 @@ def session_metadata(sess) -> dict:
         except json.JSONDecodeError:
             out[k] = v
     return out
+
+
+def file_metadata(path: str | Path) -> dict:
+    """zoo's metadata of an exported .onnx file, checked against its graph, without torch or onnx: onnxruntime
+    loads the file (a damaged graph does not load) and checked_metadata holds the metadata to it."""
+    if not Path(path).is_file():
+        raise ZooError(f"ONNX file {path} not found; check the path, or export it with zoo export")
+    meta = checked_metadata(path, ort_session(path))
+    if not {"model", "dataset"} <= set(meta):
+        raise ZooError(f"{path} has no zoo metadata (model, dataset); export it with zoo export")
+    return meta
+
+
+def checked_metadata(path: str | Path, session) -> dict:
+    """zoo's metadata of a loaded file (an onnxruntime session or an IrSession), each field a consumer needs
+    present and true of the graph; else a one-line error."""
+    meta = session.metadata() if isinstance(session, IrSession) else session_metadata(session)
+    missing = [k for k in NEEDED if k not in meta]
+    if missing:
+        raise ZooError(f"{path} lacks zoo's metadata ({', '.join(missing)}); export it with zoo export")
+    why = metadata_problem(meta, session)
+    if why:
+        raise ZooError(f"{path}: its metadata does not describe its graph ({why}); export it again with zoo export")
+    return meta
+
+
+def _numbers(v, n: int, positive: bool = False) -> bool:
+    ok = isinstance(v, list) and len(v) == n and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                      and np.isfinite(x) for x in v)
+    return ok and (not positive or all(x > 0 for x in v))
+
+
+def metadata_problem(meta: dict, session) -> str | None:
+    """What in a file's metadata contradicts its graph or cannot be true, in words; None when all holds. The
+    class names against the output's width, mean/std against the channels, the input shape against the
+    graph's input and a sane size: metadata is any file's say-so, the graph is what runs."""
+    shape, names = meta["input_shape"], meta["class_names"]
+    if not (isinstance(shape, list) and len(shape) == 4 and all(isinstance(d, int) for d in shape[1:])):
+        return f"input_shape {shape!r} is not [batch, C, H, W] or [batch, H, W, C]"
+    channels, h, w = (shape[3], shape[1], shape[2]) if meta.get("layout") == "NHWC" else shape[1:]
+    if channels not in (1, 3) or not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
+        return f"input_shape {shape} is not 1 or 3 channels of at most {MAX_SIDE}x{MAX_SIDE} pixels"
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1:
+        return f"the graph has {len(inputs)} inputs; zoo feeds one image batch"
+    graph = inputs[0].shape
+    if len(graph) != 4 or any(isinstance(g, int) and g != d for g, d in zip(graph[1:], shape[1:])):
+        return f"input_shape {shape} but the graph's input {inputs[0].name!r} is {graph}"
+    if not (isinstance(names, list) and names and all(isinstance(c, str) for c in names)):
+        return "class_names is not a list of names"
+    width = outputs[0].shape[-1] if outputs[0].shape else None
+    if isinstance(width, int) and width != len(names):
+        return f"{len(names)} class names for {width} outputs"
+    for key, positive in (("mean", False), ("std", True)):
+        if not _numbers(meta[key], channels, positive):
+            return f"{key} {meta[key]!r} is not {channels} {'positive ' if positive else ''}finite numbers"
+    return None
+
+
+def cuda_device() -> str | None:
+    """The name of the GPU onnxruntime's CUDA provider would run on, or None where none is usable. onnxruntime-gpu
+    lists the provider on any machine: PyTorch's check where it is installed, else the CUDA driver's own
+    (cuInit, cuDeviceGetCount), which is what that check asks."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return None
+    try:
+        import torch
+    except ImportError:
+        return _driver_device()
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
+def _driver_device() -> str | None:
+    import ctypes
+
+    try:
+        cuda = ctypes.CDLL("libcuda.so.1")
+    except OSError:  # no NVIDIA driver on this machine
+        return None
+    count, name = ctypes.c_int(0), ctypes.create_string_buffer(256)
+    if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0 or count.value < 1:
+        return None
+    device = ctypes.c_int(0)
+    if cuda.cuDeviceGet(ctypes.byref(device), 0) != 0 or cuda.cuDeviceGetName(name, 256, device) != 0:
+        return "CUDA device 0"
+    return name.value.decode(errors="replace")
 
 
 class IrSession:

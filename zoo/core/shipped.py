@@ -100,10 +100,9 @@ def sample_images(dataset: str | None) -> Path | None:
 def eval_sample(dataset: str):
     """The shipped evaluation sample of a test split as (uint8 [N, C, H, W], int64 [N]), or None."""
     import numpy as np
-    import torch
 
     path = weights_dir() / f"eval_{dataset}.npz"
     if not path.is_file():
         return None
     with np.load(path, allow_pickle=False) as z:
-        return torch.from_numpy(z["images"]), torch.from_numpy(z["labels"]).long()
+        return z["images"], z["labels"].astype(np.int64)

@@ -2,7 +2,8 @@
 
 With the dataset on disk, the requested split; without it, the sample of the test split that zoo ships
 (1,000 stratified images), and the set says so. Never padded with generated images: a gate that
-measured accuracy on noise would prove nothing.
+measured accuracy on noise would prove nothing. numpy arrays, no torch: `zoo bench --onnx` measures on it in
+the light install (which reads the shipped sample: the datasets' readers need torchvision's file tables).
 """
 
 from __future__ import annotations
@@ -14,16 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from zoo.core.bounded import KEPT_BYTES, npz_arrays
 from zoo.core.errors import ZooError
 from zoo.core.io import atomic_write_bytes
 from zoo.core.shipped import eval_sample
-from zoo.data.datasets import DatasetMissing, load_split
 from zoo.data.resolve import KEPT_SAMPLE
 from zoo.data.options import DataOptions
-from zoo.data.specs import DatasetSpec
+from zoo.data.specs import DatasetMissing, DatasetSpec
 
 ORIGINS = ("test split", "train split", "shipped sample", "held-out and training images", "kept sample", "none")
 KEPT_IMAGES = 1000  # at most, and at most KEPT_BYTES (zoo.core.bounded) before compression
@@ -32,8 +31,8 @@ KEPT_IMAGES = 1000  # at most, and at most KEPT_BYTES (zoo.core.bounded) before 
 @dataclass(frozen=True)
 class EvalSet:
     dataset: str
-    images: torch.Tensor | None  # uint8 [N, C, H, W]; None when nothing real is available
-    labels: torch.Tensor | None  # int64 [N]
+    images: np.ndarray | None  # uint8 [N, C, H, W]; None when nothing real is available
+    labels: np.ndarray | None  # int64 [N]
     origin: str  # one of ORIGINS
     why: str = ""  # when not the requested split: why not (the loader's message)
     what: str = ""  # when not the requested split nor zoo's shipped sample: which images these are
@@ -54,8 +53,12 @@ class EvalSet:
         """The first n images, or n drawn with a fixed seed (a training subset for calibration)."""
         if self.images is None or n >= len(self):
             return self
-        idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n] if seed is not None \
-            else slice(0, n)
+        if seed is None:
+            idx = slice(0, n)
+        else:  # torch's draw, as calibration has always taken it (export needs torch)
+            import torch
+
+            idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n].numpy()
         return dataclasses.replace(self, images=self.images[idx], labels=self.labels[idx])
 
     def topped_up(self, spec: DatasetSpec, need: int, data: DataOptions | None = None) -> EvalSet:
@@ -63,27 +66,39 @@ class EvalSet:
         (parity between two runtimes needs real images, not unseen ones), up to `need`."""
         if spec.source is None or self.origin != "test split" or len(self) >= need:
             return self
-        x, y = load_split(spec.name, "train", data)
+        x, y = _split(spec.name, "train", data)
         extra = min(need - len(self), len(y))
-        return EvalSet(self.dataset, torch.cat([self.images, x[:extra]]), torch.cat([self.labels, y[:extra]]),
+        return EvalSet(self.dataset, np.concatenate([self.images, x[:extra]]), np.concatenate([self.labels, y[:extra]]),
                        "held-out and training images", what=f"{len(self)} held out + {extra} training images")
 
     def normalized(self, spec: DatasetSpec) -> np.ndarray:
         return normalize(self.images, spec)
 
 
-def normalize(images_u8: torch.Tensor, spec: DatasetSpec) -> np.ndarray:
-    """uint8 [N, C, H, W] -> float32 normalized, the exported model's input contract."""
-    mean = torch.tensor(spec.mean).view(1, -1, 1, 1)
-    std = torch.tensor(spec.std).view(1, -1, 1, 1)
-    return ((images_u8.float() / 255 - mean) / std).numpy().astype(np.float32)
+def normalize(images_u8, spec: DatasetSpec) -> np.ndarray:
+    """uint8 [N, C, H, W] (numpy, or a CPU tensor) -> float32 normalized, the exported model's input contract."""
+    mean = np.asarray(spec.mean, np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(spec.std, np.float32).reshape(1, -1, 1, 1)
+    return ((np.asarray(images_u8).astype(np.float32) / 255 - mean) / std).astype(np.float32)
+
+
+def _split(name: str, split: str, data: DataOptions | None) -> tuple[np.ndarray, np.ndarray]:
+    """A split of a dataset as numpy arrays (zoo.data.datasets reads it: with torch and torchvision installed)."""
+    try:
+        from zoo.data.datasets import load_split
+
+        x, y = load_split(name, split, data)
+    except ImportError as e:  # the light install: no torch, no torchvision
+        raise DatasetMissing(f"reading {name}'s files needs the train extra ({e.name} is not installed: pip "
+                             f"install 'zoo-classifiers[train]')") from None
+    return x.numpy(), y.numpy()
 
 
 def load_eval_set(spec: DatasetSpec, data: DataOptions | None = None, split: str = "test") -> EvalSet:
     """The split when the dataset is there, else the shipped test sample, else an empty set saying why.
     Files that are there but damaged raise (a gate must not quietly measure something else)."""
     try:
-        x, y = load_split(spec.name, split, data)
+        x, y = _split(spec.name, split, data)
         return EvalSet(spec.name, x, y, f"{split} split")
     except DatasetMissing as e:  # absent: the shipped sample, said so; damaged files stay an error
         why = str(e)
@@ -117,7 +132,7 @@ def keep_sample(out: str | os.PathLike, splits: tuple) -> Path:
     return path
 
 
-def kept_sample(spec: DatasetSpec) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+def kept_sample(spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray, int] | None:
     """(uint8 [N, C, H, W], int64 [N], how many of them are held-out images) of the sample the run folder keeps,
     when it matches the spec; else None."""
     if not spec.source.kept:
@@ -131,4 +146,4 @@ def kept_sample(spec: DatasetSpec) -> tuple[torch.Tensor, torch.Tensor, int] | N
     if x.ndim != 4 or x.shape[1:] != (spec.channels, spec.size, spec.size) or len(x) != len(y) or \
             not ((0 <= y) & (y < spec.num_classes)).all():
         return None
-    return torch.from_numpy(x), torch.from_numpy(y).long(), held
+    return x, y.astype(np.int64), held

@@ -151,7 +151,7 @@ def _round(d: dict) -> dict:
     return {k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else v) for k, v in d.items()}
 
 
-def parity_image_input(model, path: Path, images_u8: torch.Tensor, spec) -> dict:
+def parity_image_input(model, path: Path, images_u8: np.ndarray, spec) -> dict:
     """The self-contained graph against the float pipeline (zoo's normalization, then the PyTorch model) on
     real images: top-1 agreement 100% and max |logit difference| within the fp32 tolerance; probabilities
     that sum to 1."""
@@ -162,7 +162,7 @@ def parity_image_input(model, path: Path, images_u8: torch.Tensor, spec) -> dict
                        f"export without --image-input, or try another --opset") \
             from None
     ref = torch_logits(model, normalize(images_u8, spec))
-    sess, nhwc = ort_session(path), images_u8.permute(0, 2, 3, 1).contiguous().numpy()
+    sess, nhwc = ort_session(path), np.ascontiguousarray(images_u8.transpose(0, 2, 3, 1))
     got = np.concatenate([sess.run(["logits"], {"input": nhwc[i:i + 500]})[0] for i in range(0, len(nhwc), 500)])
     probs = sess.run(["probabilities"], {"input": nhwc[:64]})[0]
     fig = {"precision": "fp32", "input": "uint8 NHWC", "images": int(len(nhwc)),

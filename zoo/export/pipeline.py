@@ -31,6 +31,7 @@ from zoo.export.irformat import remove_stale_ir
 from zoo.export.onnxfile import add_metadata
 from zoo.export.options import ExportOptions
 from zoo.models import check_supported, create_model, tta_of, with_tta
+from zoo.models.stats import macs_per_image, num_params
 from zoo.models.tta import check_tta
 
 MIN_GATE_IMAGES = 1000  # top-1 agreement on fewer images is too coarse to gate on
@@ -161,6 +162,7 @@ def export(arch: str, dataset: str | DatasetSpec, *, weights=None, pretrained: b
                                           o.calib_size, o.int8_max_drop, notes)
         fig["eval_set"] = f"{dataset} {ev.label}"
         meta = _metadata(arch, spec, src, precision, exporter, opset, fig, image_input)
+        meta.update(params=num_params(model), macs=macs_per_image(model, spec.input_shape))  # per image, as it runs
         if tta != recipe_tta:  # what runs is not what the card measured
             meta.update(recipe={**meta["recipe"], "tta": tta}, train_top1=None, recipe_tta=recipe_tta)
         add_metadata(path, meta)
@@ -178,7 +180,7 @@ def export(arch: str, dataset: str | DatasetSpec, *, weights=None, pretrained: b
     if "openvino" in o.formats:  # OpenVINO's IR beside it, zoo's metadata in its rt_info, gated against it
         from zoo.export.irformat import write_ir
 
-        xml, ir_fig = write_ir(final, ev.normalized(spec), meta, ev.labels.numpy(), o.int8_max_drop)
+        xml, ir_fig = write_ir(final, ev.normalized(spec), meta, ev.labels, o.int8_max_drop)
         fig = {**fig, **ir_fig}
         size = xml.stat().st_size + xml.with_suffix(".bin").stat().st_size
         change = f", {ir_fig['openvino_acc_change']:+.2f} pt of top-1 against fp32" if "openvino_acc_change" in ir_fig \
@@ -215,7 +217,7 @@ def _convert_and_gate(model, spec: DatasetSpec, src: Source, tmp: Path, precisio
         to_fp16(fp32, path)
     elif precision == "int8":
         return _int8_and_gate(model, spec, src, tmp, fp32, ev, data, calib_size, int8_max_drop, notes)
-    fig = parity(model, path, precision, ev.normalized(spec), ev.labels.numpy(), random_weights=src.state is None)
+    fig = parity(model, path, precision, ev.normalized(spec), ev.labels, random_weights=src.state is None)
     return path, fig
 
 
@@ -225,7 +227,7 @@ def _int8_and_gate(model, spec: DatasetSpec, src: Source, tmp: Path, fp32: Path,
     which were tried and why they failed."""
     calib, cal_notes = calibration_images(spec, data, calib_size)
     notes += cal_notes
-    images, labels = ev.normalized(spec), ev.labels.numpy()
+    images, labels = ev.normalized(spec), ev.labels
     for i, (fmt, keep_ends) in enumerate(INT8_SETTINGS):
         path = tmp / f"int8-{i}.onnx"
         kept_float = to_int8(fp32, path, calib, tmp, fmt, keep_ends)

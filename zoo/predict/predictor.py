@@ -17,10 +17,9 @@ from zoo.core.deploy import openvino_hint, recall, runtime_name
 from zoo.core.errors import ZooError
 from zoo.core.backends import file_runtime
 from zoo.core.runtimes import OWN_FORMATS, missing_runtime
-from zoo.core.sessions import IrSession, ort_session, session_metadata
+from zoo.core.sessions import IrSession, checked_metadata, ort_session
 from zoo.data.images import INVERT, ImageSpec, Problem, decode, normalize_pixels, orient, to_pixels
 
-NEEDED = ("class_names", "mean", "std", "input_shape")
 FILES = {".onnx": "ONNX", ".ort": "ORT-format", ".xml": "OpenVINO IR"}  # what zoo predict reads as it is
 FEW_IMAGES = 16  # up to this many, --runtime auto takes the batch-1 (latency) choice; beyond, the throughput one
 
@@ -68,42 +67,6 @@ def exported_file(source: str | Path, dataset: str | None = None, data=None, pre
     from zoo.export import exported
 
     return exported(target, precision, data or DataOptions(), log=lambda *_: None)[0]
-
-
-MAX_SIDE = 2048  # pixels: an input side beyond this is not a small classifier's (nor memory zoo should take)
-
-
-def _numbers(v, n: int, positive: bool = False) -> bool:
-    ok = isinstance(v, list) and len(v) == n and all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                                      and np.isfinite(x) for x in v)
-    return ok and (not positive or all(x > 0 for x in v))
-
-
-def _metadata_problem(meta: dict, session) -> str | None:
-    """What in a file's metadata contradicts its graph or cannot be true, in words; None when all holds. The
-    class names against the output's width, mean/std against the channels, the input shape against the
-    graph's input and a sane size: metadata is any file's say-so, the graph is what runs."""
-    shape, names = meta["input_shape"], meta["class_names"]
-    if not (isinstance(shape, list) and len(shape) == 4 and all(isinstance(d, int) for d in shape[1:])):
-        return f"input_shape {shape!r} is not [batch, C, H, W] or [batch, H, W, C]"
-    channels, h, w = (shape[3], shape[1], shape[2]) if meta.get("layout") == "NHWC" else shape[1:]
-    if channels not in (1, 3) or not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
-        return f"input_shape {shape} is not 1 or 3 channels of at most {MAX_SIDE}x{MAX_SIDE} pixels"
-    inputs, outputs = session.get_inputs(), session.get_outputs()
-    if len(inputs) != 1:
-        return f"the graph has {len(inputs)} inputs; zoo feeds one image batch"
-    graph = inputs[0].shape
-    if len(graph) != 4 or any(isinstance(g, int) and g != d for g, d in zip(graph[1:], shape[1:])):
-        return f"input_shape {shape} but the graph's input {inputs[0].name!r} is {graph}"
-    if not (isinstance(names, list) and names and all(isinstance(c, str) for c in names)):
-        return "class_names is not a list of names"
-    width = outputs[0].shape[-1] if outputs[0].shape else None
-    if isinstance(width, int) and width != len(names):
-        return f"{len(names)} class names for {width} outputs"
-    for key, positive in (("mean", False), ("std", True)):
-        if not _numbers(meta[key], channels, positive):
-            return f"{key} {meta[key]!r} is not {channels} {'positive ' if positive else ''}finite numbers"
-    return None
 
 
 class Predictor:
@@ -155,17 +118,9 @@ class Predictor:
             if missing_runtime("openvino"):
                 raise ZooError(f"{self.path} is OpenVINO's IR: {missing_runtime('openvino')}")
             self.session = IrSession(self.path)
-            self.meta = self.session.metadata()
         else:
             self.session = ort_session(self.path, threads=threads)
-            self.meta = session_metadata(self.session)
-        missing = [k for k in NEEDED if k not in self.meta]
-        if missing:
-            raise ZooError(f"{self.path} lacks zoo's metadata ({', '.join(missing)}); export it with zoo export")
-        why = _metadata_problem(self.meta, self.session)
-        if why:
-            raise ZooError(f"{self.path}: its metadata does not describe its graph ({why}); export it again with "
-                           f"zoo export")
+        self.meta = checked_metadata(self.path, self.session)
         inputs, outputs = self.session.get_inputs(), [o.name for o in self.session.get_outputs()]
         self.input_name = inputs[0].name
         self.output = next((o for o in ("probabilities", "logits") if o in outputs), outputs[0])
