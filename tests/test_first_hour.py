@@ -328,6 +328,7 @@ def test_predict_and_serve_run_without_torch_and_training_says_what_to_install(t
                           env={**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "0 2"
+    assert re.search(r"get one with `zoo bench --onnx \S+cnn\.mnist\.onnx --runtime all`", done.stderr), done.stderr
     err = done.stderr.strip().splitlines()[-1]
     assert err.startswith("zoo: error: zoo train needs torch") and "zoo-classifiers[train]" in err
     deps = (REPO / "pyproject.toml").read_text().split("[project.optional-dependencies]")[0]

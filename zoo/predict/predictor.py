@@ -132,11 +132,7 @@ class Predictor:
         rec, why = recall(self.meta.get("weights_sha256"), self.meta.get("export_revision"), threads,
                           graph_tta(self.meta))
         if rec is None:
-            import importlib.util
-
-            needs = "" if importlib.util.find_spec("torch") else " (bench needs PyTorch: pip install " \
-                "'zoo-classifiers[train]')"
-            log(f"zoo: running onnxruntime {self.precision}: {why}; get one with `{self.bench_command()}`{needs}")
+            log(f"zoo: running onnxruntime {self.precision}: {why}; get one with `{self.bench_command()}`")
             return "onnxruntime", None, self.precision
         choice = rec["latency"] if images is not None and images <= FEW_IMAGES else rec["throughput"]
         if choice["precision"] != self.precision and Path(self.source).suffix in FILES:  # a file is what it is
@@ -153,9 +149,14 @@ class Predictor:
 
     def bench_command(self) -> str:
         """The zoo bench command that measures these very weights (a run folder's, a file's, or the shipped ones)
-        over every runtime, for a recommendation zoo predict then follows."""
+        over every runtime, for a recommendation zoo predict then follows. Without PyTorch (the light install),
+        the exported file itself: the same weights, so the same recommendation."""
+        import importlib.util
+
         if Path(self.source).suffix in FILES:
             return f"zoo bench --onnx {self.source} --runtime all"
+        if importlib.util.find_spec("torch") is None:
+            return f"zoo bench --onnx {self.path} --runtime all"
         name = f"{self.meta.get('model', 'MODEL')} {self.meta.get('dataset', 'DATASET')}"
         weights = f" --weights {self.source}" if Path(self.source).is_dir() else ""
         return f"zoo bench {name}{weights} --runtime all --precision fp32,int8"
