@@ -346,3 +346,97 @@ def test_the_light_install_serves_predicts_and_benches_an_exported_file(tmp_path
         assert status == 200 and json.loads(body)["predictions"][0]["top"][0]["class"] == "cat", body
     finally:
         assert s.stop() == 0
+    _the_container_recipe_runs(repo / "Dockerfile", venv, env, tmp_path)
+
+
+def _the_container_recipe_runs(dockerfile: Path, venv: Path, env: dict, cwd: Path) -> None:
+    """The Dockerfile's own commands in the light install (no container engine needed): it installs the extras
+    this install has, its CMD serves (on loopback here, not 0.0.0.0), its HEALTHCHECK passes once the model is
+    ready, and SIGTERM ends it with status 0."""
+    lines = dockerfile.read_text().splitlines()
+    assert any(line.startswith("RUN pip install") and "'.[serve]'" in line for line in lines)
+    cmd = json.loads(next(line for line in lines if line.startswith("CMD "))[4:])
+    probe = json.loads(next(line for line in lines if line.startswith("HEALTHCHECK ")).split(" CMD ", 1)[1])
+    port = str(_free_port())
+    cmd = [str(venv / "bin" / cmd[0]), *cmd[1:]]
+    cmd[cmd.index("--host") + 1], cmd[cmd.index("--port") + 1] = "127.0.0.1", port
+    probe = [str(venv / "bin" / probe[0]), *(a.replace(":8000/", f":{port}/") for a in probe[1:])]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+                            env={**os.environ, **env})
+    try:
+        deadline = time.monotonic() + 60
+        while subprocess.run(probe, capture_output=True).returncode and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[1][-1500:]
+            time.sleep(0.5)
+        assert subprocess.run(probe, capture_output=True).returncode == 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=40) == 0, proc.communicate()[1][-1500:]
+
+
+# ---------------------------------------------------------------- past one machine: Ray Serve
+RAY_SCRIPT = '''
+import json, shutil, sys, tempfile, urllib.request
+import ray
+from ray import serve
+from zoo.core.errors import ZooError
+from zoo.serve.rayserve import app
+
+port, images = int(sys.argv[1]), sys.argv[2:]
+temp = tempfile.mkdtemp(prefix="zoo-ray-")  # Ray's sockets: a short path of their own, removed after
+out = {"refused": []}
+for bad in ({"dataset": "mnist"}, {"source": "cnn", "dataset": "mnist", "max_batch": "0"}, {"source": "nonet"},
+            {"source": "cnn", "dataset": "mnist", "colour": "red"}):
+    try:
+        app(bad)
+    except ZooError as e:
+        out["refused"].append(str(e))
+try:
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, log_to_driver=False)
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(app({"source": "cnn", "dataset": "mnist", "replicas": "2", "cpus": "0.5", "max_batch": "8"}),
+              route_prefix="/")
+    url = f"http://127.0.0.1:{port}"
+    out["ready"] = urllib.request.urlopen(url + "/readyz", timeout=30).status
+    out["model"] = json.load(urllib.request.urlopen(url + "/v1/model", timeout=30))
+    out["answers"] = [json.load(urllib.request.urlopen(urllib.request.Request(
+        url + "/v1/predict?top_k=1", data=open(f, "rb").read()), timeout=30)) for f in images]
+    out["page"] = urllib.request.urlopen(url + "/", timeout=30).read().decode()[:200]
+    out["replicas"] = serve.status().applications["default"].deployments["zoo"].replica_states
+finally:
+    serve.shutdown()
+    ray.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)
+print(json.dumps(out, default=str))
+'''
+
+
+@pytest.mark.e2e
+def test_ray_serve_runs_the_same_application_on_a_local_ray(tmp_path):
+    """zoo.serve.rayserve on a local Ray: two replicas behind Ray's proxy answer as zoo serve does (the same
+    classes, the same page, ready only once loaded); a bad source or limit is one line before Ray is asked.
+    Ray's own services listen on every interface, so the test runs them in a network namespace of their own,
+    where only loopback exists."""
+    pytest.importorskip("ray.serve", reason="the ray extra is not installed")
+    import shutil
+
+    if not (shutil.which("unshare") and shutil.which("ip")) or \
+            subprocess.run(["unshare", "-rn", "true"], capture_output=True).returncode:
+        pytest.skip("no network namespace can be made here (unshare -rn), and Ray's services listen on every "
+                    "interface")
+    script = tmp_path / "ray_serve.py"
+    script.write_text(RAY_SCRIPT)
+    images = sorted(SAMPLES.glob("*.png"))[:3]
+    from zoo.predict.predictor import Predictor
+
+    expected = [p.top[0][0] for p in Predictor("cnn", "mnist").predict([str(f) for f in images], top_k=1)]
+    done = subprocess.run(["unshare", "-rn", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", sys.executable,
+                           str(script), str(_free_port()), *map(str, images)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path, env={**os.environ, "HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [len(r.splitlines()) for r in out["refused"]] == [1, 1, 1, 1], out["refused"]
+    assert "source=" in out["refused"][0] and "max_batch=0" in out["refused"][1] and "colour" in out["refused"][3]
+    assert out["ready"] == 200 and out["model"]["model"] == "cnn.mnist" and out["replicas"] == {"RUNNING": 2}
+    assert [a["predictions"][0]["top"][0]["class"] for a in out["answers"]] == expected
+    assert "<html" in out["page"].lower()

@@ -25,9 +25,15 @@ def spec_of(source: str, dataset: str | None, runtime: str, threads: int | None,
 
 def app():
     """The ASGI application of this worker (uvicorn calls it once per process)."""
+    return build(os.environ[SPEC])
+
+
+def build(spec: str):
+    """The ASGI application a spec (spec_of) describes: a worker's, or a Ray Serve replica's
+    (zoo.serve.rayserve)."""
     from zoo.serve import service
 
-    spec = json.loads(os.environ[SPEC])
+    spec = json.loads(spec)
     data = DataOptions(**spec["data"]) if spec["data"] else None
     svc = service(spec["source"], spec["dataset"], runtime=spec["runtime"], threads=spec["threads"],
                   limits=Limits(**spec["limits"]), data=data, log=lambda line: None)
