@@ -348,3 +348,37 @@ def test_the_command_that_made_a_run_resumes_it(tmp_path, capsys):
     assert main([*cmd, "--resume"]) == 0
     said = capsys.readouterr()
     assert "already finished its 1 epoch" in said.out.splitlines()[-1] and "error" not in said.err
+
+
+def test_an_epoch_replaces_the_start_only_beyond_the_held_out_noise():
+    """McNemar's statistic on the same held-out images: two images net of eight that differ is noise, 25 of 35
+    is not; ties and losses never replace the start."""
+    import torch
+
+    from zoo.train.loop import beyond_noise, versus
+
+    start = torch.tensor([True, True, False, False, True])
+    now = torch.tensor([True, False, True, True, True])
+    assert versus(start, now) == (2, 1)
+    assert not beyond_noise(5, 3) and not beyond_noise(4, 4) and not beyond_noise(0, 3)
+    assert beyond_noise(30, 5) and beyond_noise(2, 0)
+
+
+def test_a_gain_within_the_noise_keeps_the_start_and_says_so(capsys, tmp_path, monkeypatch):
+    """An epoch that beats the --init weights by less than the held-out images' noise does not replace them: the
+    start stays the best, summary.json keeps that epoch's figures, and the note names them."""
+    from zoo.cli import main
+    from zoo.train import run as run_module
+
+    monkeypatch.setattr(run_module, "beyond_noise", lambda won, lost: False)  # every gain within the noise
+    root = write_digits(tmp_path / "digits", size=28, limit=400)
+    out = tmp_path / "r"
+    assert main(["train", "cnn", str(root), "--init", "pretrained:mnist", "--epochs", "1", "--out", str(out)]) == 0
+    said = capsys.readouterr()
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    won, lost = lines[1]["vs_start"]
+    assert lines[1]["test_acc"] > lines[0]["test_acc"] and won > lost, lines  # better, yet not kept
+    assert json.loads((out / "best.json").read_text())["epoch"] == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["best_test_acc"] == lines[0]["test_acc"] and summary["within_noise"]["epoch"] == 1
+    assert f"epoch 1's {lines[1]['test_acc']:.2f}% got {won} right that they got wrong and {lost}" in said.err

@@ -138,11 +138,14 @@ def outcome(s: dict) -> tuple[str | None, str]:
         versus = f" ({_points(best - start)} on the --init weights' {start:.2f}%" + (
             f", {_points(best - probe)} on a linear probe of their features' {probe:.2f}%)" if probe is not None
             else ")")
-    note = None
+    note, near = None, s.get("within_noise")
     if start is not None and start >= best:
-        note = ("zoo: note: no epoch improved on the --init weights on these held-out images, so the run keeps them "
-                "as its best (they may already fit this data): try --freeze-backbone, which trains the classifier "
-                "alone, or a lower --lr")
+        beat = "" if not near else (
+            f" by more than their noise (epoch {near['epoch']}'s {near['test_acc']:.2f}% got {near['vs_start'][0]} "
+            f"right that they got wrong and {near['vs_start'][1]} the other way round: too few to tell apart)")
+        note = (f"zoo: note: no epoch improved on the --init weights on these held-out images{beat}, so the run "
+                f"keeps them as its best (they may already fit this data): try --freeze-backbone, which trains the "
+                f"classifier alone, or a lower --lr")
     return note, f"{s['arch']}.{s['dataset']}: {done}best test accuracy {best:.2f}%{versus} -> {s['out']}"
 
 

@@ -39,7 +39,8 @@ from zoo.models.stats import num_params
 from zoo.models.transfer import HEAD_MODES, transfer_state
 from zoo.train import rundir
 from zoo.train.averagers import averagers
-from zoo.train.loop import EpochSums, Interrupted, build_optimizer, evaluate, pct, train_one_epoch
+from zoo.train.loop import (EpochSums, Interrupted, beyond_noise, build_optimizer, evaluate, pct, train_one_epoch,
+                             versus)
 from zoo.train.probe import fit_probe, frozen_features, subsample
 from zoo.train.progress import EpochProgress
 from zoo.train.recipes import TrainConfig, get_recipe, lr_at
@@ -73,6 +74,10 @@ class Run:
         self.averagers = averagers(self.model, cfg.ema, cfg.lookahead)  # EMA, Lookahead (zoo.train.averagers)
         self.n_params = num_params(self.model)
         self.epoch, self.sums, self.gen_state, self.best, self.last_metrics = 0, EpochSums(), None, -1.0, {}
+        # while the --init weights are the best: their per-image correctness on the held-out images, which an epoch
+        # must beat by more than noise to replace them (loop.beyond_noise); one process only
+        self.start_right: torch.Tensor | None = None
+        self.within_noise: dict | None = None  # the best epoch that beat the start by less than noise
         common = dict(mean=spec.mean, std=spec.std, device=torch.device(rt.device), channels_last=rt.channels_last,
                       rank=dist.rank, world_size=dist.world_size)
         (train_x, train_y), (test_x, test_y) = data
@@ -166,6 +171,7 @@ class Run:
         self.opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         self.epoch, self.best = state["epoch"], state["best"]
+        self.start_right, self.within_noise = state.get("start_right"), state.get("within_noise")
         self.sums = EpochSums(**state["sums"])
         self.gen_state = state.get("loader_generator")
 
@@ -195,7 +201,7 @@ class Run:
         """Checkpoint the run as it stands (mid-epoch: with the loader's RNG state and this epoch's wall time)."""
         sums = self.sums
         state = {"optimizer": self.opt.state_dict(), "torch_rng": torch.get_rng_state(), "epoch": self.epoch,
-                 "best": self.best}
+                 "best": self.best, "start_right": self.start_right, "within_noise": self.within_noise}
         if metrics is None:  # mid-epoch
             sums = replace(sums, wall=sums.wall + time.perf_counter() - self._t_epoch)
             state["loader_generator"] = self.train_loader.generator.get_state()
@@ -251,8 +257,10 @@ class Run:
         tl, tc, tn = self.dist.all_sum(self.sums.as_tensor()).tolist()
         tta = self.cfg.tta if self.cfg.tta_each_epoch or self.epoch + 1 >= self.cfg.epochs else ""
         model = with_tta(self.evaluated, tta)
-        el, ec, en = self.dist.all_sum(torch.tensor(evaluate(model, self.test_loader, self.rt.precision),
+        right = [] if self.start_right is not None else None
+        el, ec, en = self.dist.all_sum(torch.tensor(evaluate(model, self.test_loader, self.rt.precision, right),
                                                     dtype=torch.float64)).tolist()
+        vs = {"vs_start": list(versus(self.start_right, torch.cat(right)))} if right else {}
         elapsed = time.perf_counter() - self._t_epoch
         step_time = self.sums.seconds if self.dist.world_size == 1 else elapsed
         steps = len(self.train_loader)
@@ -261,12 +269,18 @@ class Run:
                 "train_loss": tl / tn,
                 "train_acc": pct(tc, tn), "test_loss": el / en, "test_acc": pct(ec, en),
                 "images_per_s": tn / max(step_time, 1e-9), "wall_s": self.sums.wall + elapsed,
-                **({"test_tta": Tta.of(tta).label} if self.cfg.tta else {})}
+                **({"test_tta": Tta.of(tta).label} if self.cfg.tta else {}), **vs}
 
     def end_epoch(self, metrics: dict) -> None:
         """Log the epoch, then checkpoint it (a kill between the two leaves a line restore() drops)."""
         is_best = metrics["test_acc"] > self.best
-        self.best = max(self.best, metrics["test_acc"])
+        if is_best and "vs_start" in metrics and not beyond_noise(*metrics["vs_start"]):
+            is_best = False  # better than the start by less than the held-out images' noise: the start stays
+            if metrics["test_acc"] > (self.within_noise or {}).get("test_acc", -1.0):
+                self.within_noise = {"epoch": metrics["epoch"], "test_acc": metrics["test_acc"],
+                                     "vs_start": metrics["vs_start"]}
+        if is_best:
+            self.best, self.start_right = metrics["test_acc"], None
         self.epoch, self.sums, self.last_metrics = self.epoch + 1, EpochSums(), metrics
         if self.dist.main:
             rundir.append_metrics(self.out, metrics)
@@ -289,8 +303,10 @@ class Run:
     def evaluate_start(self) -> dict:
         """Epoch 0: the --init weights before any training step, on the test split (what they bring)."""
         t0 = time.perf_counter()
+        right = [] if self.dist.world_size == 1 else None
         el, ec, en = self.dist.all_sum(torch.tensor(evaluate(with_tta(self.evaluated, self.cfg.tta), self.test_loader,
-                                                             self.rt.precision), dtype=torch.float64)).tolist()
+                                                             self.rt.precision, right), dtype=torch.float64)).tolist()
+        self.start_right = torch.cat(right) if right else None
         probe = self.probe_accuracy() if self.dist.world_size == 1 else None  # one process: the probe is cheap
         return {"epoch": 0, "lr": 0.0, "test_loss": el / en, "test_acc": pct(ec, en),
                 **({"probe_acc": probe} if probe is not None else {}), "wall_s": time.perf_counter() - t0}
@@ -367,6 +383,8 @@ class Run:
         summary = {"arch": self.arch, "dataset": self.spec.name, "out": str(self.out), "epochs": self.cfg.epochs,
                    "best_test_acc": self.best, "init_test_acc": rundir.start_accuracy(self.out),
                    "init_probe_acc": rundir.start_metrics(self.out).get("probe_acc"),
+                   **({"within_noise": self.within_noise} if self.within_noise and self.start_right is not None
+                      else {}),
                    "final": self.last_metrics, "rank": self.dist.rank,
                    "world_size": self.dist.world_size, "runtime": self.rt.to_dict(), "wall_s_this_process": wall_s,
                    # every rank: DDP keeps the weights identical
