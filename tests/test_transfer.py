@@ -351,8 +351,8 @@ def test_the_command_that_made_a_run_resumes_it(tmp_path, capsys):
 
 
 def test_an_epoch_replaces_the_start_only_beyond_the_held_out_noise():
-    """McNemar's statistic on the same held-out images: two images net of eight that differ is noise, 25 of 35
-    is not; ties and losses never replace the start."""
+    """McNemar's test on the same held-out images: two won and none lost is noise, as is two net of eight that
+    differ; five of five, or 25 net of 35, is not; ties and losses never replace the start."""
     import torch
 
     from zoo.train.loop import beyond_noise, versus
@@ -360,8 +360,8 @@ def test_an_epoch_replaces_the_start_only_beyond_the_held_out_noise():
     start = torch.tensor([True, True, False, False, True])
     now = torch.tensor([True, False, True, True, True])
     assert versus(start, now) == (2, 1)
-    assert not beyond_noise(5, 3) and not beyond_noise(4, 4) and not beyond_noise(0, 3)
-    assert beyond_noise(30, 5) and beyond_noise(2, 0)
+    assert not beyond_noise(5, 3) and not beyond_noise(4, 4) and not beyond_noise(0, 3) and not beyond_noise(2, 0)
+    assert not beyond_noise(0, 0) and beyond_noise(30, 5) and beyond_noise(5, 0)
 
 
 def test_a_gain_within_the_noise_keeps_the_start_and_says_so(capsys, tmp_path, monkeypatch):
