@@ -490,11 +490,11 @@ def test_phases_are_told_as_they_start(fake_root):
 def test_cuda_counts_as_usable_only_where_the_driver_sees_a_device(monkeypatch):
     """onnxruntime-gpu lists CUDA on every machine; without torch (the light install) the CUDA driver is asked,
     as torch's own check does: no driver, or a driver that sees no device, is no GPU."""
-    import ctypes
     import sys
 
     import onnxruntime as ort
 
+    from zoo.core import sessions
     from zoo.core.sessions import cuda_device
 
     class Driver:
@@ -518,13 +518,10 @@ def test_cuda_counts_as_usable_only_where_the_driver_sees_a_device(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
 
-    def no_driver(name):
-        raise OSError(name)
-
-    monkeypatch.setattr(ctypes, "CDLL", no_driver)
+    monkeypatch.setattr(sessions, "_cuda_driver", lambda: None)  # no NVIDIA driver
     assert cuda_device() is None
     for devices, name in ((0, None), (1, "Test GPU")):
-        monkeypatch.setattr(ctypes, "CDLL", lambda _, d=devices: Driver(d))
+        monkeypatch.setattr(sessions, "_cuda_driver", lambda d=devices: Driver(d))
         assert cuda_device() == name
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
     assert cuda_device() is None

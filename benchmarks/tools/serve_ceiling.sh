@@ -8,6 +8,8 @@
 set -euo pipefail
 model=${1:-resnet20} dataset=${2:-cifar10} runtime=${3:-openvino} duration=${4:-10}
 root="$(cd "$(dirname "$0")/../.." && pwd)"
+# shellcheck source=benchmarks/tools/wrk_common.sh
+. "$(dirname "$0")/wrk_common.sh"
 image=$(ls "$root"/weights/samples/"$dataset"/*.png | head -1)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -22,11 +24,8 @@ for r in rows:
     print(f"zoo bench {r['runtime']} {r['precision']}: " + ", ".join(f"{float(v):.0f} img/s at batch {b}"
                                                                       for b, v in sorted(by.items(), key=lambda x: int(x[0]))))
 PY
-cat > "$work/post.lua" <<LUA
-local f = io.open("$image", "rb"); wrk.body = f:read("*a"); f:close()
-wrk.method = "POST"; wrk.headers["Content-Type"] = "image/png"
-LUA
-port=$(python -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+post_image_lua "$image" > "$work/post.lua"
+port=$(free_port)
 zoo serve "$onnx" --runtime "$runtime" --port "$port" --queue 4096 > /dev/null 2>&1 &
 server=$!
 until curl -sf "http://127.0.0.1:$port/readyz" > /dev/null; do sleep 0.2; done

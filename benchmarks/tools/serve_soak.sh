@@ -11,11 +11,11 @@
 set -euo pipefail
 model=${1:-resnet20} dataset=${2:-cifar10} soak=${3:-600} over=${4:-512}
 root="$(cd "$(dirname "$0")/../.." && pwd)"
+# shellcheck source=benchmarks/tools/wrk_common.sh
+. "$(dirname "$0")/wrk_common.sh"
 image=$(ls "$root"/weights/samples/"$dataset"/*.png | head -1)
 lua=$(mktemp --suffix=.lua)
-cat > "$lua" <<LUA
-local f = io.open("$image", "rb"); wrk.body = f:read("*a"); f:close()
-wrk.method = "POST"; wrk.headers["Content-Type"] = "image/png"
+{ post_image_lua "$image"; cat <<LUA
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
 function init(args) statuses = {} end
@@ -28,7 +28,8 @@ function done(summary, latency, requests)
                          summary.errors.read, summary.errors.write, summary.errors.timeout))
 end
 LUA
-port=$(python -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+} > "$lua"
+port=$(free_port)
 # shellcheck disable=SC2086
 zoo serve "$model" "$dataset" --port "$port" ${SERVE_ARGS:-} > /dev/null 2>&1 &
 server=$!

@@ -9,13 +9,12 @@
 set -euo pipefail
 model=${1:-resnet20} dataset=${2:-cifar10} duration=${3:-10}
 root="$(cd "$(dirname "$0")/../.." && pwd)"
+# shellcheck source=benchmarks/tools/wrk_common.sh
+. "$(dirname "$0")/wrk_common.sh"
 image=$(ls "$root"/weights/samples/"$dataset"/*.png | head -1)
 lua=$(mktemp --suffix=.lua)
-cat > "$lua" <<LUA
-local f = io.open("$image", "rb"); wrk.body = f:read("*a"); f:close()
-wrk.method = "POST"; wrk.headers["Content-Type"] = "image/png"
-LUA
-port=$(python -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+post_image_lua "$image" > "$lua"
+port=$(free_port)
 for setting in "batching:" "naive:--max-batch 1" ${EXTRA_SETTING:+"$EXTRA_SETTING"}; do
     label=${setting%%:*} extra=${setting#*:}
     # shellcheck disable=SC2086

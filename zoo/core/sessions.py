@@ -121,12 +121,21 @@ def cuda_device() -> str | None:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
-def _driver_device() -> str | None:
+def _cuda_driver():
+    """The CUDA driver's library, or None where the machine has no NVIDIA driver."""
     import ctypes
 
     try:
-        cuda = ctypes.CDLL("libcuda.so.1")
-    except OSError:  # no NVIDIA driver on this machine
+        return ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return None
+
+
+def _driver_device() -> str | None:
+    import ctypes
+
+    cuda = _cuda_driver()
+    if cuda is None:
         return None
     count, name = ctypes.c_int(0), ctypes.create_string_buffer(256)
     if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0 or count.value < 1:

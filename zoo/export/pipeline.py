@@ -161,8 +161,7 @@ def export(arch: str, dataset: str | DatasetSpec, *, weights=None, pretrained: b
             path, fig = _convert_and_gate(model, spec, src, Path(tmp), precision, opset, exporter, ev, data,
                                           o.calib_size, o.int8_max_drop, notes)
         fig["eval_set"] = f"{dataset} {ev.label}"
-        meta = _metadata(arch, spec, src, precision, exporter, opset, fig, image_input)
-        meta.update(params=num_params(model), macs=macs_per_image(model, spec.input_shape))  # per image, as it runs
+        meta = _metadata(arch, spec, src, precision, exporter, opset, fig, image_input, model)
         if tta != recipe_tta:  # what runs is not what the card measured
             meta.update(recipe={**meta["recipe"], "tta": tta}, train_top1=None, recipe_tta=recipe_tta)
         add_metadata(path, meta)
@@ -244,8 +243,10 @@ def _int8_and_gate(model, spec: DatasetSpec, src: Source, tmp: Path, fp32: Path,
 
 
 def _metadata(arch: str, spec: DatasetSpec, src: Source, precision: str, exporter: str, opset: int,
-              fig: dict, image_input: bool = False) -> dict:
-    """Everything a consumer of the file needs (classes, shape, normalization) and where it came from."""
+              fig: dict, image_input: bool = False, model=None) -> dict:
+    """Everything a consumer of the file needs (classes, shape, normalization) and where it came from; with the
+    model as exported, its parameters and MACs per image (test-time augmentation's passes included), which `zoo
+    bench --onnx` shows without torch."""
     if image_input:
         io = {"input_shape": ["batch", spec.size, spec.size, spec.channels], "layout": "NHWC", "input_dtype": "uint8",
               "output_name": ["logits", "probabilities"],
@@ -264,4 +265,5 @@ def _metadata(arch: str, spec: DatasetSpec, src: Source, precision: str, exporte
         "precision": precision, "exporter": exporter, "opset": opset, "export_revision": EXPORT_REVISION,
         "parity": fig, "zoo_version": __version__,
         "torch_version": torch.__version__, "onnx_version": onnx.__version__, "onnxruntime_version": ort.__version__,
+        **({"params": num_params(model), "macs": macs_per_image(model, spec.input_shape)} if model is not None else {}),
     }
