@@ -99,7 +99,7 @@ def bench_targets(arch: str | None = None, dataset: str | DatasetSpec | None = N
     if isinstance(dataset, DatasetSpec):
         dataset = get_dataset_spec(dataset, weights).name  # registered: the stages below find it by its name
     if onnx:
-        metas = [(f, exported_file(f)) for f in onnx]
+        metas = [(f, checked_onnx(f)) for f in onnx]
         for f, m in metas:
             if m.get("layout") == "NHWC":
                 raise ZooError(f"{f} is a self-contained image-input graph (uint8 pixels in); bench measures the "
@@ -120,7 +120,7 @@ def bench_targets(arch: str | None = None, dataset: str | DatasetSpec | None = N
     return targets
 
 
-def exported_file(path: str | Path) -> dict:
+def checked_onnx(path: str | Path) -> dict:
     """An exported file's metadata, checked: by onnx.checker, its graph's hash and its shapes where onnx is
     installed (zoo.export.check_onnx); in the light install, as zoo predict checks a file (onnxruntime loads it,
     its metadata is held to its graph). A folder dataset's spec in the file is registered by its name."""

@@ -100,7 +100,7 @@ class _Inputs:
     def __init__(self, spec: DatasetSpec, ev: EvalSet, batch: int):
         rng = np.random.default_rng(0)
         self.images = ev.normalized(spec) if ev.images is not None else None
-        self.labels = ev.labels if ev.labels is not None else None
+        self.labels = ev.labels
         self.x1 = self.images[:1] if self.images is not None else rng.standard_normal((1, *spec.input_shape),
                                                                                       np.float32)
         self.xb = (self.images[:batch] if self.images is not None and len(self.images) >= batch
